@@ -220,9 +220,8 @@ xm_jgen_kv_bool(struct xm_jgen *g, const char *key, bool v)
     xm_jgen_bool(g, v);
 }
 
-/* Re-emit a parsed value through the generator. */
-static void
-gen_value(struct xm_jgen *g, const xm_json *v)
+void
+xm_jgen_json(struct xm_jgen *g, const xm_json *v)
 {
     size_t i, n;
 
@@ -252,7 +251,7 @@ gen_value(struct xm_jgen *g, const xm_json *v)
         xm_jgen_array_open(g);
         n = xm_json_len(v);
         for (i = 0; i < n; i++)
-            gen_value(g, xm_json_at(v, i));
+            xm_jgen_json(g, xm_json_at(v, i));
         xm_jgen_array_close(g);
         break;
     case XM_JSON_OBJECT:
@@ -260,7 +259,7 @@ gen_value(struct xm_jgen *g, const xm_json *v)
         n = xm_json_len(v);
         for (i = 0; i < n; i++) {
             xm_jgen_key(g, xm_json_key_at(v, i));
-            gen_value(g, xm_json_value_at(v, i));
+            xm_jgen_json(g, xm_json_value_at(v, i));
         }
         xm_jgen_map_close(g);
         break;
@@ -280,7 +279,7 @@ xm_jgen_raw(struct xm_jgen *g, const char *json, size_t len)
         g->rc = rc;
         return;
     }
-    gen_value(g, doc);
+    xm_jgen_json(g, doc);
     xm_json_free(doc);
 }
 

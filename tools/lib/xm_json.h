@@ -36,6 +36,9 @@ void xm_jgen_kv_str(struct xm_jgen *g, const char *key, const char *s);
 void xm_jgen_kv_int(struct xm_jgen *g, const char *key, int64_t v);
 void xm_jgen_kv_uint(struct xm_jgen *g, const char *key, uint64_t v);
 void xm_jgen_kv_bool(struct xm_jgen *g, const char *key, bool v);
+/* Emit a parsed value (from xm_json_parse) as it is. */
+struct xm_json;
+void xm_jgen_json(struct xm_jgen *g, const struct xm_json *v);
 /* Splice an already-encoded JSON value (checked by parsing it). */
 void xm_jgen_raw(struct xm_jgen *g, const char *json, size_t len);
 /* XM_OK and the document (owned by g, valid until the next call on g),

@@ -1,0 +1,775 @@
+/*
+ * peer.c -- the agent-to-agent link (see peer.h).
+ *
+ * Each connection runs: connect (client side only) -> TLS handshake with
+ * the peer's certificate verified against the pool CA -> the hellos ->
+ * frames.  Today's one question is STATUS_REQ, answered with the agent's
+ * host block as JSON.  A status query opens one short-lived connection
+ * per peer and answers the agent once, when every peer has answered,
+ * failed or timed out.  Anything unexpected from a peer (a bad frame, a
+ * type we do not serve, a name that does not match its certificate)
+ * closes that connection and is logged once with the peer's name.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "peer.h"
+#include "xm_err.h"
+#include "xm_log.h"
+#include "xm_proto.h"
+#include "xm_tls.h"
+
+#define READ_CHUNK 16384
+#define OUT_MAX (2u * 1024 * 1024)
+
+enum conn_phase {
+    C_CONNECTING,
+    C_HANDSHAKE,
+    C_OPEN,
+};
+
+struct status_query;
+
+struct peer_conn {
+    struct peer_link *link;
+    struct peer_conn *next;
+    int fd;
+    bool client;
+    char name[XM_HOSTNAME_MAX + 1];  /* expected or verified peer */
+    enum conn_phase phase;
+    struct xm_tls_conn *tls;
+    struct xm_loop_fd *lfd;
+    struct xm_loop_timer *idle;
+    struct xm_buf out;
+    struct xm_dec dec;
+    bool hello_seen;
+    short tls_wants;
+    bool dead;
+    struct status_query *query;      /* client: the query it answers */
+    unsigned slot;
+};
+
+struct query_slot {
+    char name[XM_HOSTNAME_MAX + 1];
+    int rc;                          /* XM_ERR_BUSY while pending */
+    char error[200];
+    xm_json *doc;
+};
+
+struct status_query {
+    struct peer_link *link;
+    agent_peer_status_fn *done;
+    void *arg;
+    unsigned n, pending;
+    struct query_slot *slots;
+    struct xm_loop_timer *timer;
+    struct status_query *next;
+};
+
+struct peer_link {
+    const struct xm_config *cfg;
+    struct xm_loop *loop;
+    struct agent *agent;
+    struct xm_tls_ctx *tls;
+    char tls_error[256];
+    int listen_fd;
+    int port;
+    struct xm_loop_fd *listen_lfd;
+    struct peer_conn *conns;
+    struct status_query *queries;
+};
+
+static void conn_close(struct peer_conn *c);
+static void conn_pump(struct peer_conn *c);
+static void query_slot_done(struct status_query *q, unsigned slot, int rc,
+                            const char *error, xm_json *doc);
+
+/* ---- connections ---- */
+
+static void
+conn_update_events(struct peer_conn *c)
+{
+    short ev = POLLIN;
+
+    if (c->phase == C_CONNECTING || c->out.len > 0 ||
+        (c->tls_wants & POLLOUT))
+        ev |= POLLOUT;
+    xm_loop_fd_events(c->lfd, ev);
+}
+
+/* A client connection ended without an answer: tell its query. */
+static void
+conn_fail(struct peer_conn *c, int rc, const char *why)
+{
+    if (c->query) {
+        query_slot_done(c->query, c->slot, rc, why, NULL);
+        c->query = NULL;
+    } else if (why) {
+        xm_log_warn("peer %s: %s", c->name[0] ? c->name : "(unverified)",
+                    why);
+    }
+    conn_close(c);
+}
+
+static void
+on_idle(void *arg)
+{
+    struct peer_conn *c = arg;
+
+    c->idle = NULL;             /* fired: gone */
+    conn_fail(c, XM_ERR_TIMEOUT, "timed out");
+}
+
+static void
+conn_close(struct peer_conn *c)
+{
+    struct peer_link *link = c->link;
+
+    if (c->dead)
+        return;
+    c->dead = true;
+    for (struct peer_conn **pp = &link->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    xm_loop_del_fd(link->loop, c->lfd);
+    xm_loop_cancel_timer(link->loop, c->idle);
+    xm_tls_conn_free(c->tls);
+    if (c->fd >= 0)
+        close(c->fd);
+    xm_buf_dispose(&c->out);
+    xm_dec_dispose(&c->dec);
+    free(c);
+}
+
+static void
+on_conn_ready(void *arg, int fd, short revents)
+{
+    struct peer_conn *c = arg;
+
+    (void)fd;
+    if (c->phase == C_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+
+        if (!(revents & (POLLOUT | POLLERR | POLLHUP)))
+            return;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err) {
+            char why[160];
+            snprintf(why, sizeof(why), "cannot connect: %s", strerror(err));
+            conn_fail(c, XM_ERR_IO, why);
+            return;
+        }
+        c->phase = C_HANDSHAKE;
+    }
+    conn_pump(c);
+}
+
+static struct peer_conn *
+conn_new(struct peer_link *link, int fd, bool client, const char *name,
+         int64_t timeout_ms)
+{
+    struct peer_conn *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->link = link;
+    c->fd = fd;
+    c->client = client;
+    if (name)
+        snprintf(c->name, sizeof(c->name), "%s", name);
+    xm_buf_init(&c->out, OUT_MAX);
+    xm_dec_init(&c->dec, XM_PROTO_FEATURES);
+    if (xm_loop_add_fd(link->loop, fd, POLLIN | POLLOUT, on_conn_ready, c,
+                       &c->lfd) ||
+        xm_loop_add_timer(link->loop, timeout_ms, on_idle, c, &c->idle)) {
+        xm_loop_del_fd(link->loop, c->lfd);
+        xm_buf_dispose(&c->out);
+        xm_dec_dispose(&c->dec);
+        free(c);
+        return NULL;
+    }
+    c->next = link->conns;
+    link->conns = c;
+    return c;
+}
+
+/* The TLS session is up: the peer's certificate was verified. */
+static int
+conn_opened(struct peer_conn *c)
+{
+    const char *certname = xm_tls_peer_name(c->tls);
+
+    if (!c->client) {
+        if (!certname || !xm_config_peer(c->link->cfg, certname)) {
+            xm_log_warn("refusing a connection from '%s': not a peer of "
+                        "this host", certname ? certname : "?");
+            return XM_ERR_PERM;
+        }
+        snprintf(c->name, sizeof(c->name), "%s", certname);
+    }
+    xm_log_debug("peer %s: TLS up (%s)", c->name,
+                 xm_tls_cipher_name(c->tls) ? xm_tls_cipher_name(c->tls)
+                                            : "?");
+    return xm_enc_hello(&c->out, c->link->cfg->host_name,
+                        XM_PROTO_FEATURES);
+}
+
+static int
+send_status(struct peer_conn *c, uint32_t id)
+{
+    struct xm_jgen *g = xm_jgen_new(false);
+    const char *text;
+    size_t len;
+    int rc;
+
+    if (!g)
+        return XM_ERR_NOMEM;
+    rc = c->link->agent ? agent_host_status(c->link->agent, g)
+                        : XM_ERR_STATE;
+    if (!rc)
+        rc = xm_jgen_finish(g, &text, &len);
+    if (!rc)
+        rc = xm_enc_frame(&c->out, c->dec.features, XM_MSG_STATUS_RESP, 0,
+                          id, text, len);
+    else
+        rc = xm_enc_error(&c->out, XM_MSG_ERROR, id, rc,
+                          "cannot read this host's state");
+    xm_jgen_free(g);
+    return rc;
+}
+
+/* One frame from the peer.  XM_OK to go on; an error closes. */
+static int
+conn_frame(struct peer_conn *c, const struct xm_frame *f)
+{
+    char text[XM_PROTO_TEXT_MAX + 1], err[160];
+    int32_t code;
+    xm_json *doc = NULL;
+
+    if (!c->hello_seen) {
+        if (f->type != XM_MSG_HELLO)
+            return XM_ERR_PROTO;
+        if (strcmp(c->dec.peer.host, c->name) != 0) {
+            xm_log_warn("peer %s: its hello says it is '%s'", c->name,
+                        c->dec.peer.host);
+            return XM_ERR_PERM;
+        }
+        c->hello_seen = true;
+        if (c->client)
+            return xm_enc_frame(&c->out, c->dec.features,
+                                XM_MSG_STATUS_REQ, 0, 1, NULL, 0);
+        return XM_OK;
+    }
+    switch (f->type) {
+    case XM_MSG_STATUS_REQ:
+        if (c->client)
+            return XM_ERR_PROTO;
+        return send_status(c, f->id);
+    case XM_MSG_STATUS_RESP:
+        if (!c->client || !c->query)
+            return XM_ERR_PROTO;
+        if (xm_json_parse((const char *)f->payload, f->len, &doc, err,
+                          sizeof(err)) != XM_OK ||
+            xm_json_type(doc) != XM_JSON_OBJECT) {
+            xm_json_free(doc);
+            query_slot_done(c->query, c->slot, XM_ERR_PROTO,
+                            "sent a malformed status", NULL);
+        } else {
+            query_slot_done(c->query, c->slot, XM_OK, NULL, doc);
+        }
+        c->query = NULL;
+        return XM_ERR_CANCELLED;    /* done: close quietly */
+    case XM_MSG_ERROR:
+        if (xm_frame_error(f, &code, text, sizeof(text)) != XM_OK)
+            return XM_ERR_PROTO;
+        if (c->query) {
+            query_slot_done(c->query, c->slot, code ? code : XM_ERR_PROTO,
+                            text, NULL);
+            c->query = NULL;
+        }
+        return XM_ERR_CANCELLED;
+    default:
+        /* a type this agent does not serve (yet): say so, then close */
+        xm_enc_error(&c->out, XM_MSG_ERROR, f->id, XM_ERR_UNSUPPORTED,
+                     "message type not served by this agent");
+        return XM_OK;
+    }
+}
+
+static int
+conn_read(struct peer_conn *c)
+{
+    uint8_t buf[READ_CHUNK];
+    struct xm_frame f;
+    size_t got;
+    short ev;
+    int rc;
+
+    for (;;) {
+        rc = xm_tls_read(c->tls, buf, sizeof(buf), &got, &ev);
+        if (rc == XM_ERR_BUSY) {
+            c->tls_wants |= ev;
+            return XM_OK;
+        }
+        if (rc)
+            return rc;
+        if (got == 0)
+            return XM_ERR_IO;       /* closed by the peer */
+        rc = xm_dec_feed(&c->dec, buf, got);
+        if (rc)
+            return rc;
+        while ((rc = xm_dec_next(&c->dec, &f)) == XM_OK) {
+            rc = conn_frame(c, &f);
+            if (rc)
+                return rc;
+        }
+        if (rc != XM_ERR_BUSY) {
+            xm_log_warn("peer %s: %s", c->name[0] ? c->name : "?",
+                        xm_dec_error(&c->dec));
+            return rc;
+        }
+    }
+}
+
+static int
+conn_write(struct peer_conn *c)
+{
+    size_t put;
+    short ev;
+    int rc;
+
+    while (c->out.len > 0) {
+        rc = xm_tls_write(c->tls, c->out.data, c->out.len, &put, &ev);
+        if (rc == XM_ERR_BUSY) {
+            c->tls_wants |= ev;
+            return XM_OK;
+        }
+        if (rc)
+            return rc;
+        xm_buf_consume(&c->out, put);
+    }
+    return XM_OK;
+}
+
+static void
+conn_pump(struct peer_conn *c)
+{
+    short ev = 0;
+    int rc;
+
+    c->tls_wants = 0;
+    if (c->phase == C_HANDSHAKE) {
+        rc = xm_tls_handshake(c->tls, &ev);
+        if (rc == XM_ERR_BUSY) {
+            c->tls_wants = ev;
+            conn_update_events(c);
+            return;
+        }
+        if (rc) {
+            char why[300];
+            snprintf(why, sizeof(why), "TLS handshake failed: %s",
+                     xm_tls_conn_error(c->tls));
+            conn_fail(c, XM_ERR_TLS, why);
+            return;
+        }
+        c->phase = C_OPEN;
+        rc = conn_opened(c);
+        if (rc) {
+            conn_fail(c, rc, "refused");
+            return;
+        }
+    }
+    rc = conn_write(c);
+    if (!rc)
+        rc = conn_read(c);
+    if (!rc)
+        rc = conn_write(c);         /* answers produced by the read */
+    if (rc == XM_ERR_CANCELLED) {
+        conn_close(c);
+        return;
+    }
+    if (rc) {
+        conn_fail(c, rc, rc == XM_ERR_IO ? "connection closed"
+                                         : xm_strerror(rc));
+        return;
+    }
+    conn_update_events(c);
+}
+
+/* ---- listening ---- */
+
+static void
+on_accept(void *arg, int fd, short revents)
+{
+    struct peer_link *link = arg;
+    struct peer_conn *c;
+    int cfd;
+
+    (void)revents;
+    cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0)
+        return;
+    c = conn_new(link, cfd, false, NULL, PEER_IDLE_TIMEOUT_MS);
+    if (!c) {
+        close(cfd);
+        return;
+    }
+    if (xm_tls_conn_new_server(link->tls, cfd, NULL, &c->tls) != XM_OK) {
+        conn_close(c);
+        return;
+    }
+    c->phase = C_HANDSHAKE;
+    conn_pump(c);
+}
+
+static int
+resolve(const char *address, int port, struct addrinfo **ai_r)
+{
+    struct addrinfo hints = { 0 };
+    char portstr[8];
+
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    return getaddrinfo(address, portstr, &hints, ai_r) ? XM_ERR_INVAL
+                                                       : XM_OK;
+}
+
+static int
+start_listening(struct peer_link *link)
+{
+    const struct xm_config *cfg = link->cfg;
+    struct addrinfo *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int fd = -1, one = 1, rc;
+
+    rc = resolve(cfg->listen_address, cfg->listen_port, &ai);
+    if (rc) {
+        xm_log_err("listen_address '%s' is not a numeric address",
+                   cfg->listen_address);
+        return rc;
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+                SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = XM_ERR_IO;
+        goto out;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 16) < 0) {
+        xm_log_err("cannot listen on %s port %u: %s", cfg->listen_address,
+                   cfg->listen_port, strerror(errno));
+        rc = XM_ERR_IO;
+        goto out;
+    }
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        link->port = ntohs(ss.ss_family == AF_INET6
+                           ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                           : ((struct sockaddr_in *)&ss)->sin_port);
+    rc = xm_loop_add_fd(link->loop, fd, POLLIN, on_accept, link,
+                        &link->listen_lfd);
+    if (rc)
+        goto out;
+    link->listen_fd = fd;
+    fd = -1;                    /* the link owns it */
+    xm_log_info("listening for peers on %s port %d", cfg->listen_address,
+                link->port);
+out:
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return rc;
+}
+
+/* ---- status queries ---- */
+
+static void
+query_finish(struct status_query *q)
+{
+    struct peer_link *link = q->link;
+    struct agent_peer_status *st = calloc(q->n ? q->n : 1, sizeof(*st));
+
+    for (struct status_query **pp = &link->queries; *pp;
+         pp = &(*pp)->next) {
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+    }
+    xm_loop_cancel_timer(link->loop, q->timer);
+    for (unsigned i = 0; st && i < q->n; i++) {
+        st[i].name = q->slots[i].name;
+        st[i].rc = q->slots[i].rc;
+        st[i].error = q->slots[i].error[0] ? q->slots[i].error : NULL;
+        st[i].status = q->slots[i].doc;
+    }
+    if (st)
+        q->done(q->arg, st, q->n);
+    else
+        q->done(q->arg, NULL, 0);
+    for (unsigned i = 0; i < q->n; i++)
+        xm_json_free(q->slots[i].doc);
+    free(st);
+    free(q->slots);
+    free(q);
+}
+
+static void
+query_slot_done(struct status_query *q, unsigned slot, int rc,
+                const char *error, xm_json *doc)
+{
+    struct query_slot *s = &q->slots[slot];
+
+    if (s->rc != XM_ERR_BUSY) {
+        xm_json_free(doc);
+        return;
+    }
+    s->rc = rc;
+    s->doc = doc;
+    if (error)
+        snprintf(s->error, sizeof(s->error), "%s", error);
+    if (rc)
+        xm_log_warn("peer %s: %s", s->name, error ? error
+                                                  : xm_strerror(rc));
+    if (--q->pending == 0)
+        query_finish(q);
+}
+
+static void
+on_query_timeout(void *arg)
+{
+    struct status_query *q = arg;
+
+    q->timer = NULL;            /* fired: gone */
+    for (struct peer_conn *c = q->link->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->query == q) {
+            c->query = NULL;
+            conn_close(c);
+        }
+    }
+    for (unsigned i = 0; i < q->n; i++) {
+        struct query_slot *s = &q->slots[i];
+        if (s->rc != XM_ERR_BUSY)
+            continue;
+        s->rc = XM_ERR_TIMEOUT;
+        snprintf(s->error, sizeof(s->error),
+                 "did not answer within %d s", PEER_QUERY_TIMEOUT_MS / 1000);
+        xm_log_warn("peer %s: %s", s->name, s->error);
+    }
+    q->pending = 0;
+    query_finish(q);
+}
+
+/* Open the connection that asks one peer. */
+static void
+query_start_one(struct status_query *q, unsigned slot)
+{
+    struct peer_link *link = q->link;
+    const struct xm_peer_cfg *peer = xm_config_peer(link->cfg,
+                                                    q->slots[slot].name);
+    struct addrinfo *ai = NULL;
+    struct peer_conn *c;
+    char why[200];
+    int fd = -1, r;
+
+    if (!peer) {
+        query_slot_done(q, slot, XM_ERR_NOTFOUND,
+                        "not a peer of this host", NULL);
+        return;
+    }
+    if (!link->tls) {
+        query_slot_done(q, slot, XM_ERR_CONFIG, link->tls_error, NULL);
+        return;
+    }
+    if (resolve(peer->address, peer->port, &ai) != XM_OK) {
+        query_slot_done(q, slot, XM_ERR_CONFIG,
+                        "its address is not numeric", NULL);
+        return;
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+                SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail_errno;
+    r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (r < 0 && errno != EINPROGRESS)
+        goto fail_errno;
+    freeaddrinfo(ai);
+    ai = NULL;
+    c = conn_new(link, fd, true, peer->name, PEER_QUERY_TIMEOUT_MS);
+    if (!c) {
+        close(fd);
+        query_slot_done(q, slot, XM_ERR_NOMEM, NULL, NULL);
+        return;
+    }
+    fd = -1;                    /* the connection owns it */
+    c->query = q;
+    c->slot = slot;
+    if (xm_tls_conn_new_client(link->tls, c->fd, peer->name, &c->tls)) {
+        conn_fail(c, XM_ERR_TLS, "cannot set up TLS");
+        return;
+    }
+    c->phase = C_CONNECTING;
+    conn_update_events(c);
+    return;
+
+fail_errno:
+    snprintf(why, sizeof(why), "cannot connect to %s port %u: %s",
+             peer->address, peer->port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    query_slot_done(q, slot, XM_ERR_IO, why, NULL);
+}
+
+static int
+query_status(void *ctx, const char *const *names, unsigned n,
+             agent_peer_status_fn *done, void *arg)
+{
+    struct peer_link *link = ctx;
+    struct status_query *q;
+    int rc;
+
+    if (n == 0 || n > XM_PEERS_MAX)
+        return XM_ERR_INVAL;
+    q = calloc(1, sizeof(*q));
+    if (!q)
+        return XM_ERR_NOMEM;
+    q->slots = calloc(n, sizeof(*q->slots));
+    if (!q->slots) {
+        free(q);
+        return XM_ERR_NOMEM;
+    }
+    q->link = link;
+    q->done = done;
+    q->arg = arg;
+    q->n = n;
+    q->pending = n;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(q->slots[i].name, sizeof(q->slots[i].name), "%s",
+                 names[i]);
+        q->slots[i].rc = XM_ERR_BUSY;
+    }
+    rc = xm_loop_add_timer(link->loop, PEER_QUERY_TIMEOUT_MS,
+                           on_query_timeout, q, &q->timer);
+    if (rc) {
+        free(q->slots);
+        free(q);
+        return rc;
+    }
+    q->next = link->queries;
+    link->queries = q;
+    /* Slots may complete at once (no TLS, unknown peer); the query is
+     * answered and freed only when its last slot completes, which is
+     * at the earliest the last call here: n is a local for that. */
+    for (unsigned i = 0; i < n; i++)
+        query_start_one(q, i);
+    return XM_OK;
+}
+
+static const struct agent_peer_ops peer_ops = {
+    .query_status = query_status,
+};
+
+/* ---- the link ---- */
+
+int
+peer_link_new(const struct xm_config *cfg, struct xm_loop *loop,
+              struct peer_link **link_r)
+{
+    struct peer_link *link = calloc(1, sizeof(*link));
+
+    if (!link)
+        return XM_ERR_NOMEM;
+    link->cfg = cfg;
+    link->loop = loop;
+    link->listen_fd = -1;
+    snprintf(link->tls_error, sizeof(link->tls_error),
+             "TLS is not configured (tls_ca, tls_cert, tls_key): peers "
+             "are not contacted");
+    *link_r = link;
+    return XM_OK;
+}
+
+void
+peer_link_set_agent(struct peer_link *link, struct agent *agent)
+{
+    link->agent = agent;
+}
+
+int
+peer_link_start(struct peer_link *link)
+{
+    const struct xm_config *cfg = link->cfg;
+    char err[256];
+    int rc;
+
+    if (!cfg->tls_ca) {
+        xm_log_warn("%s", link->tls_error);
+        return XM_OK;
+    }
+    rc = xm_tls_ctx_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key,
+                        XM_TLS_CIPHERS_AUTO, &link->tls, err, sizeof(err));
+    if (rc) {
+        xm_log_err("TLS: %s", err);
+        return rc;
+    }
+    return start_listening(link);
+}
+
+struct agent_peers
+peer_link_ops(struct peer_link *link)
+{
+    struct agent_peers p = { &peer_ops, link };
+    return p;
+}
+
+int
+peer_link_port(const struct peer_link *link)
+{
+    return link->port;
+}
+
+void
+peer_link_free(struct peer_link *link)
+{
+    if (!link)
+        return;
+    while (link->conns) {
+        struct peer_conn *c = link->conns;
+        if (c->query) {
+            query_slot_done(c->query, c->slot, XM_ERR_CANCELLED,
+                            "the agent is stopping", NULL);
+            c->query = NULL;
+        }
+        conn_close(c);
+    }
+    while (link->queries) {
+        struct status_query *q = link->queries;
+        for (unsigned i = 0; i < q->n; i++)
+            if (q->slots[i].rc == XM_ERR_BUSY)
+                q->slots[i].rc = XM_ERR_CANCELLED;
+        q->pending = 0;
+        query_finish(q);
+    }
+    xm_loop_del_fd(link->loop, link->listen_lfd);
+    if (link->listen_fd >= 0)
+        close(link->listen_fd);
+    xm_tls_ctx_free(link->tls);
+    free(link);
+}
