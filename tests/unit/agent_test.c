@@ -1,3 +1,574 @@
-/* placeholder: being written */
+/*
+ * agent_test.c -- xenmaintd's request handling against the doubles: the
+ * in-process xenstore (with a guest connection to check permissions),
+ * the fake hypervisor, a fake peer transport and a fake clock.  Covers
+ * start-up order, status, the drain plan, refusals of malformed
+ * requests, fault injection in the hypervisor and xenstore, and the
+ * cleanup of finished jobs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "clock_fake.h"
 #include "harness.h"
-CU_SuiteInfo xm_test_suites[] = { CU_SUITE_INFO_NULL };
+#include "hv_fake.h"
+#include "loop.h"
+#include "xm_err.h"
+#include "xm_json.h"
+#include "xm_log.h"
+#include "xm_xs_big.h"
+#include "xs_fake.h"
+
+#define MIB 1024ull
+
+/* ---- a fake peer transport: answers when the test says so ---- */
+
+struct fake_peers {
+    unsigned queries;
+    const char *names[8];
+    unsigned n;
+    agent_peer_status_fn *done;
+    void *arg;
+    const char *b_status;       /* JSON B answers, or NULL: unreachable */
+};
+
+static int
+fake_query(void *ctx, const char *const *names, unsigned n,
+           agent_peer_status_fn *done, void *arg)
+{
+    struct fake_peers *p = ctx;
+
+    p->queries++;
+    p->n = n < 8 ? n : 8;
+    for (unsigned i = 0; i < p->n; i++)
+        p->names[i] = names[i];
+    p->done = done;
+    p->arg = arg;
+    return XM_OK;
+}
+
+static const struct agent_peer_ops fake_peer_ops = { fake_query };
+
+/* ---- fixture ---- */
+
+static struct xs_fake *store;
+static struct xm_xs xs_agent, xs_client, xs_guest;
+static struct hv_fake *hv;
+static struct xm_hv hv_conn;
+static struct clock_fake clk;
+static struct xm_clock clock;
+static struct xm_loop *loop;
+static struct xm_config cfg;
+static struct fake_peers peers;
+static struct agent *agent;
+static char last_write[XM_XS_PATH_MAX];
+
+static void
+on_write(void *arg, const char *path, const char *value, size_t len)
+{
+    (void)arg;
+    (void)value;
+    (void)len;
+    snprintf(last_write, sizeof(last_write), "%s", path);
+}
+
+static void
+add_guest(const char *name, uint64_t mem_kib, unsigned flags)
+{
+    struct xm_domain d;
+
+    memset(&d, 0, sizeof(d));
+    snprintf(d.name, sizeof(d.name), "%s", name);
+    d.mem_kib = mem_kib;
+    d.cur_mem_kib = mem_kib;
+    d.vcpus = 1;
+    snprintf(d.cpupool, sizeof(d.cpupool), "Pool-0");
+    d.flags = flags;
+    CU_ASSERT_EQUAL_FATAL(hv_fake_add_domain(hv, &d), XM_OK);
+}
+
+static void
+setup(void)
+{
+    struct xm_hostinfo hi;
+    struct agent_deps deps;
+    char err[128];
+    static const char conf[] =
+        "host_name = \"A\"\n"
+        "peers = [ \"B=192.0.2.2:7474\", \"C=192.0.2.3:7474\" ]\n"
+        "state_dir = \"/nonexistent/xenmaint-test\"\n"
+        "jobs_kept = 2\n";
+
+    xm_log_open("agent_test", true, XM_LOG_ERR);
+    memset(&peers, 0, sizeof(peers));
+    last_write[0] = '\0';
+    store = xs_fake_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(store);
+    CU_ASSERT_EQUAL_FATAL(xs_fake_connect(store, 0, &xs_agent), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(xs_fake_connect(store, 0, &xs_client), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(xs_fake_connect(store, 5, &xs_guest), XM_OK);
+    xs_fake_on_write(store, on_write, NULL);
+
+    hv = hv_fake_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hv);
+    memset(&hi, 0, sizeof(hi));
+    hi.total_kib = 4096 * MIB;
+    hi.free_kib = 2048 * MIB;
+    hi.nr_cpus = 2;
+    snprintf(hi.xen_version, sizeof(hi.xen_version), "4.17.5");
+    hi.build_id_len = 4;
+    memcpy(hi.build_id, "\xde\xad\xbe\xef", 4);
+    hv_fake_set_hostinfo(hv, &hi);
+    CU_ASSERT_EQUAL_FATAL(hv_fake_connect(hv, &hv_conn), XM_OK);
+    add_guest("g1", 128 * MIB, 0);
+    add_guest("g2", 256 * MIB, XM_DOM_PCI);
+
+    clock_fake_init(&clk, 1000, 1700000000);
+    clock_fake_as_clock(&clk, &clock);
+    loop = xm_loop_new(&clock);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    CU_ASSERT_EQUAL_FATAL(xm_config_load_data("t.conf", conf,
+                                              sizeof(conf) - 1, &cfg, err,
+                                              sizeof(err)), XM_OK);
+    memset(&deps, 0, sizeof(deps));
+    deps.cfg = &cfg;
+    deps.xs = &xs_agent;
+    deps.hv = &hv_conn;
+    deps.clock = &clock;
+    deps.loop = loop;
+    deps.peers.ops = &fake_peer_ops;
+    deps.peers.ctx = &peers;
+    deps.pid = 4242;
+    CU_ASSERT_EQUAL_FATAL(agent_new(&deps, &agent), XM_OK);
+}
+
+static void
+teardown(void)
+{
+    agent_stop(agent);
+    agent_free(agent);
+    agent = NULL;
+    xm_loop_free(loop);
+    xm_config_dispose(&cfg);
+    xm_hv_close(&hv_conn);
+    hv_fake_free(hv);
+    xm_xs_close(&xs_agent);
+    xm_xs_close(&xs_client);
+    xm_xs_close(&xs_guest);
+    xs_fake_free(store);
+}
+
+static void
+pump(void)
+{
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL(xm_loop_run_once(loop, 0, NULL), XM_OK);
+}
+
+static void
+submit(const char *id, const char *json)
+{
+    char path[XM_XS_PATH_MAX];
+
+    snprintf(path, sizeof(path), "/tool/xenmaint/request/%s", id);
+    CU_ASSERT_EQUAL_FATAL(xm_xs_write_str(&xs_client, XM_XS_NO_TXN, path,
+                                          json), XM_OK);
+    pump();
+}
+
+/* The job's state, or "" when it has none. */
+static char *
+job_key(const char *id, const char *key)
+{
+    char path[XM_XS_PATH_MAX];
+    char *v = NULL;
+
+    snprintf(path, sizeof(path), "/tool/xenmaint/job/%s/%s", id, key);
+    if (xm_xs_read_big(&xs_client, XM_XS_NO_TXN, path, &v, NULL) != XM_OK)
+        return strdup("");
+    return v;
+}
+
+static xm_json *
+job_result(const char *id)
+{
+    char *text = job_key(id, "result");
+    xm_json *doc = NULL;
+
+    xm_json_parse(text, strlen(text), &doc, NULL, 0);
+    free(text);
+    return doc;
+}
+
+static void
+assert_job(const char *id, const char *state)
+{
+    char *s = job_key(id, "state");
+    if (strcmp(s, state) != 0) {
+        char *e = job_key(id, "error");
+        fprintf(stderr, "\n  job %s: state '%s' (wanted %s), error '%s'\n",
+                id, s, state, e);
+        free(e);
+    }
+    CU_ASSERT_STRING_EQUAL(s, state);
+    free(s);
+}
+
+static void
+answer_peers(void)
+{
+    struct agent_peer_status st[8];
+    xm_json *docs[8] = { 0 };
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(peers.done);
+    for (unsigned i = 0; i < peers.n; i++) {
+        st[i].name = peers.names[i];
+        st[i].status = NULL;
+        if (strcmp(peers.names[i], "B") == 0 && peers.b_status) {
+            CU_ASSERT_EQUAL(xm_json_parse(peers.b_status,
+                                          strlen(peers.b_status), &docs[i],
+                                          NULL, 0), XM_OK);
+            st[i].rc = XM_OK;
+            st[i].error = NULL;
+            st[i].status = docs[i];
+        } else {
+            st[i].rc = XM_ERR_TIMEOUT;
+            st[i].error = "did not answer in time";
+        }
+    }
+    peers.done(peers.arg, st, peers.n);
+    peers.done = NULL;
+    for (unsigned i = 0; i < peers.n; i++)
+        xm_json_free(docs[i]);
+}
+
+/* ---- tests ---- */
+
+static void
+test_start_publishes_and_pid_last(void)
+{
+    char *v = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    CU_ASSERT_STRING_EQUAL(last_write, "/tool/xenmaint/agent/pid");
+    CU_ASSERT_EQUAL(xs_fake_peek(store, "/tool/xenmaint/agent/pid", &v),
+                    XM_OK);
+    CU_ASSERT_STRING_EQUAL(v, "4242");
+    free(v);
+    CU_ASSERT_EQUAL(xs_fake_peek(store, "/tool/xenmaint/host/state", &v),
+                    XM_OK);
+    CU_ASSERT_STRING_EQUAL(v, "active");
+    free(v);
+    CU_ASSERT_EQUAL(xs_fake_peek(store, "/tool/xenmaint/host/build-id",
+                                 &v), XM_OK);
+    CU_ASSERT_STRING_EQUAL(v, "deadbeef");
+    free(v);
+    agent_stop(agent);
+    CU_ASSERT_EQUAL(xs_fake_peek(store, "/tool/xenmaint/agent/pid", &v),
+                    XM_ERR_NOTFOUND);
+}
+
+static void
+test_guest_cannot_read_the_tree(void)
+{
+    char *v = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    CU_ASSERT_NOT_EQUAL(xm_xs_read(&xs_guest, XM_XS_NO_TXN,
+                                   "/tool/xenmaint/host/state", &v), XM_OK);
+    CU_ASSERT_NOT_EQUAL(xm_xs_write_str(&xs_guest, XM_XS_NO_TXN,
+                                        "/tool/xenmaint/request/x",
+                                        "{}"), XM_OK);
+    free(v);
+}
+
+static void
+test_status(void)
+{
+    xm_json *doc;
+    const xm_json *hosts, *self, *guests;
+    const char *s;
+    char *v = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    peers.b_status = "{\"name\":\"B\",\"state\":\"active\",\"free_kib\":1,"
+                     "\"nr_cpus\":2,\"guests\":[]}";
+    submit("s1", "{\"version\":1,\"op\":\"status\"}");
+    /* the request is taken once */
+    CU_ASSERT_EQUAL(xs_fake_peek(store, "/tool/xenmaint/request/s1", &v),
+                    XM_ERR_NOTFOUND);
+    assert_job("s1", "running");
+    CU_ASSERT_EQUAL(peers.queries, 1);
+    CU_ASSERT_EQUAL(peers.n, 2);
+    answer_peers();
+    assert_job("s1", "done");
+    doc = job_result("s1");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    hosts = xm_json_get(doc, "hosts");
+    CU_ASSERT_EQUAL_FATAL(xm_json_len(hosts), 3);
+    self = xm_json_at(hosts, 0);
+    CU_ASSERT_EQUAL(xm_json_get_str(self, "name", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "A");
+    guests = xm_json_get(self, "guests");
+    CU_ASSERT_EQUAL(xm_json_len(guests), 2);
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(guests, 0), "name", &s),
+                    XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "g1");
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(hosts, 1), "name", &s),
+                    XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "B");
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(hosts, 2), "error", &s),
+                    XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "did not answer in time");
+    xm_json_free(doc);
+}
+
+static void
+test_drain_plan(void)
+{
+    xm_json *doc;
+    const xm_json *moves, *blocked, *targets;
+    const char *s;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
+                     "\"free_kib\":1048576,\"nr_cpus\":2,\"guests\":[]}";
+    submit("d1", "{\"version\":1,\"op\":\"drain\",\"dry_run\":true}");
+    answer_peers();
+    assert_job("d1", "done");
+    doc = job_result("d1");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    moves = xm_json_get(doc, "moves");
+    blocked = xm_json_get(doc, "blocked");
+    targets = xm_json_get(doc, "targets");
+    CU_ASSERT_EQUAL_FATAL(xm_json_len(moves), 1);
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(moves, 0), "guest", &s),
+                    XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "g1");
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(moves, 0), "to", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "B");
+    CU_ASSERT_EQUAL_FATAL(xm_json_len(blocked), 1);
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(blocked, 0), "guest", &s),
+                    XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "g2");
+    CU_ASSERT_EQUAL(xm_json_as_str(xm_json_at(xm_json_get(
+                        xm_json_at(blocked, 0), "reasons"), 0), &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "pci-passthrough");
+    CU_ASSERT_EQUAL(xm_json_len(targets), 2);
+    xm_json_free(doc);
+}
+
+static void
+test_drain_plan_no_room(void)
+{
+    xm_json *doc;
+    const xm_json *blocked;
+    const char *s;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    /* B has 64 MiB free: g1 (128 MiB) cannot go anywhere */
+    peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
+                     "\"free_kib\":65536,\"nr_cpus\":2,\"guests\":[]}";
+    submit("d2", "{\"version\":1,\"op\":\"drain\",\"dry_run\":true,"
+                 "\"to\":[\"B\"]}");
+    CU_ASSERT_EQUAL(peers.n, 1);
+    answer_peers();
+    assert_job("d2", "done");
+    doc = job_result("d2");
+    blocked = xm_json_get(doc, "blocked");
+    CU_ASSERT_EQUAL_FATAL(xm_json_len(blocked), 2);
+    CU_ASSERT_EQUAL(xm_json_as_str(xm_json_at(xm_json_get(
+                        xm_json_at(blocked, 0), "reasons"), 0), &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "no-memory");
+    xm_json_free(doc);
+}
+
+static void
+test_drain_cordoned_target(void)
+{
+    xm_json *doc;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    peers.b_status = "{\"name\":\"B\",\"state\":\"drained\","
+                     "\"free_kib\":1048576,\"nr_cpus\":2,\"guests\":[]}";
+    submit("d3", "{\"version\":1,\"op\":\"drain\",\"dry_run\":true}");
+    answer_peers();
+    doc = job_result("d3");
+    CU_ASSERT_EQUAL(xm_json_len(xm_json_get(doc, "moves")), 0);
+    CU_ASSERT_EQUAL(xm_json_len(xm_json_get(doc, "blocked")), 2);
+    xm_json_free(doc);
+}
+
+static void
+test_drain_unknown_target(void)
+{
+    char *e;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    submit("d4", "{\"version\":1,\"op\":\"drain\",\"dry_run\":true,"
+                 "\"to\":[\"Z\"]}");
+    assert_job("d4", "failed");
+    e = job_key("d4", "error");
+    CU_ASSERT_PTR_NOT_NULL(strstr(e, "'Z'"));
+    free(e);
+    CU_ASSERT_EQUAL(peers.queries, 0);
+}
+
+static void
+test_drain_for_real_is_refused_honestly(void)
+{
+    xm_json *doc;
+    const char *s;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    submit("d5", "{\"version\":1,\"op\":\"drain\"}");
+    assert_job("d5", "failed");
+    doc = job_result("d5");
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_get(doc, "error"), "code", &s),
+                    XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "unsupported");
+    xm_json_free(doc);
+}
+
+static void
+test_malformed_requests(void)
+{
+    static const char *const bad[] = {
+        "not json", "{\"version\":1}", "{\"version\":1,\"op\":\"format\"}",
+        "{\"version\":1,\"op\":\"status\",\"evil\":1}", "[]", "",
+    };
+    char id[16];
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        char *e;
+        snprintf(id, sizeof(id), "bad%u", i);
+        submit(id, bad[i]);
+        assert_job(id, "failed");
+        e = job_key(id, "error");
+        CU_ASSERT(strlen(e) > 0);
+        free(e);
+    }
+    /* still answering */
+    peers.b_status = NULL;
+    submit("ok", "{\"version\":1,\"op\":\"patch-list\"}");
+    assert_job("ok", "done");
+}
+
+static void
+test_pending_request_taken_at_start(void)
+{
+    CU_ASSERT_EQUAL_FATAL(xm_xs_write_str(&xs_client, XM_XS_NO_TXN,
+                                          "/tool/xenmaint/request/early",
+                                          "{\"version\":1,"
+                                          "\"op\":\"patch-list\"}"),
+                          XM_OK);
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    pump();
+    assert_job("early", "done");
+}
+
+static void
+test_hypervisor_failure_fails_the_job(void)
+{
+    char *e;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    fault_arm(hv_fake_fault(hv), "list_domains", 1, XM_ERR_HV);
+    peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
+                     "\"free_kib\":1048576,\"nr_cpus\":2,\"guests\":[]}";
+    submit("h1", "{\"version\":1,\"op\":\"drain\",\"dry_run\":true}");
+    answer_peers();
+    assert_job("h1", "failed");
+    e = job_key("h1", "error");
+    CU_ASSERT_PTR_NOT_NULL(strstr(e, "domains"));
+    free(e);
+    /* and the next one works */
+    submit("h2", "{\"version\":1,\"op\":\"drain\",\"dry_run\":true}");
+    answer_peers();
+    assert_job("h2", "done");
+}
+
+static void
+test_xenstore_failure_at_start(void)
+{
+    char *v = NULL;
+
+    fault_arm(xs_fake_fault(store), "write", 3, XM_ERR_IO);
+    CU_ASSERT_NOT_EQUAL(agent_start(agent), XM_OK);
+    /* never announced as ready */
+    CU_ASSERT_EQUAL(xs_fake_peek(store, "/tool/xenmaint/agent/pid", &v),
+                    XM_ERR_NOTFOUND);
+}
+
+static void
+test_finished_jobs_are_cleaned(void)
+{
+    char *v = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    submit("j1", "{\"version\":1,\"op\":\"patch-list\"}");
+    submit("j2", "{\"version\":1,\"op\":\"patch-list\"}");
+    submit("j3", "{\"version\":1,\"op\":\"patch-list\"}");
+    /* jobs_kept = 2 */
+    CU_ASSERT_EQUAL(xs_fake_peek(store, "/tool/xenmaint/job/j1/state", &v),
+                    XM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(xs_fake_peek(store, "/tool/xenmaint/job/j3/state", &v),
+                    XM_OK);
+    free(v);
+}
+
+static void
+test_big_result_is_chunked(void)
+{
+    char name[32];
+    xm_json *doc;
+
+    for (int i = 0; i < 60; i++) {
+        snprintf(name, sizeof(name), "guest-with-a-long-name-%02d", i);
+        add_guest(name, 16 * MIB, 0);
+    }
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
+                     "\"free_kib\":10485760,\"nr_cpus\":2,\"guests\":[]}";
+    submit("big", "{\"version\":1,\"op\":\"drain\",\"dry_run\":true}");
+    answer_peers();
+    assert_job("big", "done");
+    doc = job_result("big");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    CU_ASSERT_EQUAL(xm_json_len(xm_json_get(doc, "moves")), 61);
+    xm_json_free(doc);
+}
+
+static CU_TestInfo agent_tests[] = {
+    { "start publishes, pid last; stop removes it",
+      test_start_publishes_and_pid_last },
+    { "a guest cannot read or write the tree",
+      test_guest_cannot_read_the_tree },
+    { "status: this host and the peers", test_status },
+    { "drain plan: moves and blockers", test_drain_plan },
+    { "drain plan: no room anywhere", test_drain_plan_no_room },
+    { "drain plan: a drained peer takes nothing",
+      test_drain_cordoned_target },
+    { "drain plan: unknown --to host", test_drain_unknown_target },
+    { "drain without --dry-run refused as unsupported",
+      test_drain_for_real_is_refused_honestly },
+    { "malformed requests get errors, agent goes on",
+      test_malformed_requests },
+    { "a request written before start is taken",
+      test_pending_request_taken_at_start },
+    { "hypervisor failure fails the job only",
+      test_hypervisor_failure_fails_the_job },
+    { "xenstore failure at start: never ready",
+      test_xenstore_failure_at_start },
+    { "finished jobs are cleaned", test_finished_jobs_are_cleaned },
+    { "a big result is stored in chunks", test_big_result_is_chunked },
+    CU_TEST_INFO_NULL,
+};
+
+CU_SuiteInfo xm_test_suites[] = {
+    { "agent", NULL, NULL, setup, teardown, agent_tests },
+    CU_SUITE_INFO_NULL,
+};

@@ -246,7 +246,8 @@ job_finish(struct job *job, int code, const char *result,
         xm_log_info("job %s (%s) done", job->id, xm_req_op_name(job->req.op));
     else
         xm_log_warn("job %s (%s) failed: %s", job->id,
-                    xm_req_op_name(job->req.op), message);
+                    job->parsed ? xm_req_op_name(job->req.op) : "invalid",
+                    message);
     free(err_json);
     unlink_job(a, job);
     remember_done(a, job->id);
@@ -307,6 +308,7 @@ take_request(struct agent *a, const char *id)
         job = NULL;
         goto out;
     }
+    job->parsed = true;
     job_write(job, "/tool/xenmaint/job/%s/op", xm_req_op_name(job->req.op));
     job_progress(job, 0);
     job_write(job, "/tool/xenmaint/job/%s/state",

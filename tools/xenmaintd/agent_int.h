@@ -12,6 +12,7 @@ struct job {
     struct agent *a;
     char id[XM_REQ_ID_MAX + 1];
     struct xm_request req;
+    bool parsed;                /* req holds a valid request */
     struct job *next;
 };
 
