@@ -49,6 +49,19 @@ placeholder_ok(const char *ph, size_t ph_len, const char *seg, size_t len)
     if (ph_len == 6 && memcmp(ph, "<host>", 6) == 0)
         return len >= 1 && len <= SCHEMA_HOST_MAX &&
                all_in(seg, len, "._-");
+    if (ph_len == 3 && memcmp(ph, "<n>", 3) == 0) {
+        /* chunk index of a big value (xm_xs_big.h): 0..255 */
+        unsigned v = 0;
+
+        if (len < 1 || len > 3 || (seg[0] == '0' && len > 1))
+            return false;
+        for (size_t i = 0; i < len; i++) {
+            if (seg[i] < '0' || seg[i] > '9')
+                return false;
+            v = v * 10 + (unsigned)(seg[i] - '0');
+        }
+        return v < 256;
+    }
     if (ph_len == 7 && memcmp(ph, "<domid>", 7) == 0) {
         unsigned long v = 0;
 
