@@ -55,7 +55,7 @@ BEGIN {
     rest = pattern
     while (match(rest, /<[^>]*>/)) {
         ph = substr(rest, RSTART, RLENGTH)
-        if (ph != "<id>" && ph != "<domid>" && ph != "<host>")
+        if (ph != "<id>" && ph != "<domid>" && ph != "<host>" && ph != "<n>")
             fail("unknown placeholder " ph)
         rest = substr(rest, RSTART + RLENGTH)
     }

@@ -299,7 +299,7 @@ xm_loop_run_once(struct xm_loop *loop, int max_wait_ms, bool *woke_r)
     }
     for (unsigned s = 0; s < loop->n_sources; s++)
         loop->sources[s].after(loop->sources[s].ctx, loop->pfds, first[s],
-                               nsrc[s]);
+                               first[s] + nsrc[s]);
 
     now = xm_clock_mono_ms(loop->clock);
     n_timers = loop->n_timers;

@@ -26,8 +26,10 @@ typedef void xm_loop_fd_fn(void *arg, int fd, short revents);
 typedef void xm_loop_timer_fn(void *arg);
 
 /* A component with its own fds, e.g. struct xm_hv's beforepoll/afterpoll
- * (same contract: append from fds[first], update *nfds_io, may lower
- * *timeout_ms_io; XM_ERR_TOOBIG asks for more room). */
+ * (same contract: before gets the array's capacity in *nfds_io, appends
+ * from fds[first], sets *nfds_io to the new total and may lower
+ * *timeout_ms_io; XM_ERR_TOOBIG asks for more room.  after gets the same
+ * first and that total). */
 struct xm_loop_source {
     int (*before)(void *ctx, struct pollfd *fds, int first, int *nfds_io,
                   int *timeout_ms_io);
