@@ -1,1 +1,58 @@
-/* placeholder: being written */
+/*
+ * clock_fake.c -- the settable clock of the unit tests (clock_fake.h).
+ */
+#include <assert.h>
+
+#include "clock_fake.h"
+
+static int64_t
+fake_mono_ms(void *ctx)
+{
+    struct clock_fake *c = ctx;
+
+    c->reads++;
+    return c->mono_ms;
+}
+
+static int64_t
+fake_wall_s(void *ctx)
+{
+    struct clock_fake *c = ctx;
+
+    c->reads++;
+    return c->wall_ms / 1000;
+}
+
+static const struct xm_clock_ops fake_clock_ops = {
+    .mono_ms = fake_mono_ms,
+    .wall_s = fake_wall_s,
+};
+
+void
+clock_fake_init(struct clock_fake *c, int64_t start_ms, int64_t wall_s)
+{
+    c->mono_ms = start_ms;
+    c->wall_ms = wall_s * 1000;
+    c->reads = 0;
+}
+
+void
+clock_fake_advance(struct clock_fake *c, int64_t ms)
+{
+    assert(ms >= 0);        /* a monotonic clock never goes back */
+    c->mono_ms += ms;
+    c->wall_ms += ms;
+}
+
+void
+clock_fake_set_wall(struct clock_fake *c, int64_t wall_s)
+{
+    c->wall_ms = wall_s * 1000;
+}
+
+void
+clock_fake_as_clock(struct clock_fake *c, struct xm_clock *c_r)
+{
+    c_r->ops = &fake_clock_ops;
+    c_r->ctx = c;
+}
