@@ -1,1 +1,68 @@
-/* placeholder: being written */
+/*
+ * cmdtable.c -- the one table of xenmaint's xl subcommands.
+ *
+ * Like xl's own tools/xl/xl_cmdtable.c: name, implementation, flags and
+ * help text.  The flags are preconditions that the dispatcher (xl.c)
+ * checks before and while a command runs: XL_CMD_CAN_DRYRUN admits the
+ * global -N, XL_CMD_MODIFIES needs root for requests that change the
+ * host, XL_CMD_NEEDS_AGENT needs xenmaintd running.  A command missing
+ * from this table goes to the real xl.
+ */
+#include <string.h>
+
+#include "xl.h"
+
+const struct xm_cmd_spec xm_cmd_table[] = {
+    { "drain", &main_drain,
+      XL_CMD_NEEDS_AGENT | XL_CMD_MODIFIES | XL_CMD_CAN_DRYRUN,
+      "Live-migrate every guest off this host (xenmaint)",
+      "[options]",
+      "-n, --dry-run         Only plan: show where each guest would go\n"
+      "                      (same as the global -N).\n"
+      "--to HOST[,HOST...]   Migrate only to these hosts.\n"
+      "--parallel N          At most N migrations at once (1-64).\n"
+      "--timeout S           Give up after S seconds (default: agent's).\n"
+      "--notice S            With --shutdown-blocked: warn guests S\n"
+      "                      seconds before shutting them down.\n"
+      "--skip-blocked        Leave guests that cannot move running here.\n"
+      "--shutdown-blocked    Shut down guests that cannot move.\n"
+      "--json                Print the agent's result as JSON.\n"
+      "-h, --help            Print this help.\n" },
+    { "undrain", &main_undrain,
+      XL_CMD_NEEDS_AGENT | XL_CMD_MODIFIES,
+      "Put this host back in service after a drain (xenmaint)",
+      "[options]",
+      "--stay                Do not bring the drained guests back.\n"
+      "--json                Print the agent's result as JSON.\n"
+      "-h, --help            Print this help.\n" },
+    { "patch", &main_patch,
+      XL_CMD_NEEDS_AGENT | XL_CMD_MODIFIES,
+      "Apply, revert, list or check hypervisor livepatches (xenmaint)",
+      "apply PAYLOAD|MANIFEST [--in-place] [--json]\n"
+      "       xl patch revert NAME [--json]\n"
+      "       xl patch list [--json]\n"
+      "       xl patch check MANIFEST [--json]",
+      "--in-place            apply: patch without draining the host.\n"
+      "--json                Print the agent's result as JSON.\n"
+      "-h, --help            Print this help.\n" },
+    { "maint-status", &main_maint_status,
+      XL_CMD_NEEDS_AGENT,
+      "Show the maintenance state of this host and its peers (xenmaint)",
+      "[--json]",
+      "--json                Print the agent's result as JSON.\n"
+      "-h, --help            Print this help.\n" },
+};
+
+const unsigned xm_cmd_table_len =
+    sizeof(xm_cmd_table) / sizeof(xm_cmd_table[0]);
+
+const struct xm_cmd_spec *
+xm_cmd_lookup(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (unsigned i = 0; i < xm_cmd_table_len; i++)
+        if (strcmp(xm_cmd_table[i].name, name) == 0)
+            return &xm_cmd_table[i];
+    return NULL;
+}

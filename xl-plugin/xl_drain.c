@@ -1,1 +1,201 @@
-/* placeholder: being written */
+/*
+ * xl_drain.c -- `xl drain`: live-migrate every guest off this host.
+ *
+ * Parses the options into a drain request, hands it to xenmaintd through
+ * xl_run_request and renders the plan or the outcome: a table of moves
+ * (GUEST DOMID MEMORY -> TARGET) and the guests that cannot move.  A dry
+ * run (-n, --dry-run or the global -N) only plans.  The exit code says
+ * whether the host is empty (see README.md).
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xl.h"
+
+#define CMD "drain"
+#define DEFAULT_DEADLINE_S 3600u
+#define DEADLINE_GRACE_S 60u     /* the agent times out first */
+
+enum { OPT_TO = 256, OPT_PARALLEL, OPT_TIMEOUT, OPT_NOTICE,
+       OPT_SKIP_BLOCKED, OPT_SHUTDOWN_BLOCKED, OPT_JSON };
+
+/* Split "A,B,C" into req->to, checking each name. */
+static int
+parse_targets(const char *arg, struct xm_request *req)
+{
+    char *copy = strdup(arg), *save = NULL, *host;
+    int rc = XM_EXIT_OK;
+
+    if (!copy) {
+        fputs("xl drain: out of memory\n", stderr);
+        return XM_EXIT_FAILED;
+    }
+    for (host = strtok_r(copy, ",", &save); host;
+         host = strtok_r(NULL, ",", &save)) {
+        char **grown;
+
+        if (!xm_request_host_valid(host)) {
+            rc = xl_usage_error(CMD, "--to: invalid host name '%s' (want "
+                                "letters, digits, '.', '_', '-'; at most "
+                                "%d)", host, XM_REQ_HOST_MAX);
+            goto out;
+        }
+        for (unsigned i = 0; i < req->n_to; i++) {
+            if (strcmp(req->to[i], host) == 0) {
+                rc = xl_usage_error(CMD, "--to: host %s given twice", host);
+                goto out;
+            }
+        }
+        if (req->n_to >= XM_REQ_TO_MAX) {
+            rc = xl_usage_error(CMD, "--to: at most %d hosts",
+                                XM_REQ_TO_MAX);
+            goto out;
+        }
+        grown = realloc(req->to, (req->n_to + 1) * sizeof(*req->to));
+        if (!grown || !(grown[req->n_to] = strdup(host))) {
+            if (grown)
+                req->to = grown;
+            fputs("xl drain: out of memory\n", stderr);
+            rc = XM_EXIT_FAILED;
+            goto out;
+        }
+        req->to = grown;
+        req->n_to++;
+    }
+    if (req->n_to == 0)
+        rc = xl_usage_error(CMD, "--to needs at least one host name");
+
+out:
+    free(copy);
+    return rc;
+}
+
+int
+main_drain(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "dry-run", no_argument, NULL, 'n' },
+        { "to", required_argument, NULL, OPT_TO },
+        { "parallel", required_argument, NULL, OPT_PARALLEL },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "notice", required_argument, NULL, OPT_NOTICE },
+        { "skip-blocked", no_argument, NULL, OPT_SKIP_BLOCKED },
+        { "shutdown-blocked", no_argument, NULL, OPT_SHUTDOWN_BLOCKED },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct xm_request req;
+    struct xm_reply reply;
+    bool json = false, skip = false, shutdown = false, notice = false;
+    unsigned deadline_s;
+    int opt, rc;
+
+    xm_request_init(&req);
+    xm_reply_init(&reply);
+    req.op = XM_OP_DRAIN;
+    req.dry_run = xl_dry_run;
+
+    while ((opt = getopt_long(argc, argv, ":nh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'n':
+            req.dry_run = true;
+            break;
+        case OPT_TO:
+            rc = parse_targets(optarg, &req);
+            if (rc)
+                goto out;
+            break;
+        case OPT_PARALLEL:
+            rc = xl_parse_uint(CMD, "--parallel", optarg,
+                               XM_REQ_PARALLEL_MAX, &req.parallel);
+            if (rc)
+                goto out;
+            if (req.parallel == 0) {
+                rc = xl_usage_error(CMD, "--parallel must be at least 1");
+                goto out;
+            }
+            break;
+        case OPT_TIMEOUT:
+            rc = xl_parse_uint(CMD, "--timeout", optarg,
+                               XM_REQ_TIMEOUT_MAX, &req.timeout_s);
+            if (rc)
+                goto out;
+            if (req.timeout_s == 0) {
+                rc = xl_usage_error(CMD, "--timeout must be at least 1");
+                goto out;
+            }
+            break;
+        case OPT_NOTICE:
+            rc = xl_parse_uint(CMD, "--notice", optarg, XM_REQ_NOTICE_MAX,
+                               &req.notice_s);
+            if (rc)
+                goto out;
+            notice = true;
+            break;
+        case OPT_SKIP_BLOCKED:
+            skip = true;
+            break;
+        case OPT_SHUTDOWN_BLOCKED:
+            shutdown = true;
+            break;
+        case OPT_JSON:
+            json = true;
+            break;
+        case 'h':
+            xl_print_usage(xm_cmd_lookup(CMD), stdout);
+            rc = XM_EXIT_OK;
+            goto out;
+        default:
+            rc = xl_option_error(CMD, opt, argv);
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        rc = xl_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+        goto out;
+    }
+    if (skip && shutdown) {
+        rc = xl_usage_error(CMD, "--skip-blocked and --shutdown-blocked "
+                            "exclude each other");
+        goto out;
+    }
+    if (notice && !shutdown) {
+        rc = xl_usage_error(CMD, "--notice only goes with "
+                            "--shutdown-blocked");
+        goto out;
+    }
+    req.blocked = skip ? XM_BLOCKED_SKIP
+                : shutdown ? XM_BLOCKED_SHUTDOWN : XM_BLOCKED_REFUSE;
+
+    deadline_s = req.timeout_s ? req.timeout_s + DEADLINE_GRACE_S
+                               : DEFAULT_DEADLINE_S;
+    rc = xl_run_request("xl drain", &req, deadline_s, json, &reply);
+    if (rc)
+        goto out;
+    rc = xm_reply_render_failure(&reply, "xl drain", json, stdout, stderr);
+    if (rc >= 0) {
+        /* A failed drain may still say what it did or planned. */
+        if (!json && reply.result &&
+            (xm_json_get(reply.result, "moves") ||
+             xm_json_get(reply.result, "blocked")))
+            xm_drain_print(reply.result, req.dry_run, stdout);
+        goto out;
+    }
+    if (json)
+        xm_reply_print_json(&reply, stdout);
+    else
+        xm_drain_print(reply.result, req.dry_run, stdout);
+    rc = xm_drain_exit_code(reply.result, req.dry_run);
+    if (!json && rc == XM_EXIT_BLOCKED)
+        fprintf(stderr, "xl drain: %s: some guests cannot move\n",
+                req.dry_run ? "plan blocked" : "refused");
+    else if (!json && rc == XM_EXIT_PARTIAL)
+        fputs("xl drain: partial: some guests are still here\n", stderr);
+
+out:
+    xm_reply_dispose(&reply);
+    xm_request_dispose(&req);
+    return rc;
+}
