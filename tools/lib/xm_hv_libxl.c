@@ -2,11 +2,11 @@
  * xm_hv_libxl.c -- the real hypervisor backend: libxl and libxenctrl.
  *
  * xm_hv_libxl_open makes one libxl context and one xc interface sharing
- * a quiet xentoollog logger (kept in the context, so later work can tap
- * libxc's progress reports during a migration), and returns the ops
- * table of xm_hv.h.  Domain operations go through libxl (via the
- * wrappers of xm_libxl_compat.h), livepatch and the build-id through
- * libxenctrl.
+ * one xentoollog logger (xm_progress.h: messages to xm_log, libxc's
+ * migration progress to whoever xm_hv_libxl_set_progress names), and
+ * returns the ops table of xm_hv.h.  Domain operations go through libxl
+ * (via the wrappers of xm_libxl_compat.h), livepatch and the build-id
+ * through libxenctrl.
  *
  * Migrations are libxl asynchronous operations.  libxl may run an ao
  * callback from inside any later libxl call (even from inside the call
@@ -14,8 +14,8 @@
  * hands finished operations to their owner.  That keeps the promise of
  * xm_hv.h: how->done runs exactly once, from the owner's event loop.
  *
- * Nothing here logs above debug level; libxl's own messages go to the
- * logger at XTL_ERROR and above.
+ * Nothing here logs above debug level; libxl's own messages at XTL_ERROR
+ * and above go through the logger to xm_log.
  */
 
 /*
@@ -40,6 +40,7 @@
 #include "xm_err.h"
 #include "xm_hv.h"
 #include "xm_libxl_compat.h"
+#include "xm_progress.h"
 
 /*
  * Memory a guest needs beyond its allocation when libxl cannot tell
@@ -75,7 +76,7 @@ struct hv_op {
 };
 
 struct hv_libxl {
-    xentoollog_logger_stdiostream *logger;
+    struct xm_progress_logger *logger;
     libxl_ctx *ctx;
     xc_interface *xch;
     struct hv_op *ops;          /* started, not yet handed back */
@@ -982,8 +983,7 @@ hvl_close(void *ctx)
         xc_interface_close(h->xch);
     if (h->ctx)
         libxl_ctx_free(h->ctx);
-    if (h->logger)
-        xtl_logger_destroy((xentoollog_logger *)h->logger);
+    xm_progress_logger_free(h->logger);
     free(h);
 }
 
@@ -1021,20 +1021,19 @@ xm_hv_libxl_open(struct xm_hv *hv_r)
         rc = XM_ERR_NOMEM;
         goto out;
     }
-    h->logger = xtl_createlogger_stdiostream(stderr, XTL_ERROR, 0);
-    if (!h->logger) {
-        rc = XM_ERR_NOMEM;
+    rc = xm_progress_logger_new(XTL_ERROR, xm_progress_to_xm_log, NULL,
+                                NULL, &h->logger);
+    if (rc)
         goto out;
-    }
     lrc = libxl_ctx_alloc(&h->ctx, LIBXL_VERSION, 0,
-                          (xentoollog_logger *)h->logger);
+                          xm_progress_logger_xtl(h->logger));
     if (lrc) {
         h->ctx = NULL;
         rc = XM_ERR_HV;
         goto out;
     }
-    h->xch = xc_interface_open((xentoollog_logger *)h->logger,
-                               (xentoollog_logger *)h->logger, 0);
+    h->xch = xc_interface_open(xm_progress_logger_xtl(h->logger),
+                               xm_progress_logger_xtl(h->logger), 0);
     if (!h->xch) {
         rc = errno == EACCES || errno == EPERM ? XM_ERR_PERM : XM_ERR_HV;
         goto out;
@@ -1046,4 +1045,15 @@ xm_hv_libxl_open(struct xm_hv *hv_r)
 out:
     hvl_close(h);
     return rc;
+}
+
+int
+xm_hv_libxl_set_progress(struct xm_hv *hv, xm_progress_fn *fn, void *arg)
+{
+    struct hv_libxl *h = hv->ctx;
+
+    if (hv->ops != &hv_libxl_ops || !h)
+        return XM_ERR_UNSUPPORTED;
+    xm_progress_set_progress(h->logger, fn, arg);
+    return XM_OK;
 }
