@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""tests/lab/lib/ticks.py -- `lab ticks NAME`: where a lab guest runs and
+the largest gap between its consecutive ticks, across hosts.
+
+usage: ticks.py NAME < LINES
+LINES, gathered by `lab ticks` from every host's xenconsoled logs:
+  where HOST DOMID                  guest NAME runs on HOST as DOMID
+  tick HOST YYYY-MM-DD HH:MM:SS N   tick N was logged on HOST at that time (UTC)
+Prints one line, e.g.
+  web1 host=B domid=3 ticks=1..57 missing=0 max_gap_s=2 gap=23@A->24@B
+max_gap_s is the largest difference between the log times of two
+consecutive ticks seen (1 s resolution; a tick lasts 1 s, so anything
+above 1 is time the guest did not run or its output was held up).
+missing counts tick numbers found in no log.  Exits 1 when no tick of
+NAME was found at all.
+"""
+import calendar
+import sys
+import time
+
+
+def main(name):
+    where, seen = [], {}
+    for line in sys.stdin:
+        f = line.split()
+        if len(f) == 3 and f[0] == "where":
+            where.append("%s domid=%s" % (f[1], f[2]))
+        elif len(f) == 5 and f[0] == "tick":
+            t = calendar.timegm(time.strptime(f[2] + " " + f[3], "%Y-%m-%d %H:%M:%S"))
+            n = int(f[4])
+            if n not in seen or t < seen[n][0]:
+                seen[n] = (t, f[1])
+    host = "host=" + ",".join(where) if where else "host=none domid=-"
+    if not seen:
+        print("%s %s ticks=none" % (name, host))
+        sys.exit(1)
+    nums = sorted(seen)
+    missing = (nums[-1] - nums[0] + 1) - len(nums)
+    gap, at = 0, "-"
+    for a, b in zip(nums, nums[1:]):
+        d = seen[b][0] - seen[a][0]
+        if d > gap:
+            gap, at = d, "%d@%s->%d@%s" % (a, seen[a][1], b, seen[b][1])
+    print("%s %s ticks=%d..%d missing=%d max_gap_s=%d gap=%s"
+          % (name, host, nums[0], nums[-1], missing, gap, at))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
