@@ -26,7 +26,7 @@
 
 #define MIB 1024ull                     /* in KiB */
 #define GIB (1024ull * 1024)
-#define NAME_LEN 24
+#define NAME_LEN 32
 
 static const char *const pool0_only[] = { "Pool-0" };
 static const char *const pool0_rt[] = { "Pool-0", "rt" };

@@ -289,7 +289,7 @@ load_settings(struct loader *l, struct xm_config *cfg)
         if (!xm_config_valid_name(buf))
             return fail(l, XM_ERR_CONFIG, "host_name: not set and the "
                         "system host name '%s' is not usable", buf);
-        snprintf(cfg->host_name, sizeof(cfg->host_name), "%s", buf);
+        snprintf(cfg->host_name, sizeof(cfg->host_name), "%.63s", buf);
     }
 
     rc = get_string(l, "listen_address", &s);
