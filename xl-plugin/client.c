@@ -882,9 +882,12 @@ xm_patch_print(const xm_json *result, FILE *out)
 int
 xm_patch_check_exit_code(const xm_json *result)
 {
-    bool ok = false;
+    bool ok = false, done = false;
 
     if (!result || xm_json_get_bool(result, "applicable", &ok) != XM_OK)
         return XM_EXIT_FAILED;
+    /* already patched: nothing to do is a success for a runbook */
+    if (xm_json_get_bool(result, "already_patched", &done) == XM_OK && done)
+        return XM_EXIT_OK;
     return ok ? XM_EXIT_OK : XM_EXIT_BLOCKED;
 }

@@ -39,4 +39,7 @@ void job_finish(struct job *job, int code, const char *result,
 void agent_load_state(struct agent *a);
 void agent_run_job(struct job *job);
 
+/* agent_patch.c: patch check, apply, revert */
+void agent_patch_job(struct job *job);
+
 #endif /* XM_AGENT_INT_H */

@@ -7,8 +7,9 @@
  *    pure planner from the live domain list and the peers' live state
  *    (never from an earlier plan);
  *  - patch list: the hypervisor's livepatch payloads.
- * Operations that later issues bring (the drain itself, undrain, patch
- * apply/revert/check) are refused with "unsupported", never pretended.
+ * The patch operations are in agent_patch.c.  Operations that later
+ * issues bring (the drain itself, undrain) are refused with
+ * "unsupported", never pretended.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -558,6 +559,11 @@ agent_run_job(struct job *job)
         break;
     case XM_OP_PATCH_LIST:
         op_patch_list(job);
+        break;
+    case XM_OP_PATCH_CHECK:
+    case XM_OP_PATCH_APPLY:
+    case XM_OP_PATCH_REVERT:
+        agent_patch_job(job);
         break;
     default:
         job_finish(job, XM_ERR_UNSUPPORTED, NULL,
