@@ -28,7 +28,7 @@ build_id_of() {
 manifest() {
     local name=$1 file=$2 xen=$3 sha=${4:-}
     [[ -n $sha ]] || sha=$(on A "sha256sum /root/xsa/$file | cut -d' ' -f1")
-    on A "cat > /root/xsa/$name.json" <<JSON
+    "$LAB" exec A "cat > /root/xsa/$name.json" <<JSON
 { "version": 1, "xsa": "XSA-900", "title": "lab: hello world",
   "payloads": [ { "name": "xen_hello_world", "file": "$file",
                   "sha256": "$sha", "xen_build_ids": ["$xen"],
