@@ -59,6 +59,7 @@ struct patch_run {
     int fail_code;              /* P_UNDO: why the apply failed */
     char fail_msg[256];
     bool verify_skipped;        /* the manifest names a verify command */
+    int64_t start_ms;           /* upload issued: apply+verify timing */
 };
 
 static void patch_poll(void *arg);
@@ -256,12 +257,15 @@ finish_json(struct job *job, struct xm_jgen *g)
 static void
 audit(struct patch_run *p, const char *action, int rc, const char *why)
 {
+    int64_t ms = p->start_ms ?
+        xm_clock_mono_ms(p->job->a->d.clock) - p->start_ms : 0;
+
     xm_log_info("audit: livepatch %s xsa=%s payload=%s payload-build-id=%s "
-                "xen-build-id=%s result=%s%s%s", action,
+                "xen-build-id=%s ms=%lld result=%s%s%s", action,
                 p->xsa[0] ? p->xsa : "-", p->name,
                 p->payload_id[0] ? p->payload_id : "-", p->xen_id,
-                rc ? xm_err_name(rc) : "ok", why ? ": " : "",
-                why ? why : "");
+                (long long)ms, rc ? xm_err_name(rc) : "ok",
+                why ? ": " : "", why ? why : "");
 }
 
 /* ---- patch check ---- */
@@ -583,6 +587,7 @@ op_patch_apply(struct job *job)
     }
     xm_buildid_hex(info.build_id.id, info.build_id.len, p->payload_id);
 
+    p->start_ms = xm_clock_mono_ms(a->d.clock);
     rc = a->d.hv->ops->lp_upload(a->d.hv->ctx, p->name, data, len);
     if (rc) {
         audit(p, "upload", rc, xm_strerror(rc));
