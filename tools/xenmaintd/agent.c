@@ -62,6 +62,12 @@ agent_free(struct agent *a)
     free(a);
 }
 
+int
+agent_failed(const struct agent *a)
+{
+    return a->failed;
+}
+
 unsigned
 agent_jobs_running(const struct agent *a)
 {
@@ -348,13 +354,26 @@ on_xs_ready(void *arg, int fd, short revents)
     bool requests = false;
     char *path, *token;
 
+    int rc;
+
     (void)fd;
     (void)revents;
-    while (a->d.xs->ops->next_event(a->d.xs->ctx, &path, &token) == XM_OK) {
+    while ((rc = a->d.xs->ops->next_event(a->d.xs->ctx, &path,
+                                          &token)) == XM_OK) {
         if (strcmp(token, REQUEST_TOKEN) == 0)
             requests = true;
         free(path);
         free(token);
+    }
+    if (rc != XM_ERR_BUSY) {
+        /* xenstored went away: the fd stays readable, so polling it
+         * again would spin.  Stop; the service manager restarts us. */
+        xm_log_err("lost the xenstore connection: %s", xm_strerror(rc));
+        xm_loop_del_fd(a->d.loop, a->xs_fd);
+        a->xs_fd = NULL;
+        a->failed = rc;
+        xm_loop_stop(a->d.loop);
+        return;
     }
     if (requests)
         scan_requests(a);

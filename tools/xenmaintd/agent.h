@@ -76,6 +76,10 @@ void agent_stop(struct agent *a);
  * answer to a peer's STATUS_REQ), generated into g as one JSON object. */
 int agent_host_status(struct agent *a, struct xm_jgen *g);
 
+/* XM_OK, or why the agent stopped the loop by itself (it lost
+ * xenstore): the daemon then exits non-zero. */
+int agent_failed(const struct agent *a);
+
 /* Jobs still running (for tests and shutdown). */
 unsigned agent_jobs_running(const struct agent *a);
 

@@ -25,6 +25,7 @@ struct agent {
     char state[32];             /* host state, as in the schema */
     char reason[128];
     bool started;
+    int failed;                 /* why the agent stopped itself */
 };
 
 /* agent.c */

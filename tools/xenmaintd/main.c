@@ -269,6 +269,8 @@ run(const struct options *opt, const struct xm_config *cfg, int ready_fd)
     rc = xm_loop_run(loop);
     if (rc)
         xm_log_err("event loop: %s", xm_strerror(rc));
+    else
+        rc = agent_failed(agent);
 out:
     if (agent)
         agent_stop(agent);
