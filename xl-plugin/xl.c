@@ -159,11 +159,12 @@ run_real_xl(char **argv)
 static const char exit_code_help[] =
     "Exit codes:\n"
     "  0    success (drain: the host is empty; dry run: every guest\n"
-    "       can move)\n"
+    "       can move; patch check: applicable or already patched)\n"
     "  1    the operation failed\n"
     "  2    usage error\n"
     "  3    xenmaintd is not running or not answering\n"
-    "  4    blocked: guests that cannot move (nothing done, or refused)\n"
+    "  4    blocked: guests that cannot move (nothing done, or refused);\n"
+    "       patch check: no payload applies to this hypervisor\n"
     "  5    timed out\n"
     "  6    partial: some guests moved, some did not\n"
     "  130  interrupted (Ctrl-C twice)\n";
