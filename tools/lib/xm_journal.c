@@ -23,6 +23,14 @@
 #include "xm_journal.h"
 #include "xm_json.h"
 
+/* A failed call's error; an injected or odd failure that left errno 0
+ * is still a failure, never XM_OK. */
+static int
+sys_err(void)
+{
+    return errno ? xm_err_from_errno(errno) : XM_ERR_IO;
+}
+
 #define SUFFIX_IN "--incoming"
 #define SUFFIX_AWAY "--migratedaway"
 
@@ -409,7 +417,7 @@ xm_journal_new(const char *dir, const struct xm_journal_io *io,
     if (!dir || !*dir)
         return XM_ERR_INVAL;
     if (stat(dir, &st) != 0)
-        return xm_err_from_errno(errno);
+        return sys_err();
     if (!S_ISDIR(st.st_mode))
         return XM_ERR_INVAL;
     j = calloc(1, sizeof(*j));
@@ -483,7 +491,7 @@ xm_journal_put(struct xm_journal *j, const struct xm_journal_rec *rec,
     fd = io->open(io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                   0600);
     if (fd < 0) {
-        rc = xm_err_from_errno(errno);
+        rc = sys_err();
         path_err(err_r, errlen, tmp, "open", rc);
         goto out;
     }
@@ -492,14 +500,14 @@ xm_journal_put(struct xm_journal *j, const struct xm_journal_rec *rec,
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            rc = r < 0 ? xm_err_from_errno(errno) : XM_ERR_IO;
+            rc = r < 0 ? sys_err() : XM_ERR_IO;
             path_err(err_r, errlen, tmp, "write", rc);
             goto out_unlink;
         }
         off += (size_t)r;
     }
     if (io->fsync(io->ctx, fd) != 0) {
-        rc = xm_err_from_errno(errno);
+        rc = sys_err();
         path_err(err_r, errlen, tmp, "fsync", rc);
         goto out_unlink;
     }
@@ -507,20 +515,20 @@ xm_journal_put(struct xm_journal *j, const struct xm_journal_rec *rec,
         int r = io->close(io->ctx, fd);
         fd = -1;
         if (r != 0) {
-            rc = xm_err_from_errno(errno);
+            rc = sys_err();
             path_err(err_r, errlen, tmp, "close", rc);
             goto out_unlink;
         }
     }
     if (io->rename(io->ctx, tmp, path) != 0) {
-        rc = xm_err_from_errno(errno);
+        rc = sys_err();
         path_err(err_r, errlen, path, "rename", rc);
         goto out_unlink;
     }
     /* The new record is in place; make its name durable. */
     dfd = io->open(io->ctx, j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (dfd < 0 || io->fsync(io->ctx, dfd) != 0) {
-        rc = xm_err_from_errno(errno);
+        rc = sys_err();
         path_err(err_r, errlen, j->dir, "fsync directory", rc);
         goto out;
     }
@@ -558,7 +566,7 @@ xm_journal_load(struct xm_journal *j, const char *id, enum xm_mig_side side,
         return rc;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
-        rc = xm_err_from_errno(errno);
+        rc = sys_err();
         if (rc != XM_ERR_NOTFOUND)
             path_err(err_r, errlen, path, "open", rc);
         goto out;
@@ -573,7 +581,7 @@ xm_journal_load(struct xm_journal *j, const char *id, enum xm_mig_side side,
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            rc = xm_err_from_errno(errno);
+            rc = sys_err();
             path_err(err_r, errlen, path, "read", rc);
             goto out;
         }
@@ -614,7 +622,7 @@ xm_journal_remove(struct xm_journal *j, const char *id,
     if (rc)
         return rc;
     if (unlink(path) != 0)
-        rc = xm_err_from_errno(errno);
+        rc = sys_err();
     free(path);
     return rc;
 }
@@ -662,13 +670,13 @@ xm_journal_list(struct xm_journal *j, struct xm_journal_entry **ents_r,
     *n_r = 0;
     d = opendir(j->dir);
     if (!d)
-        return xm_err_from_errno(errno);
+        return sys_err();
     for (;;) {
         errno = 0;
         de = readdir(d);
         if (!de) {
             if (errno)
-                rc = xm_err_from_errno(errno);
+                rc = sys_err();
             break;
         }
         if (!parse_name(de->d_name, &e))
