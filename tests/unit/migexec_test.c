@@ -1,0 +1,637 @@
+/*
+ * migexec_test.c -- two migration executors (source and target) in one
+ * event loop over two hypervisor fakes, so that a guest really moves
+ * between the fakes' domain tables through the executors' socketpairs.
+ *
+ * The channel between the executors is in memory: two queues of frames
+ * (type + payload copy), each delivered to the other executor by a loop
+ * source on the next loop iteration; the receiver's rx_pause holds its
+ * queue back.  No byte framing: the codec has its own tests.  The link
+ * can be dropped when a chosen frame type is sent (the frame is lost,
+ * both executors hear LINK_LOST on the next iteration).  The clock is
+ * the fake one: timeouts fire only when a test moves it.  After every
+ * test exactly one running copy of the guest exists across the fakes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock_fake.h"
+#include "harness.h"
+#include "hv_fake.h"
+#include "loop.h"
+#include "migexec.h"
+#include "xm_err.h"
+
+#define GUEST "web1"
+#define MIG_ID "mig-1"
+#define GIB (1024u * 1024u)
+#define QCAP 4096
+
+struct tframe {
+    uint16_t type;
+    uint8_t *payload;
+    size_t len;
+};
+
+/* One direction of the link: frames from one side to the other. */
+struct tqueue {
+    struct tframe f[QCAP];
+    unsigned n;
+    size_t bytes;
+    bool paused;            /* the receiver asked to stop */
+};
+
+struct tside {
+    struct hv_fake *fake;
+    struct xm_hv hv;
+    struct xm_journal *journal;
+    char dir[64];
+    struct migexec *x;
+    struct tqueue out;      /* frames this side sent */
+    struct tside *peer;
+    bool final;
+    struct migexec_result res;
+    unsigned reports;
+    int bad_frames;
+    int fail_opens;         /* journal: fail the next n opens */
+};
+
+static struct clock_fake clk;
+static struct xm_clock clock_if;
+static struct xm_loop *loop;
+static struct tside src, dst;
+static bool link_up;
+static int drop_on_type;        /* drop the link when this is sent */
+static bool drop_pending;
+static uint32_t guest_domid;
+
+/* ---- journal io with a failing open ---- */
+
+static int
+jio_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    struct tside *s = ctx;
+
+    if (s->fail_opens > 0) {
+        s->fail_opens--;
+        errno = ENOSPC;
+        return -1;
+    }
+    return xm_journal_io_real.open(xm_journal_io_real.ctx, path, flags,
+                                   mode);
+}
+
+static ssize_t
+jio_write(void *ctx, int fd, const void *buf, size_t len)
+{
+    (void)ctx;
+    return xm_journal_io_real.write(xm_journal_io_real.ctx, fd, buf, len);
+}
+
+static int
+jio_fsync(void *ctx, int fd)
+{
+    (void)ctx;
+    return xm_journal_io_real.fsync(xm_journal_io_real.ctx, fd);
+}
+
+static int
+jio_rename(void *ctx, const char *from, const char *to)
+{
+    (void)ctx;
+    return xm_journal_io_real.rename(xm_journal_io_real.ctx, from, to);
+}
+
+static int
+jio_close(void *ctx, int fd)
+{
+    (void)ctx;
+    return xm_journal_io_real.close(xm_journal_io_real.ctx, fd);
+}
+
+/* ---- the channel ---- */
+
+static void
+queue_clear(struct tqueue *q)
+{
+    for (unsigned i = 0; i < q->n; i++)
+        free(q->f[i].payload);
+    q->n = 0;
+    q->bytes = 0;
+}
+
+static int
+ch_send(void *ctx, uint16_t type, const void *payload, size_t len)
+{
+    struct tside *s = ctx;
+    struct tframe *f;
+
+    if (!link_up)
+        return XM_ERR_IO;
+    if (drop_on_type && type == drop_on_type) {
+        link_up = false;
+        drop_pending = true;
+        return XM_ERR_IO;
+    }
+    if (s->out.n == QCAP)
+        return XM_ERR_TOOBIG;
+    f = &s->out.f[s->out.n];
+    f->payload = malloc(len ? len : 1);
+    if (!f->payload)
+        return XM_ERR_NOMEM;
+    memcpy(f->payload, payload, len);
+    f->type = type;
+    f->len = len;
+    s->out.n++;
+    s->out.bytes += len;
+    return XM_OK;
+}
+
+static size_t
+ch_pending(void *ctx)
+{
+    struct tside *s = ctx;
+    return s->out.bytes;
+}
+
+static void
+ch_rx_pause(void *ctx, bool pause)
+{
+    struct tside *s = ctx;
+    s->peer->out.paused = pause;    /* hold what comes to us */
+}
+
+static int
+ch_connect(void *ctx)
+{
+    (void)ctx;
+    return link_up ? XM_OK : XM_ERR_IO;
+}
+
+static const struct migexec_chan_ops chan_ops = {
+    .send = ch_send,
+    .pending = ch_pending,
+    .rx_pause = ch_rx_pause,
+    .connect = ch_connect,
+};
+
+/* Deliver what s sent before this iteration to its peer. */
+static void
+deliver(struct tside *s, unsigned upto)
+{
+    unsigned i = 0;
+
+    while (i < upto && i < s->out.n && !s->out.paused) {
+        struct tframe tf = s->out.f[i];
+        struct xm_frame f = { .type = tf.type, .len = (uint32_t)tf.len,
+                              .payload = tf.payload };
+
+        i++;
+        s->out.bytes -= tf.len;
+        if (s->peer->x && !s->peer->final
+            && migexec_on_frame(s->peer->x, &f) != XM_OK)
+            s->peer->bad_frames++;
+        free(tf.payload);
+    }
+    memmove(s->out.f, s->out.f + i, (s->out.n - i) * sizeof(s->out.f[0]));
+    s->out.n -= i;
+    if (i && s->x && !s->final)
+        migexec_on_drain(s->x);
+}
+
+static int
+ch_before(void *ctx, struct pollfd *fds, int first, int *nfds_io,
+          int *timeout_ms_io)
+{
+    (void)ctx;
+    (void)fds;
+    *nfds_io = first;
+    if ((src.out.n && !src.out.paused) || (dst.out.n && !dst.out.paused)
+        || drop_pending)
+        *timeout_ms_io = 0;
+    return XM_OK;
+}
+
+static void
+ch_after(void *ctx, struct pollfd *fds, int first, int nfds)
+{
+    unsigned ns = src.out.n, nd = dst.out.n;
+
+    (void)ctx;
+    (void)fds;
+    (void)first;
+    (void)nfds;
+    if (drop_pending) {
+        drop_pending = false;
+        queue_clear(&src.out);
+        queue_clear(&dst.out);
+        if (src.x && !src.final)
+            migexec_on_link(src.x, false);
+        if (dst.x && !dst.final)
+            migexec_on_link(dst.x, false);
+        return;
+    }
+    deliver(&src, ns);
+    deliver(&dst, nd);
+}
+
+/* ---- fixture ---- */
+
+static void
+on_done(void *arg, struct migexec *x, const struct migexec_result *res,
+        bool final)
+{
+    struct tside *s = arg;
+
+    CU_ASSERT_PTR_EQUAL(x, s->x);
+    s->res = *res;
+    s->res.mig.why = NULL;      /* points into x */
+    s->reports++;
+    if (final) {
+        s->final = true;
+        migexec_free(x);
+        s->x = NULL;
+    }
+}
+
+static int
+side_setup(struct tside *s, struct tside *peer)
+{
+    struct xm_journal_io io = {
+        jio_open, jio_write, jio_fsync, jio_rename, jio_close, s
+    };
+
+    memset(s, 0, sizeof(*s));
+    s->peer = peer;
+    snprintf(s->dir, sizeof(s->dir), "/tmp/migexec_test.XXXXXX");
+    if (!mkdtemp(s->dir))
+        return -1;
+    s->fake = hv_fake_new();
+    if (!s->fake || hv_fake_connect(s->fake, &s->hv))
+        return -1;
+    if (xm_journal_new(s->dir, &io, &s->journal))
+        return -1;
+    {
+        struct xm_loop_source hs = {
+            s->hv.ops->beforepoll, s->hv.ops->afterpoll, s->hv.ctx
+        };
+        if (xm_loop_add_source(loop, &hs))
+            return -1;
+    }
+    return 0;
+}
+
+static void
+side_teardown(struct tside *s)
+{
+    struct xm_journal_entry *ents = NULL;
+    size_t n = 0;
+
+    if (s->x && !migexec_busy(s->x))
+        migexec_free(s->x);
+    s->x = NULL;
+    queue_clear(&s->out);
+    if (s->journal && xm_journal_list(s->journal, &ents, &n) == XM_OK)
+        for (size_t i = 0; i < n; i++)
+            xm_journal_remove(s->journal, ents[i].id, ents[i].side);
+    free(ents);
+    xm_journal_free(s->journal);
+    if (s->fake) {
+        xm_hv_close(&s->hv);
+        hv_fake_free(s->fake);
+    }
+    rmdir(s->dir);
+}
+
+static bool fixture_ok;
+
+static int
+fixture(void)
+{
+    struct xm_loop_source cs = { ch_before, ch_after, NULL };
+    struct xm_domain d;
+
+    clock_fake_init(&clk, 1000, 1795000000);
+    clock_fake_as_clock(&clk, &clock_if);
+    loop = xm_loop_new(&clock_if);
+    if (!loop || side_setup(&src, &dst) || side_setup(&dst, &src)
+        || xm_loop_add_source(loop, &cs))
+        return -1;
+    link_up = true;
+    drop_on_type = 0;
+    drop_pending = false;
+    memset(&d, 0, sizeof(d));
+    snprintf(d.name, sizeof(d.name), GUEST);
+    for (unsigned i = 0; i < 16; i++)
+        d.uuid[i] = (uint8_t)(0xa0 + i);
+    d.mem_kib = GIB;
+    d.cur_mem_kib = GIB;
+    d.vcpus = 2;
+    if (hv_fake_add_domain_config(src.fake, &d, NULL, &guest_domid))
+        return -1;
+    return 0;
+}
+
+static void
+setup(void)
+{
+    fixture_ok = fixture() == 0;
+}
+
+static void
+teardown(void)
+{
+    side_teardown(&src);
+    side_teardown(&dst);
+    xm_loop_free(loop);
+    loop = NULL;
+}
+
+static int
+make_exec(struct tside *s, enum xm_mig_side side)
+{
+    CU_ASSERT_TRUE_FATAL(fixture_ok);
+    const struct xm_domain *d = hv_fake_find(src.fake, GUEST);
+    struct migexec_params p;
+
+    memset(&p, 0, sizeof(p));
+    p.side = side;
+    snprintf(p.ident.id, sizeof(p.ident.id), MIG_ID);
+    snprintf(p.ident.name, sizeof(p.ident.name), GUEST);
+    memcpy(p.ident.uuid, d->uuid, 16);
+    snprintf(p.ident.source, sizeof(p.ident.source), "host-a");
+    snprintf(p.ident.target, sizeof(p.ident.target), "host-b");
+    p.ident.src_domid = side == XM_MIG_SOURCE ? guest_domid : 0;
+    xm_mig_config_default(&p.cfg);
+    p.hv = &s->hv;
+    p.journal = s->journal;
+    p.loop = loop;
+    p.clock = &clock_if;
+    p.chan.ops = &chan_ops;
+    p.chan.ctx = s;
+    p.done = on_done;
+    p.arg = s;
+    return migexec_new(&p, &s->x);
+}
+
+/* Both executors, the source started. */
+static void
+start_both(void)
+{
+    CU_ASSERT_EQUAL_FATAL(make_exec(&src, XM_MIG_SOURCE), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(make_exec(&dst, XM_MIG_TARGET), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(migexec_start(src.x), XM_OK);
+}
+
+/* Run the loop until both sides ended (or a bound). */
+static void
+run_until_final(void)
+{
+    for (int i = 0; i < 5000 && !(src.final && dst.final); i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
+}
+
+static bool
+running(struct hv_fake *f, const char *name)
+{
+    const struct xm_domain *d = hv_fake_find(f, name);
+
+    return d && !(d->flags & XM_DOM_PAUSED)
+        && !hv_fake_suspended(f, d->domid);
+}
+
+static unsigned
+running_copies(void)
+{
+    static const char *names[] = {
+        GUEST, GUEST XM_MIG_SUFFIX_IN, GUEST XM_MIG_SUFFIX_AWAY
+    };
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < 3; i++)
+        n += running(src.fake, names[i]) + running(dst.fake, names[i]);
+    return n;
+}
+
+static int
+jphase(struct tside *s, enum xm_mig_side side)
+{
+    struct xm_journal_rec rec;
+    char err[256];
+
+    if (xm_journal_load(s->journal, MIG_ID, side, &rec, err, sizeof(err)))
+        return 0;
+    return (int)rec.phase;
+}
+
+static void
+assert_stayed(void)
+{
+    CU_ASSERT_TRUE(src.final);
+    CU_ASSERT_TRUE(dst.final);
+    CU_ASSERT_TRUE(running(src.fake, GUEST));
+    CU_ASSERT_PTR_NULL(hv_fake_find(dst.fake, GUEST));
+    CU_ASSERT_PTR_NULL(hv_fake_find(dst.fake, GUEST XM_MIG_SUFFIX_IN));
+    CU_ASSERT_PTR_NULL(hv_fake_find(src.fake, GUEST XM_MIG_SUFFIX_AWAY));
+    CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_FAILED_BEFORE);
+    CU_ASSERT_EQUAL(hv_fake_pending(src.fake), 0);
+    CU_ASSERT_EQUAL(hv_fake_pending(dst.fake), 0);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* ---- tests ---- */
+
+static void
+test_happy_path(void)
+{
+    const struct xm_domain *d;
+
+    start_both();
+    run_until_final();
+    CU_ASSERT_TRUE_FATAL(src.final && dst.final);
+    CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(src.res.state, XM_MIG_S_MIGRATED);
+    CU_ASSERT_EQUAL(dst.res.state, XM_MIG_T_MIGRATED);
+    d = hv_fake_find(dst.fake, GUEST);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_FALSE(d->flags & XM_DOM_PAUSED);
+    CU_ASSERT_TRUE(running(dst.fake, GUEST));
+    CU_ASSERT_EQUAL(d->uuid[0], 0xa0);
+    CU_ASSERT_PTR_NULL(hv_fake_find(dst.fake, GUEST XM_MIG_SUFFIX_IN));
+    CU_ASSERT_EQUAL(hv_fake_count_domains(src.fake), 0);
+    CU_ASSERT_EQUAL(jphase(&src, XM_MIG_SOURCE), XM_JP_DONE);
+    CU_ASSERT_EQUAL(jphase(&dst, XM_MIG_TARGET), XM_JP_DONE);
+    CU_ASSERT_TRUE(src.res.bytes > 0);
+    CU_ASSERT_EQUAL(src.res.bytes, dst.res.bytes);
+    CU_ASSERT_EQUAL(src.bad_frames + dst.bad_frames, 0);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+static void
+test_restore_fails(void)
+{
+    fault_arm(hv_fake_fault(dst.fake), "migrate_recv_done", 1, XM_ERR_HV);
+    start_both();
+    run_until_final();
+    assert_stayed();
+    CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_FAILED_BEFORE);
+    CU_ASSERT_EQUAL(jphase(&src, XM_MIG_SOURCE), XM_JP_ABORTED);
+    CU_ASSERT_EQUAL(jphase(&dst, XM_MIG_TARGET), XM_JP_ABORTED);
+}
+
+static void
+test_send_fails(void)
+{
+    fault_arm(hv_fake_fault(src.fake), "migrate_send_done", 1, XM_ERR_HV);
+    start_both();
+    run_until_final();
+    assert_stayed();
+    CU_ASSERT_EQUAL(src.res.mig.rc, XM_ERR_HV);
+    CU_ASSERT_EQUAL(jphase(&src, XM_MIG_SOURCE), XM_JP_ABORTED);
+    CU_ASSERT_EQUAL(jphase(&dst, XM_MIG_TARGET), XM_JP_ABORTED);
+}
+
+/* READY is lost with the link: the stream went over, GO never does.
+ * The source resumes at once; the target holds --incoming paused for
+ * its grace period, then destroys it. */
+static void
+test_link_drops_before_go(void)
+{
+    drop_on_type = MIGEXEC_MSG_READY;
+    start_both();
+    for (int i = 0; i < 2000 && !src.final; i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
+    CU_ASSERT_TRUE_FATAL(src.final);
+    CU_ASSERT_FALSE(dst.final);
+    CU_ASSERT_TRUE(running(src.fake, GUEST));
+    CU_ASSERT_EQUAL(running_copies(), 1);
+    /* Held paused, waiting for the source to come back. */
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(dst.fake, GUEST XM_MIG_SUFFIX_IN));
+    CU_ASSERT_EQUAL(migexec_machine(dst.x)->state, XM_MIG_T_GRACE);
+    clock_fake_advance(&clk, 10 * 60 * 1000 + 1);
+    run_until_final();
+    assert_stayed();
+    CU_ASSERT_EQUAL(jphase(&dst, XM_MIG_TARGET), XM_JP_ABORTED);
+}
+
+static void
+test_journal_fails_before_send(void)
+{
+    const struct xm_domain *d;
+
+    src.fail_opens = 1;
+    CU_ASSERT_EQUAL_FATAL(make_exec(&src, XM_MIG_SOURCE), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(make_exec(&dst, XM_MIG_TARGET), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(migexec_start(src.x), XM_OK);
+    /* Decided at once: no loop iteration needed. */
+    CU_ASSERT_TRUE(src.final);
+    CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_FAILED_BEFORE);
+    CU_ASSERT_NOT_EQUAL(src.res.mig.rc, XM_OK);
+    CU_ASSERT_EQUAL(src.res.bytes, 0);
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL(xm_loop_run_once(loop, 0, NULL), XM_OK);
+    /* Nothing reached the target, nothing touched the guest. */
+    CU_ASSERT_FALSE(dst.final);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dst.x);
+    CU_ASSERT_EQUAL(migexec_machine(dst.x)->state, XM_MIG_T_IDLE);
+    CU_ASSERT_EQUAL(fault_count(hv_fake_fault(src.fake), "migrate_send"),
+                    0);
+    d = hv_fake_find(src.fake, GUEST);
+    CU_ASSERT_PTR_NOT_NULL(d);
+    CU_ASSERT_TRUE(running(src.fake, GUEST));
+    CU_ASSERT_EQUAL(jphase(&src, XM_MIG_SOURCE), 0);
+    CU_ASSERT_EQUAL(hv_fake_count_domains(dst.fake), 0);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* Peer input is hostile: frames that are not for this migration, of
+ * the wrong side or malformed are refused (the link drops) and change
+ * nothing. */
+static void
+test_hostile_frames(void)
+{
+    static const char other[] = "{\"id\":\"mig-2\"}";
+    static const char junk[] = "{\"id\":";
+    static const uint8_t data[] = { 1, 2, 3 };
+    struct xm_frame f;
+
+    CU_ASSERT_EQUAL_FATAL(make_exec(&src, XM_MIG_SOURCE), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(make_exec(&dst, XM_MIG_TARGET), XM_OK);
+    memset(&f, 0, sizeof(f));
+    f.type = XM_MSG_MIGRATE_GO;
+    f.payload = (const uint8_t *)other;
+    f.len = sizeof(other) - 1;
+    CU_ASSERT_EQUAL(migexec_on_frame(dst.x, &f), XM_ERR_PROTO);
+    f.payload = (const uint8_t *)junk;
+    f.len = sizeof(junk) - 1;
+    CU_ASSERT_EQUAL(migexec_on_frame(dst.x, &f), XM_ERR_PROTO);
+    f.type = XM_MSG_MIGRATE_OFFER;
+    CU_ASSERT_EQUAL(migexec_on_frame(dst.x, &f), XM_ERR_PROTO);
+    CU_ASSERT_EQUAL(migexec_offer_ident(&f, &(struct xm_mig_ident){0}),
+                    XM_ERR_PROTO);
+    f.type = XM_MSG_STREAM_DATA;
+    f.payload = data;
+    f.len = sizeof(data);
+    CU_ASSERT_EQUAL(migexec_on_frame(src.x, &f), XM_ERR_PROTO);
+    /* The target has no stream yet: late or early data is dropped. */
+    CU_ASSERT_EQUAL(migexec_on_frame(dst.x, &f), XM_OK);
+    f.type = 999;
+    CU_ASSERT_EQUAL(migexec_on_frame(dst.x, &f), XM_ERR_PROTO);
+    CU_ASSERT_EQUAL(migexec_machine(dst.x)->state, XM_MIG_T_IDLE);
+    CU_ASSERT_EQUAL(migexec_machine(src.x)->state, XM_MIG_S_IDLE);
+    CU_ASSERT_EQUAL(src.reports + dst.reports, 0);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* The target learns the identity from the OFFER itself. */
+static void
+test_offer_ident(void)
+{
+    struct xm_mig_ident id;
+    struct tframe *tf;
+    struct xm_frame f;
+
+    CU_ASSERT_EQUAL_FATAL(make_exec(&src, XM_MIG_SOURCE), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(migexec_start(src.x), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(src.out.n, 1);
+    tf = &src.out.f[0];
+    CU_ASSERT_EQUAL(tf->type, XM_MSG_MIGRATE_OFFER);
+    memset(&f, 0, sizeof(f));
+    f.type = tf->type;
+    f.payload = tf->payload;
+    f.len = (uint32_t)tf->len;
+    CU_ASSERT_EQUAL_FATAL(migexec_offer_ident(&f, &id), XM_OK);
+    CU_ASSERT_STRING_EQUAL(id.id, MIG_ID);
+    CU_ASSERT_STRING_EQUAL(id.name, GUEST);
+    CU_ASSERT_STRING_EQUAL(id.source, "host-a");
+    CU_ASSERT_STRING_EQUAL(id.target, "host-b");
+    CU_ASSERT_EQUAL(id.uuid[15], 0xaf);
+    /* Finish it so the guest ends where it started. */
+    link_up = false;
+    queue_clear(&src.out);
+    migexec_on_link(src.x, false);
+    CU_ASSERT_TRUE(src.final);
+    CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_FAILED_BEFORE);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+static CU_TestInfo migexec_tests[] = {
+    { "happy path: the guest runs on the target", test_happy_path },
+    { "target restore fails: resumed on the source", test_restore_fails },
+    { "source send fails: still on the source", test_send_fails },
+    { "link lost after the stream, before GO", test_link_drops_before_go },
+    { "journal fails before sending: untouched",
+      test_journal_fails_before_send },
+    { "hostile frames are refused", test_hostile_frames },
+    { "the target's identity from the offer", test_offer_ident },
+    CU_TEST_INFO_NULL,
+};
+
+CU_SuiteInfo xm_test_suites[] = {
+    { "migexec", NULL, NULL, setup, teardown, migexec_tests },
+    CU_SUITE_INFO_NULL,
+};
