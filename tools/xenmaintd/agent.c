@@ -260,6 +260,19 @@ job_finish(struct job *job, int code, const char *result,
     job_free(job);
 }
 
+void
+job_finish_json(struct job *job, struct xm_jgen *g)
+{
+    char *json = NULL;
+    int rc = xm_jgen_take(g, &json);
+
+    if (rc)
+        job_finish(job, rc, NULL, "could not encode the result");
+    else
+        job_finish(job, XM_OK, json, NULL);
+    free(json);
+}
+
 /* ---- taking requests ---- */
 
 static void

@@ -35,6 +35,9 @@ void job_progress(struct job *job, unsigned pct);
  * message (result may then be NULL for the standard error object). */
 void job_finish(struct job *job, int code, const char *result,
                 const char *message);
+/* Answer the job with the document in g, or with the generator's error
+ * when g could not produce one. */
+void job_finish_json(struct job *job, struct xm_jgen *g);
 
 /* agent_ops.c */
 void agent_load_state(struct agent *a);

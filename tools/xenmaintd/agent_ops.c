@@ -152,20 +152,6 @@ agent_host_status(struct agent *a, struct xm_jgen *g)
     return XM_OK;
 }
 
-/* Finish a job with the document in g (or the generator's error). */
-static void
-finish_with(struct job *job, struct xm_jgen *g)
-{
-    char *json = NULL;
-    int rc = xm_jgen_take(g, &json);
-
-    if (rc)
-        job_finish(job, rc, NULL, "could not encode the result");
-    else
-        job_finish(job, XM_OK, json, NULL);
-    free(json);
-}
-
 /* A peer's block as the status result shows it: the peer's own JSON
  * was parsed (hostile input) and is re-emitted value by value. */
 static void
@@ -217,7 +203,7 @@ status_peers_done(void *arg, const struct agent_peer_status *st, unsigned n)
         gen_peer(g, &st[i]);
     xm_jgen_array_close(g);
     xm_jgen_map_close(g);
-    finish_with(job, g);
+    job_finish_json(job, g);
     xm_jgen_free(g);
 }
 
@@ -489,7 +475,7 @@ drain_peers_done(void *arg, const struct agent_peer_status *st, unsigned n)
         goto out;
     }
     gen_plan(g, job, &b, &plan, st, n);
-    finish_with(job, g);
+    job_finish_json(job, g);
 out:
     xm_jgen_free(g);
     xm_plan_dispose(&plan);
@@ -543,7 +529,7 @@ op_patch_list(struct job *job)
     xm_jgen_kv_str(g, "host", job->a->d.cfg->host_name);
     gen_livepatches(job->a, g);
     xm_jgen_map_close(g);
-    finish_with(job, g);
+    job_finish_json(job, g);
     xm_jgen_free(g);
 }
 

@@ -242,19 +242,6 @@ is_manifest(const char *path)
 /* ---- results ---- */
 
 static void
-finish_json(struct job *job, struct xm_jgen *g)
-{
-    char *json = NULL;
-    int rc = xm_jgen_take(g, &json);
-
-    if (rc)
-        job_finish(job, rc, NULL, "could not encode the result");
-    else
-        job_finish(job, XM_OK, json, NULL);
-    free(json);
-}
-
-static void
 audit(struct patch_run *p, const char *action, int rc, const char *why)
 {
     int64_t ms = p->start_ms ?
@@ -326,7 +313,7 @@ op_patch_check(struct job *job)
         xm_jgen_str(g, d.reason);
     xm_jgen_array_close(g);
     xm_jgen_map_close(g);
-    finish_json(job, g);
+    job_finish_json(job, g);
 out:
     xm_jgen_free(g);
     hostview_dispose(&h);
@@ -371,7 +358,7 @@ run_done(struct patch_run *p, int rc, const char *why)
         xm_jgen_kv_str(g, "message", "the manifest's verify command was "
                        "not run: this version does not run commands yet");
     xm_jgen_map_close(g);
-    finish_json(job, g);
+    job_finish_json(job, g);
     xm_jgen_free(g);
     run_free(p);
 }
