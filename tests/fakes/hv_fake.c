@@ -404,7 +404,7 @@ fk_list_domains(void *ctx, struct xm_domain **doms_r, size_t *n_r)
     for (size_t i = 0; i < f->n_doms; i++) {
         doms[i] = f->doms[i].d;
         if (f->doms[i].suspended)
-            doms[i].flags |= XM_DOM_PAUSED;
+            doms[i].flags |= XM_DOM_SUSPENDED;
     }
     *doms_r = doms;
     *n_r = f->n_doms;

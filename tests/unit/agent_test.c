@@ -416,20 +416,96 @@ test_drain_unknown_target(void)
     CU_ASSERT_EQUAL(peers.queries, 0);
 }
 
+static char *
+host_key(const char *leaf)
+{
+    char path[128], *v = NULL;
+
+    snprintf(path, sizeof(path), "/tool/xenmaint/host/%s", leaf);
+    CU_ASSERT_EQUAL(xm_xs_read(&xs_client, XM_XS_NO_TXN, path, &v), XM_OK);
+    return v ? v : strdup("");
+}
+
+/* A blocked guest and no --skip-blocked: nothing moves, the host is
+ * not left cordoned. */
 static void
-test_drain_for_real_is_refused_honestly(void)
+test_drain_refused_with_blockers(void)
 {
     xm_json *doc;
+    const xm_json *blocked;
     const char *s;
+    bool b = false;
+    char *state;
 
     CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
+                     "\"free_kib\":1048576,\"nr_cpus\":2,\"guests\":[]}";
     submit("d5", "{\"version\":1,\"op\":\"drain\"}");
-    assert_job("d5", "failed");
+    state = host_key("state");
+    CU_ASSERT_STRING_EQUAL(state, "draining");  /* cordoned at once */
+    free(state);
+    answer_peers();
+    assert_job("d5", "done");
     doc = job_result("d5");
-    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_get(doc, "error"), "code", &s),
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    CU_ASSERT_EQUAL(xm_json_get_bool(doc, "refused", &b), XM_OK);
+    CU_ASSERT_TRUE(b);
+    blocked = xm_json_get(doc, "blocked");
+    CU_ASSERT_EQUAL_FATAL(xm_json_len(blocked), 1);
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(blocked, 0), "action", &s),
                     XM_OK);
-    CU_ASSERT_STRING_EQUAL(s, "unsupported");
+    CU_ASSERT_STRING_EQUAL(s, "refused");
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(xm_json_get(doc, "moves"),
+                                               0), "state", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "planned");
     xm_json_free(doc);
+    state = host_key("state");
+    CU_ASSERT_STRING_EQUAL(state, "active");
+    free(state);
+}
+
+/* --skip-blocked, but no journal (the state dir is missing): the
+ * migration is refused before it touches the guest, with the reason,
+ * and the host stays cordoned because a guest remains. */
+static void
+test_drain_without_journal(void)
+{
+    xm_json *doc;
+    const xm_json *mv;
+    const char *s;
+    char *state;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
+                     "\"free_kib\":1048576,\"nr_cpus\":2,\"guests\":[]}";
+    submit("d6", "{\"version\":1,\"op\":\"drain\",\"blocked\":\"skip\"}");
+    answer_peers();
+    assert_job("d6", "done");
+    doc = job_result("d6");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    mv = xm_json_at(xm_json_get(doc, "moves"), 0);
+    CU_ASSERT_EQUAL(xm_json_get_str(mv, "guest", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "g1");
+    CU_ASSERT_EQUAL(xm_json_get_str(mv, "state", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "stayed");
+    CU_ASSERT_EQUAL(xm_json_get_str(mv, "why", &s), XM_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "cannot start"));
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(xm_json_get(doc, "blocked"),
+                                               0), "action", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "skipped");
+    xm_json_free(doc);
+    state = host_key("state");
+    CU_ASSERT_STRING_EQUAL(state, "cordoned");
+    free(state);
+    /* a guest's progress key is there, final */
+    {
+        char *v = NULL;
+        CU_ASSERT_EQUAL(xm_xs_read(&xs_client, XM_XS_NO_TXN,
+                                   "/tool/xenmaint/job/d6/guest/dd6-0", &v),
+                        XM_OK);
+        CU_ASSERT_PTR_NOT_NULL(v ? strstr(v, "\"state\":\"stayed\"") : NULL);
+        free(v);
+    }
 }
 
 static void
@@ -553,8 +629,10 @@ static CU_TestInfo agent_tests[] = {
     { "drain plan: a drained peer takes nothing",
       test_drain_cordoned_target },
     { "drain plan: unknown --to host", test_drain_unknown_target },
-    { "drain without --dry-run refused as unsupported",
-      test_drain_for_real_is_refused_honestly },
+    { "drain refused with blockers, host not left cordoned",
+      test_drain_refused_with_blockers },
+    { "drain without a journal: guest stays, with the reason",
+      test_drain_without_journal },
     { "malformed requests get errors, agent goes on",
       test_malformed_requests },
     { "a request written before start is taken",

@@ -444,7 +444,7 @@ test_migration_socketpair(void)
     CU_ASSERT(hv_fake_suspended(src_fake, m.src_domid));
     CU_ASSERT_EQUAL(src.ops->list_domains(src.ctx, &list, &n), XM_OK);
     CU_ASSERT_EQUAL_FATAL(n, 1);
-    CU_ASSERT(list[0].flags & XM_DOM_PAUSED);
+    CU_ASSERT(list[0].flags & XM_DOM_SUSPENDED);
     free(list);
     CU_ASSERT_EQUAL(src.ops->unpause(src.ctx, m.src_domid), XM_ERR_STATE);
     CU_ASSERT_EQUAL(src.ops->resume(src.ctx, m.src_domid), XM_OK);

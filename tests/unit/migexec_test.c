@@ -501,7 +501,7 @@ test_send_fails(void)
 static void
 test_link_drops_before_go(void)
 {
-    drop_on_type = MIGEXEC_MSG_READY;
+    drop_on_type = XM_MSG_MIGRATE_READY;
     start_both();
     for (int i = 0; i < 2000 && !src.final; i++)
         CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);

@@ -35,6 +35,8 @@ enum {
     XM_DOM_DYING = 1u << 4,      /* dying or shut down */
     XM_DOM_LOCAL_DISK = 1u << 5, /* a disk only this host can reach */
     XM_DOM_TRANSIENT = 1u << 6,  /* name ends --incoming/--migratedaway */
+    XM_DOM_SUSPENDED = 1u << 7,  /* shut down for suspend (a live send
+                                  * completed or left it so): not dying */
 };
 
 struct xm_domain {

@@ -270,7 +270,10 @@ fill_domain(struct hv_libxl *h, const libxl_dominfo *info,
         d->flags |= XM_DOM_HVM;
     if (info->paused)
         d->flags |= XM_DOM_PAUSED;
-    if (info->dying || info->shutdown)
+    if (info->shutdown && !info->dying &&
+        info->shutdown_reason == LIBXL_SHUTDOWN_REASON_SUSPEND)
+        d->flags |= XM_DOM_SUSPENDED;
+    else if (info->dying || info->shutdown)
         d->flags |= XM_DOM_DYING;
 
     name = libxl_domid_to_name(h->ctx, info->domid);

@@ -88,6 +88,11 @@ enum xm_msg_type {
     XM_MSG_MIGRATE_GO = 21,    /* JSON, may be empty */
     XM_MSG_MIGRATE_DONE = 22,  /* JSON, may be empty */
     XM_MSG_MIGRATE_ABORT = 23, /* code + text */
+    XM_MSG_MIGRATE_READY = 24, /* JSON {"id"}: target holds it all */
+    XM_MSG_MIGRATE_STATUS_REQ = 25, /* JSON {"id","name","uuid"} */
+    XM_MSG_MIGRATE_STATUS = 26,/* JSON {"id","status"} */
+    XM_MSG_MIGRATE_PULL = 27,  /* JSON {"id","home"}: send my guests home */
+    XM_MSG_MIGRATE_PULL_RESP = 28, /* JSON: what the peer started */
 };
 
 /* "STREAM_DATA", or NULL for a type that is not known. */

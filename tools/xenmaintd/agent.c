@@ -52,6 +52,8 @@ agent_free(struct agent *a)
 
     if (!a)
         return;
+    agent_drain_dispose(a);
+    agent_mig_dispose(a);
     for (job = a->jobs; job; job = next) {
         next = job->next;
         job_free(job);
@@ -406,6 +408,15 @@ agent_start(struct agent *a)
         return rc;
     }
     agent_load_state(a);
+    if (strcmp(a->state, "draining") == 0 ||
+        strcmp(a->state, "undraining") == 0)
+        agent_set_state(a, "cordoned", "a drain was interrupted by an "
+                        "agent restart: run xl drain again, or xl undrain");
+    /* Without a journal no migration may start (each one is refused
+     * with the reason); everything else still works. */
+    if (agent_mig_init(a) != XM_OK)
+        xm_log_err("migrations are disabled: no journal in %s",
+                   a->d.cfg->state_dir);
     rc = agent_publish_host(a);
     if (rc) {
         xm_log_err("cannot publish the host's state: %s", xm_strerror(rc));
@@ -445,6 +456,7 @@ agent_stop(struct agent *a)
 {
     struct xm_xs *xs = a->d.xs;
 
+    a->stopping = true;         /* the drain starts no more migrations */
     if (!a->started)
         return;
     xs->ops->rm(xs->ctx, XM_XS_NO_TXN, "/tool/xenmaint/agent/pid");

@@ -6,6 +6,9 @@
 #define XM_AGENT_INT_H
 
 #include "agent.h"
+#include "migexec.h"
+#include "xm_journal.h"
+#include "xm_migrate.h"
 #include "xm_request.h"
 
 struct job {
@@ -16,8 +19,39 @@ struct job {
     struct job *next;
 };
 
+struct mig;
+/* A migration's owner hears of every report; after final it must
+ * forget m (it is freed from the loop soon after). */
+typedef void mig_notify_fn(void *arg, struct mig *m, bool final);
+
+/* One live migration of this agent, either side. */
+struct mig {
+    struct agent *a;
+    struct mig *next;
+    struct migexec *x;
+    struct migexec_chan ch;     /* ch.ctx: the peer link's channel */
+    enum xm_mig_side side;
+    struct xm_mig_ident ident;
+    char peer[XM_PROTO_HOST_MAX + 1];
+    uint64_t mem_kib;
+    bool started;               /* source: the executor was started */
+    bool final;
+    enum xm_mig_state state;
+    struct xm_mig_result res;   /* res.why points at why */
+    char why[XM_MIG_WHY_MAX];
+    uint64_t bytes;
+    int64_t t0_ms, t1_ms;
+    mig_notify_fn *notify;
+    void *notify_arg;
+    struct xm_loop_timer *reap;
+};
+
 struct agent {
     struct agent_deps d;
+    struct xm_journal *journal; /* state_dir/migrations */
+    struct mig *migs;
+    struct drain *drain;        /* the drain or undrain running */
+    struct drain *pulls;        /* peers' undrains we serve */
     struct xm_loop_fd *xs_fd;
     struct job *jobs;           /* running */
     char **done_ids;            /* finished, oldest first */
@@ -25,6 +59,7 @@ struct agent {
     char state[32];             /* host state, as in the schema */
     char reason[128];
     bool started;
+    bool stopping;              /* agent_stop was called */
     int failed;                 /* why the agent stopped itself */
 };
 
@@ -45,5 +80,47 @@ void agent_run_job(struct job *job);
 
 /* agent_patch.c: patch check, apply, revert */
 void agent_patch_job(struct job *job);
+
+/* agent_ops.c */
+/* Names of all configured peers, or of the request's --to list. */
+int target_names(struct job *job, const char ***names_r, unsigned *n_r);
+/* Ask names for their status; done(job, ...) answers (at once with no
+ * peers).  An error: done will not be called. */
+int ask_peers(struct job *job, const char *const *names, unsigned n,
+               agent_peer_status_fn *done);
+int agent_set_state(struct agent *a, const char *state, const char *reason);
+
+/* agent_mig.c: the migration table */
+int agent_mig_init(struct agent *a);      /* journal + recovery */
+void agent_mig_dispose(struct agent *a);
+/* Start moving d to target under migration id; timeout_s bounds the
+ * stream.  notify hears every report. */
+int mig_start_source(struct agent *a, const struct xm_domain *d,
+                     const char *target, const char *id,
+                     unsigned timeout_s, mig_notify_fn *notify, void *arg,
+                     struct mig **m_r);
+/* Roll back before the point of no return (see migexec_abort). */
+int mig_abort(struct mig *m, const char *why);
+struct mig *mig_find(struct agent *a, const char *id, enum xm_mig_side side);
+uint64_t mig_bytes(const struct mig *m);
+/* 32 lower-case hex digits -> 16 bytes; XM_ERR_INVAL otherwise. */
+int agent_uuid_parse(const char *s, uint8_t uuid_r[16]);
+const char *mig_move_state(const struct mig *m); /* done, stayed, ... */
+/* Guests that left this host (the undrain brings them back). */
+struct away_rec {
+    uint8_t uuid[16];
+    char name[XM_DOMNAME_MAX + 1];
+    char host[XM_PROTO_HOST_MAX + 1];
+};
+int agent_away_load(struct agent *a, struct away_rec **recs_r, size_t *n_r);
+
+/* agent_drain.c: drain, undrain, and a peer's pull */
+void agent_drain_job(struct job *job);
+void agent_undrain_job(struct job *job);
+int agent_pull(struct agent *a, const char *peer, struct agent_conn *conn,
+               const struct xm_frame *f);
+/* A target migration changed (the undrain follows its guests home). */
+void agent_drain_on_target(struct agent *a, struct mig *m, bool final);
+void agent_drain_dispose(struct agent *a);
 
 #endif /* XM_AGENT_INT_H */

@@ -145,7 +145,26 @@ daemonize(int *ready_fd_r)
 struct daemon_state {
     struct xm_loop *loop;
     struct agent *agent;
+    unsigned signals;
+    struct xm_loop_timer *wait;
 };
+
+/* Stopping waits for the migrations in flight (each bounded by its own
+ * timeouts): a guest is never left half-moved by a service restart. */
+static void
+on_stop_wait(void *arg)
+{
+    struct daemon_state *ds = arg;
+    unsigned n = agent_migrations_busy(ds->agent);
+
+    ds->wait = NULL;            /* fired: gone */
+    if (n == 0) {
+        xm_loop_stop(ds->loop);
+        return;
+    }
+    if (xm_loop_add_timer(ds->loop, 500, on_stop_wait, ds, &ds->wait))
+        xm_loop_stop(ds->loop);
+}
 
 static void
 on_signal(void *arg, int fd, short revents)
@@ -160,8 +179,17 @@ on_signal(void *arg, int fd, short revents)
                         "the configuration");
             continue;
         }
-        xm_log_info("signal %u: stopping", si.ssi_signo);
         agent_stop(ds->agent);
+        if (++ds->signals == 1 && agent_migrations_busy(ds->agent)) {
+            xm_log_info("signal %u: stopping once the %u migration(s) in "
+                        "flight end (again: stop now, the journal "
+                        "resumes them at start)", si.ssi_signo,
+                        agent_migrations_busy(ds->agent));
+            if (!ds->wait)
+                on_stop_wait(ds);
+            continue;
+        }
+        xm_log_info("signal %u: stopping", si.ssi_signo);
         xm_loop_stop(ds->loop);
     }
 }
@@ -274,6 +302,10 @@ run(const struct options *opt, const struct xm_config *cfg, int ready_fd)
 out:
     if (agent)
         agent_stop(agent);
+    if (ds.wait)
+        xm_loop_cancel_timer(loop, ds.wait);
+    /* questions to peers are answered while the agent still exists */
+    peer_link_shutdown(link);
     agent_free(agent);
     peer_link_free(link);
     xm_loop_free(loop);

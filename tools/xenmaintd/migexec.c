@@ -67,6 +67,10 @@ struct migexec {
     unsigned offer_vcpus;
 
     uint64_t bytes;
+
+    /* recovery: what xm_mig_adopt asked for, run by migexec_kick */
+    struct xm_mig_action adopt_acts[XM_MIG_ACTIONS_MAX];
+    unsigned n_adopt;
 };
 
 /* ---- the event queue ---- */
@@ -239,7 +243,7 @@ send_json(struct migexec *x, uint16_t type, const char *key,
         return;     /* as a dropped frame: the peer times out */
     xm_jgen_map_open(g);
     xm_jgen_kv_str(g, "id", x->m.ident.id);
-    if (type == MIGEXEC_MSG_STATUS_REQ) {
+    if (type == XM_MSG_MIGRATE_STATUS_REQ) {
         uuid_hex(x->m.ident.uuid, hex);
         xm_jgen_kv_str(g, "name", x->m.ident.name);
         xm_jgen_kv_str(g, "uuid", hex);
@@ -383,7 +387,8 @@ send_done(void *arg, int rc)
         if (x->p.hv->ops->list_domains(x->p.hv->ctx, &doms, &n) == XM_OK)
             for (size_t i = 0; i < n; i++)
                 if (doms[i].domid == x->m.ident.src_domid
-                    && (doms[i].flags & XM_DOM_PAUSED))
+                    && (doms[i].flags & (XM_DOM_PAUSED
+                                         | XM_DOM_SUSPENDED)))
                     susp = true;
         free(doms);
         ev = mkev(susp ? XM_MIG_EV_SEND_FAILED_SUSPENDED
@@ -517,7 +522,8 @@ check_offer(struct migexec *x)
         view[i].name = doms[i].name;
         memcpy(view[i].uuid, doms[i].uuid, 16);
         view[i].domid = doms[i].domid;
-        view[i].state = (doms[i].flags & XM_DOM_PAUSED)
+        view[i].state = (doms[i].flags & XM_DOM_SUSPENDED)
+            ? XM_MIG_DOM_SUSPENDED : (doms[i].flags & XM_DOM_PAUSED)
             ? XM_MIG_DOM_PAUSED : XM_MIG_DOM_RUNNING;
     }
     host.doms = view;
@@ -632,12 +638,12 @@ do_send(struct migexec *x, const struct xm_mig_action *a)
         so_pump(x);
         return;
     case XM_MIG_MSG_ACCEPT: type = XM_MSG_MIGRATE_ACCEPT; break;
-    case XM_MIG_MSG_READY: type = MIGEXEC_MSG_READY; break;
+    case XM_MIG_MSG_READY: type = XM_MSG_MIGRATE_READY; break;
     case XM_MIG_MSG_GO: type = XM_MSG_MIGRATE_GO; break;
     case XM_MIG_MSG_DONE: type = XM_MSG_MIGRATE_DONE; break;
-    case XM_MIG_MSG_STATUS_REQ: type = MIGEXEC_MSG_STATUS_REQ; break;
+    case XM_MIG_MSG_STATUS_REQ: type = XM_MSG_MIGRATE_STATUS_REQ; break;
     case XM_MIG_MSG_STATUS:
-        send_json(x, MIGEXEC_MSG_STATUS, "status",
+        send_json(x, XM_MSG_MIGRATE_STATUS, "status",
                   xm_mig_peer_status_name(a->status));
         return;
     }
@@ -730,14 +736,13 @@ perform(struct migexec *x, const struct xm_mig_action *a,
 }
 
 static void
-step_one(struct migexec *x, const struct xm_mig_event *ev)
+perform_all(struct migexec *x, const struct xm_mig_action *acts,
+            unsigned n)
 {
-    struct xm_mig_action acts[XM_MIG_ACTIONS_MAX];
     struct xm_mig_event res[XM_MIG_ACTIONS_MAX];
-    unsigned n = 0, nres = 0;
+    unsigned nres = 0;
     bool rep = false;
 
-    (void)xm_mig_step(&x->m, ev, acts, XM_MIG_ACTIONS_MAX, &n);
     for (unsigned i = 0; i < n; i++) {
         perform(x, &acts[i], &res[nres], &rep);
         if (res[nres].type != XM_MIG_EV_COUNT)
@@ -754,17 +759,35 @@ step_one(struct migexec *x, const struct xm_mig_event *ev)
         report(x, false);
 }
 
+static void
+step_one(struct migexec *x, const struct xm_mig_event *ev)
+{
+    struct xm_mig_action acts[XM_MIG_ACTIONS_MAX];
+    unsigned n = 0;
+
+    (void)xm_mig_step(&x->m, ev, acts, XM_MIG_ACTIONS_MAX, &n);
+    perform_all(x, acts, n);
+}
+
+static void run_queue(struct migexec *x);
+
 /* Feed ev and everything it leads to.  May free x (final report). */
 static void
 feed(struct migexec *x, const struct xm_mig_event *ev)
 {
-    struct qev e;
-
     if (x->finished)
         return;
     q_put(x, ev, false);
     if (x->running)
         return;
+    run_queue(x);
+}
+
+static void
+run_queue(struct migexec *x)
+{
+    struct qev e;
+
     x->running = true;
     while (q_get(x, &e))
         step_one(x, &e.ev);
@@ -811,6 +834,70 @@ out:
         xm_buf_dispose(&x->scratch);
     free(x);
     return rc;
+}
+
+int
+migexec_adopt(const struct migexec_params *p,
+              const struct xm_journal_rec *rec, enum xm_mig_state state,
+              uint32_t domid, struct migexec **x_r)
+{
+    struct migexec *x = NULL;
+    int rc;
+
+    rc = migexec_new(p, &x);
+    if (rc)
+        return rc;
+    rc = xm_mig_adopt(&x->m, rec, &p->cfg, state, domid, x->adopt_acts,
+                      XM_MIG_ACTIONS_MAX, &x->n_adopt);
+    if (rc) {
+        migexec_free(x);
+        return rc;
+    }
+    x->jrec = *rec;
+    x->have_jrec = true;
+    *x_r = x;
+    return XM_OK;
+}
+
+void
+migexec_kick(struct migexec *x)
+{
+    unsigned n = x->n_adopt;
+
+    if (!n || x->running || x->finished)
+        return;
+    x->n_adopt = 0;
+    x->running = true;
+    perform_all(x, x->adopt_acts, n);
+    x->running = false;
+    run_queue(x);
+}
+
+uint64_t
+migexec_bytes(const struct migexec *x)
+{
+    return x->bytes;
+}
+
+int
+migexec_abort(struct migexec *x, const char *why)
+{
+    struct xm_mig_event ev = mkev(XM_MIG_EV_TIMEOUT, XM_ERR_CANCELLED);
+
+    /* Only before the point of no return, and only where the machine
+     * waits on the peer or the stream: a timeout there rolls back. */
+    switch (x->m.state) {
+    case XM_MIG_S_OFFERED:
+    case XM_MIG_S_SENDING:
+    case XM_MIG_S_WAIT_READY:
+        break;
+    default:
+        return XM_ERR_STATE;
+    }
+    ev.text = why;
+    timer_cancel(x);
+    feed(x, &ev);
+    return XM_OK;
 }
 
 void
@@ -1024,7 +1111,7 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
     case XM_MSG_MIGRATE_ACCEPT:
     case XM_MSG_MIGRATE_GO:
     case XM_MSG_MIGRATE_DONE:
-    case MIGEXEC_MSG_READY:
+    case XM_MSG_MIGRATE_READY:
         if (f->len) {
             rc = parse_ours(x, f, &doc);
             xm_json_free(doc);
@@ -1036,17 +1123,17 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
                 : f->type == XM_MSG_MIGRATE_DONE ? XM_MIG_EV_DONE
                 : XM_MIG_EV_READY;
         break;
-    case MIGEXEC_MSG_STATUS_REQ:
+    case XM_MSG_MIGRATE_STATUS_REQ:
         if (source)
             return XM_ERR_PROTO;
         rc = parse_ours(x, f, &doc);
         xm_json_free(doc);
         if (rc)
             return rc;
-        send_json(x, MIGEXEC_MSG_STATUS, "status",
+        send_json(x, XM_MSG_MIGRATE_STATUS, "status",
                   xm_mig_peer_status_name(xm_mig_peer_status(&x->m)));
         return XM_OK;
-    case MIGEXEC_MSG_STATUS:
+    case XM_MSG_MIGRATE_STATUS:
         if (!source)
             return XM_ERR_PROTO;
         rc = parse_ours(x, f, &doc);

@@ -31,17 +31,6 @@
 #include "xm_migrate.h"
 #include "xm_proto.h"
 
-/*
- * PROVISIONAL wire numbers for the three messages the migration machine
- * needs and xm_proto.h lacks (doc/migration.md proposes them).  The
- * codec (xm_msg_name, xm_msg_max_len, the decoder) must learn them
- * before the lab: until then a real peer link drops a connection that
- * carries them.
- */
-#define MIGEXEC_MSG_READY 24       /* JSON {"id"} */
-#define MIGEXEC_MSG_STATUS_REQ 25  /* JSON {"id","name","uuid"} */
-#define MIGEXEC_MSG_STATUS 26      /* JSON {"id","status"} */
-
 /* Bytes the channel may hold before the stream sender stops reading. */
 #define MIGEXEC_MAX_PENDING (1024u * 1024)
 /* The receiver's queue bound before it asks the link to stop reading. */
@@ -134,5 +123,22 @@ int migexec_offer_ident(const struct xm_frame *f,
                         struct xm_mig_ident *ident_r);
 
 const struct xm_mig *migexec_machine(const struct migexec *x);
+/* Stream bytes so far. */
+uint64_t migexec_bytes(const struct migexec *x);
+
+/* Stop a migration before the point of no return (the drain's progress
+ * watchdog, Ctrl-C): fed as a timeout with why, so the machine rolls
+ * back.  XM_ERR_STATE where that is not possible (after GO, or while a
+ * local step runs: try again later).  May call the done callback. */
+int migexec_abort(struct migexec *x, const char *why);
+
+/* Recovery: an executor for journal record rec whose machine is
+ * adopted into state with our copy at domid (xm_mig_recover said
+ * XM_MIG_A_ADOPT).  Nothing runs until migexec_kick, which performs
+ * what the adopted state waits on (and may call the done callback). */
+int migexec_adopt(const struct migexec_params *p,
+                  const struct xm_journal_rec *rec, enum xm_mig_state state,
+                  uint32_t domid, struct migexec **x_r);
+void migexec_kick(struct migexec *x);
 
 #endif /* XM_MIGEXEC_H */

@@ -3,12 +3,25 @@
  *
  * Each connection runs: connect (client side only) -> TLS handshake with
  * the peer's certificate verified against the pool CA -> the hellos ->
- * frames.  Today's one question is STATUS_REQ, answered with the agent's
- * host block as JSON.  A status query opens one short-lived connection
- * per peer and answers the agent once, when every peer has answered,
- * failed or timed out.  Anything unexpected from a peer (a bad frame, a
- * type we do not serve, a name that does not match its certificate)
- * closes that connection and is logged once with the peer's name.
+ * frames.  Two kinds of use:
+ *
+ *  - questions: a query opens one short-lived connection per peer, sends
+ *    one request (STATUS_REQ, MIGRATE_PULL) and answers the agent once,
+ *    when every peer has answered, failed or timed out;
+ *  - migrations: each migration has a channel (struct peer_mchan) that
+ *    owns one connection at a time, so frames need no routing: a
+ *    source's channel connects when its executor asks and reconnects
+ *    after a loss; a target's channel takes the incoming connection
+ *    whose first frame was the OFFER (or, after a reconnect, a
+ *    MIGRATE_STATUS_REQ for a migration the agent still runs).  The
+ *    channel pauses reading when the executor's stream queue is full
+ *    and tells it when its send queue went down.
+ *
+ * Anything unexpected from a peer (a bad frame, a type we do not serve,
+ * a name that does not match its certificate) closes that connection and
+ * is logged once with the peer's name.  Callbacks into the agent run with
+ * no connection state half-updated; a channel's link(false) comes after
+ * its connection is freed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,7 +42,7 @@
 #include "xm_tls.h"
 
 #define READ_CHUNK 16384
-#define OUT_MAX (2u * 1024 * 1024)
+#define OUT_MAX (4u * 1024 * 1024)
 
 enum conn_phase {
     C_CONNECTING,
@@ -38,6 +51,7 @@ enum conn_phase {
 };
 
 struct status_query;
+struct peer_mchan;
 
 struct peer_conn {
     struct peer_link *link;
@@ -56,6 +70,19 @@ struct peer_conn {
     bool dead;
     struct status_query *query;      /* client: the query it answers */
     unsigned slot;
+    struct peer_mchan *mchan;        /* the migration that owns it */
+};
+
+/* A migration's link: outlives its connections. */
+struct peer_mchan {
+    struct peer_link *link;
+    char peer[XM_HOSTNAME_MAX + 1];
+    struct peer_conn *conn;          /* NULL while down */
+    struct agent_chan_cb cb;
+    void *arg;
+    bool rx_paused;
+    struct xm_loop_timer *resume;    /* pump the connection again */
+    struct peer_mchan *next;
 };
 
 struct query_slot {
@@ -69,6 +96,9 @@ struct status_query {
     struct peer_link *link;
     agent_peer_status_fn *done;
     void *arg;
+    uint16_t req_type, resp_type;
+    char *req;                       /* request payload, may be NULL */
+    size_t req_len;
     unsigned n, pending;
     struct query_slot *slots;
     struct xm_loop_timer *timer;
@@ -86,6 +116,7 @@ struct peer_link {
     struct xm_loop_fd *listen_lfd;
     struct peer_conn *conns;
     struct status_query *queries;
+    struct peer_mchan *mchans;
 };
 
 static void conn_close(struct peer_conn *c);
@@ -100,6 +131,8 @@ conn_update_events(struct peer_conn *c)
 {
     short ev = POLLIN;
 
+    if (c->mchan && c->mchan->rx_paused)
+        ev = 0;
     if (c->phase == C_CONNECTING || c->out.len > 0 ||
         (c->tls_wants & POLLOUT))
         ev |= POLLOUT;
@@ -129,14 +162,18 @@ on_idle(void *arg)
     conn_fail(c, XM_ERR_TIMEOUT, "timed out");
 }
 
+/* Close c; its channel (if any) hears link(false) once c is gone. */
 static void
 conn_close(struct peer_conn *c)
 {
     struct peer_link *link = c->link;
+    struct peer_mchan *mc = c->mchan;
 
     if (c->dead)
         return;
     c->dead = true;
+    if (mc)
+        mc->conn = NULL;
     for (struct peer_conn **pp = &link->conns; *pp; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;
@@ -151,6 +188,19 @@ conn_close(struct peer_conn *c)
     xm_buf_dispose(&c->out);
     xm_dec_dispose(&c->dec);
     free(c);
+    if (mc)
+        mc->cb.link(mc->arg, false);
+}
+
+/* Close c without telling its channel (the channel is going away or
+ * moving to another connection). */
+static void
+conn_close_quiet(struct peer_conn *c)
+{
+    if (c->mchan)
+        c->mchan->conn = NULL;
+    c->mchan = NULL;
+    conn_close(c);
 }
 
 static void
@@ -269,10 +319,27 @@ conn_frame(struct peer_conn *c, const struct xm_frame *f)
             return XM_ERR_PERM;
         }
         c->hello_seen = true;
-        if (c->client)
+        if (c->client && c->mchan) {
+            /* a migration's connection: the machine's timers rule */
+            xm_loop_cancel_timer(c->link->loop, c->idle);
+            c->idle = NULL;
+            c->mchan->cb.link(c->mchan->arg, true);
+            return XM_OK;
+        }
+        if (c->client && c->query)
             return xm_enc_frame(&c->out, c->dec.features,
-                                XM_MSG_STATUS_REQ, 0, 1, NULL, 0);
+                                c->query->req_type, 0, 1, c->query->req,
+                                c->query->req_len);
         return XM_OK;
+    }
+    if (c->mchan) {
+        if (f->type == XM_MSG_ERROR) {
+            if (xm_frame_error(f, &code, text, sizeof(text)) == XM_OK)
+                xm_log_warn("peer %s: %s", c->name, text);
+            return XM_ERR_PROTO;
+        }
+        return c->mchan->cb.frame(c->mchan->arg, f) ? XM_ERR_PROTO
+                                                    : XM_OK;
     }
     switch (f->type) {
     case XM_MSG_STATUS_REQ:
@@ -280,14 +347,15 @@ conn_frame(struct peer_conn *c, const struct xm_frame *f)
             return XM_ERR_PROTO;
         return send_status(c, f->id);
     case XM_MSG_STATUS_RESP:
-        if (!c->client || !c->query)
+    case XM_MSG_MIGRATE_PULL_RESP:
+        if (!c->client || !c->query || f->type != c->query->resp_type)
             return XM_ERR_PROTO;
         if (xm_json_parse((const char *)f->payload, f->len, &doc, err,
                           sizeof(err)) != XM_OK ||
             xm_json_type(doc) != XM_JSON_OBJECT) {
             xm_json_free(doc);
             query_slot_done(c->query, c->slot, XM_ERR_PROTO,
-                            "sent a malformed status", NULL);
+                            "sent a malformed answer", NULL);
         } else {
             query_slot_done(c->query, c->slot, XM_OK, NULL, doc);
         }
@@ -302,6 +370,18 @@ conn_frame(struct peer_conn *c, const struct xm_frame *f)
             c->query = NULL;
         }
         return XM_ERR_CANCELLED;
+    case XM_MSG_MIGRATE_OFFER:
+    case XM_MSG_MIGRATE_STATUS_REQ:
+    case XM_MSG_MIGRATE_PULL: {
+        struct peer_link *link = c->link;
+        int rc;
+
+        if (c->client || !link->agent)
+            return XM_ERR_PROTO;
+        rc = agent_peer_frame(link->agent, c->name,
+                              (struct agent_conn *)c, f);
+        return rc ? XM_ERR_PROTO : XM_OK;
+    }
     default:
         /* a type this agent does not serve (yet): say so, then close */
         xm_enc_error(&c->out, XM_MSG_ERROR, f->id, XM_ERR_UNSUPPORTED,
@@ -310,16 +390,47 @@ conn_frame(struct peer_conn *c, const struct xm_frame *f)
     }
 }
 
+static bool
+conn_paused(const struct peer_conn *c)
+{
+    return c->mchan && c->mchan->rx_paused;
+}
+
+/* Hand the decoder's complete frames on, until it needs bytes or the
+ * channel pauses. */
+static int
+conn_frames(struct peer_conn *c)
+{
+    struct xm_frame f;
+    int rc;
+
+    while (!conn_paused(c) && (rc = xm_dec_next(&c->dec, &f)) == XM_OK) {
+        rc = conn_frame(c, &f);
+        if (rc)
+            return rc;
+    }
+    if (conn_paused(c))
+        return XM_OK;
+    if (rc != XM_ERR_BUSY) {
+        xm_log_warn("peer %s: %s", c->name[0] ? c->name : "?",
+                    xm_dec_error(&c->dec));
+        return rc;
+    }
+    return XM_OK;
+}
+
 static int
 conn_read(struct peer_conn *c)
 {
     uint8_t buf[READ_CHUNK];
-    struct xm_frame f;
     size_t got;
     short ev;
     int rc;
 
-    for (;;) {
+    rc = conn_frames(c);        /* what a pause left in the decoder */
+    if (rc)
+        return rc;
+    while (!conn_paused(c)) {
         rc = xm_tls_read(c->tls, buf, sizeof(buf), &got, &ev);
         if (rc == XM_ERR_BUSY) {
             c->tls_wants |= ev;
@@ -332,37 +443,37 @@ conn_read(struct peer_conn *c)
         rc = xm_dec_feed(&c->dec, buf, got);
         if (rc)
             return rc;
-        while ((rc = xm_dec_next(&c->dec, &f)) == XM_OK) {
-            rc = conn_frame(c, &f);
-            if (rc)
-                return rc;
-        }
-        if (rc != XM_ERR_BUSY) {
-            xm_log_warn("peer %s: %s", c->name[0] ? c->name : "?",
-                        xm_dec_error(&c->dec));
+        rc = conn_frames(c);
+        if (rc)
             return rc;
-        }
     }
+    return XM_OK;
 }
 
 static int
 conn_write(struct peer_conn *c)
 {
+    bool wrote = false;
     size_t put;
     short ev;
-    int rc;
+    int rc = XM_OK;
 
     while (c->out.len > 0) {
         rc = xm_tls_write(c->tls, c->out.data, c->out.len, &put, &ev);
         if (rc == XM_ERR_BUSY) {
             c->tls_wants |= ev;
-            return XM_OK;
+            rc = XM_OK;
+            break;
         }
         if (rc)
             return rc;
         xm_buf_consume(&c->out, put);
+        wrote = true;
     }
-    return XM_OK;
+    /* The stream sender may fill the queue again (it only appends). */
+    if (wrote && c->mchan && c->hello_seen)
+        c->mchan->cb.drain(c->mchan->arg);
+    return rc;
 }
 
 static void
@@ -526,6 +637,7 @@ query_finish(struct status_query *q)
         xm_json_free(q->slots[i].doc);
     free(st);
     free(q->slots);
+    free(q->req);
     free(q);
 }
 
@@ -638,23 +750,33 @@ fail_errno:
 }
 
 static int
-query_status(void *ctx, const char *const *names, unsigned n,
-             agent_peer_status_fn *done, void *arg)
+query_new(struct peer_link *link, const char *const *names, unsigned n,
+          uint16_t req_type, const char *req, size_t req_len,
+          uint16_t resp_type, agent_peer_status_fn *done, void *arg)
 {
-    struct peer_link *link = ctx;
     struct status_query *q;
     int rc;
 
-    if (n == 0 || n > XM_PEERS_MAX)
+    if (n == 0 || n > XM_PEERS_MAX || req_len > XM_PROTO_JSON_MAX)
         return XM_ERR_INVAL;
     q = calloc(1, sizeof(*q));
     if (!q)
         return XM_ERR_NOMEM;
     q->slots = calloc(n, sizeof(*q->slots));
-    if (!q->slots) {
+    if (req_len) {
+        q->req = malloc(req_len);
+        if (q->req)
+            memcpy(q->req, req, req_len);
+    }
+    if (!q->slots || (req_len && !q->req)) {
+        free(q->slots);
+        free(q->req);
         free(q);
         return XM_ERR_NOMEM;
     }
+    q->req_len = req_len;
+    q->req_type = req_type;
+    q->resp_type = resp_type;
     q->link = link;
     q->done = done;
     q->arg = arg;
@@ -669,6 +791,7 @@ query_status(void *ctx, const char *const *names, unsigned n,
                            on_query_timeout, q, &q->timer);
     if (rc) {
         free(q->slots);
+        free(q->req);
         free(q);
         return rc;
     }
@@ -682,8 +805,226 @@ query_status(void *ctx, const char *const *names, unsigned n,
     return XM_OK;
 }
 
+static int
+query_status(void *ctx, const char *const *names, unsigned n,
+             agent_peer_status_fn *done, void *arg)
+{
+    return query_new(ctx, names, n, XM_MSG_STATUS_REQ, NULL, 0,
+                     XM_MSG_STATUS_RESP, done, arg);
+}
+
+static int
+ask(void *ctx, const char *peer, uint16_t type, const char *json,
+    size_t len, uint16_t resp_type, agent_peer_status_fn *done, void *arg)
+{
+    const char *names[1] = { peer };
+
+    if (!xm_msg_max_len(type) || !xm_msg_max_len(resp_type) || !len)
+        return XM_ERR_INVAL;
+    return query_new(ctx, names, 1, type, json, len, resp_type, done, arg);
+}
+
+/* ---- migration channels ---- */
+
+static void
+mchan_on_resume(void *arg)
+{
+    struct peer_mchan *mc = arg;
+
+    mc->resume = NULL;          /* fired: gone */
+    if (mc->conn && mc->conn->phase == C_OPEN)
+        conn_pump(mc->conn);
+}
+
+static int
+mchan_send(void *ctx, uint16_t type, const void *payload, size_t len)
+{
+    struct peer_mchan *mc = ctx;
+    struct peer_conn *c = mc->conn;
+    int rc;
+
+    if (!c || !c->hello_seen)
+        return XM_ERR_IO;       /* down: dropped */
+    rc = xm_enc_frame(&c->out, c->dec.features, type, 0, 0, payload, len);
+    if (rc)
+        return rc;
+    conn_update_events(c);
+    return XM_OK;
+}
+
+static size_t
+mchan_pending(void *ctx)
+{
+    struct peer_mchan *mc = ctx;
+
+    return mc->conn ? mc->conn->out.len : 0;
+}
+
+static void
+mchan_rx_pause(void *ctx, bool pause)
+{
+    struct peer_mchan *mc = ctx;
+
+    if (mc->rx_paused == pause)
+        return;
+    mc->rx_paused = pause;
+    if (!mc->conn)
+        return;
+    conn_update_events(mc->conn);
+    /* Frames may wait in the decoder or in TLS's own buffer, where
+     * poll() does not see them: pump from the loop, not from here (we
+     * may be inside this connection's read). */
+    if (!pause && !mc->resume)
+        xm_loop_add_timer(mc->link->loop, 0, mchan_on_resume, mc,
+                          &mc->resume);
+}
+
+/* Open an outgoing connection for mc.  XM_ERR_BUSY: under way. */
+static int
+mchan_connect(void *ctx)
+{
+    struct peer_mchan *mc = ctx;
+    struct peer_link *link = mc->link;
+    const struct xm_peer_cfg *peer;
+    struct addrinfo *ai = NULL;
+    struct peer_conn *c;
+    int fd, r, rc;
+
+    if (mc->conn)
+        return mc->conn->hello_seen ? XM_OK : XM_ERR_BUSY;
+    peer = xm_config_peer(link->cfg, mc->peer);
+    if (!peer)
+        return XM_ERR_NOTFOUND;
+    if (!link->tls)
+        return XM_ERR_CONFIG;
+    if (resolve(peer->address, peer->port, &ai) != XM_OK)
+        return XM_ERR_CONFIG;
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+                SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = xm_err_from_errno(errno);
+        freeaddrinfo(ai);
+        return rc;
+    }
+    r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (r < 0 && errno != EINPROGRESS) {
+        rc = xm_err_from_errno(errno);
+        xm_log_warn("peer %s: cannot connect to %s port %u: %s", mc->peer,
+                    peer->address, peer->port, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    r = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &r, sizeof(r));
+    c = conn_new(link, fd, true, peer->name, PEER_QUERY_TIMEOUT_MS);
+    if (!c) {
+        close(fd);
+        return XM_ERR_NOMEM;
+    }
+    if (xm_tls_conn_new_client(link->tls, c->fd, peer->name, &c->tls)) {
+        conn_close(c);
+        return XM_ERR_TLS;
+    }
+    c->mchan = mc;
+    mc->conn = c;
+    c->phase = C_CONNECTING;
+    conn_update_events(c);
+    return XM_ERR_BUSY;
+}
+
+static const struct migexec_chan_ops mchan_ops = {
+    .send = mchan_send,
+    .pending = mchan_pending,
+    .rx_pause = mchan_rx_pause,
+    .connect = mchan_connect,
+};
+
+/* c becomes mc's connection: no idle limit any more. */
+static void
+mchan_take(struct peer_mchan *mc, struct peer_conn *c)
+{
+    if (mc->conn && mc->conn != c)
+        conn_close_quiet(mc->conn);
+    if (c->mchan && c->mchan != mc)
+        c->mchan->conn = NULL;
+    c->mchan = mc;
+    mc->conn = c;
+    xm_loop_cancel_timer(c->link->loop, c->idle);
+    c->idle = NULL;
+    conn_update_events(c);
+}
+
+static int
+chan_open(void *ctx, const char *peer, struct agent_conn *conn,
+          const struct agent_chan_cb *cb, void *arg,
+          struct migexec_chan *chan_r)
+{
+    struct peer_link *link = ctx;
+    struct peer_mchan *mc;
+
+    if (!xm_config_peer(link->cfg, peer))
+        return XM_ERR_NOTFOUND;
+    mc = calloc(1, sizeof(*mc));
+    if (!mc)
+        return XM_ERR_NOMEM;
+    mc->link = link;
+    snprintf(mc->peer, sizeof(mc->peer), "%s", peer);
+    mc->cb = *cb;
+    mc->arg = arg;
+    if (conn)
+        mchan_take(mc, (struct peer_conn *)conn);
+    mc->next = link->mchans;
+    link->mchans = mc;
+    chan_r->ops = &mchan_ops;
+    chan_r->ctx = mc;
+    return XM_OK;
+}
+
+static void
+chan_attach(void *ctx, void *chan, struct agent_conn *conn)
+{
+    (void)ctx;
+    mchan_take(chan, (struct peer_conn *)conn);
+}
+
+static void
+chan_close(void *ctx, void *chan)
+{
+    struct peer_link *link = ctx;
+    struct peer_mchan *mc = chan;
+
+    if (!mc)
+        return;
+    for (struct peer_mchan **pp = &link->mchans; *pp; pp = &(*pp)->next) {
+        if (*pp == mc) {
+            *pp = mc->next;
+            break;
+        }
+    }
+    if (mc->conn)
+        conn_close_quiet(mc->conn);
+    xm_loop_cancel_timer(link->loop, mc->resume);
+    free(mc);
+}
+
+static int
+conn_reply(void *ctx, struct agent_conn *conn, uint16_t type,
+           const char *json, size_t len)
+{
+    struct peer_conn *c = (struct peer_conn *)conn;
+
+    (void)ctx;
+    return xm_enc_frame(&c->out, c->dec.features, type, 0, 0, json, len);
+}
+
 static const struct agent_peer_ops peer_ops = {
     .query_status = query_status,
+    .ask = ask,
+    .chan_open = chan_open,
+    .chan_attach = chan_attach,
+    .chan_close = chan_close,
+    .conn_reply = conn_reply,
 };
 
 /* ---- the link ---- */
@@ -746,10 +1087,36 @@ peer_link_port(const struct peer_link *link)
 }
 
 void
+peer_link_shutdown(struct peer_link *link)
+{
+    if (!link)
+        return;
+    while (link->conns) {
+        struct peer_conn *c = link->conns;
+        if (c->query) {
+            query_slot_done(c->query, c->slot, XM_ERR_CANCELLED,
+                            "the agent is stopping", NULL);
+            c->query = NULL;
+        }
+        conn_close_quiet(c);
+    }
+    while (link->queries) {
+        struct status_query *q = link->queries;
+        for (unsigned i = 0; i < q->n; i++)
+            if (q->slots[i].rc == XM_ERR_BUSY)
+                q->slots[i].rc = XM_ERR_CANCELLED;
+        q->pending = 0;
+        query_finish(q);
+    }
+}
+
+void
 peer_link_free(struct peer_link *link)
 {
     if (!link)
         return;
+    while (link->mchans)
+        chan_close(link, link->mchans);
     while (link->conns) {
         struct peer_conn *c = link->conns;
         if (c->query) {

@@ -29,6 +29,9 @@ void peer_link_set_agent(struct peer_link *link, struct agent *agent);
 /* Load the TLS material and listen (when TLS is configured). */
 int peer_link_start(struct peer_link *link);
 struct agent_peers peer_link_ops(struct peer_link *link);
+/* Answer pending queries "stopped" and close every connection (a
+ * migration channel's quietly); the channels stay until closed. */
+void peer_link_shutdown(struct peer_link *link);    /* accepts NULL */
 /* Closes every connection; pending queries are answered "stopped". */
 void peer_link_free(struct peer_link *link);        /* accepts NULL */
 /* The port actually bound (tests listen on port 0). */

@@ -1,0 +1,831 @@
+/*
+ * agent_mig.c -- the agent's live migrations, both sides.
+ *
+ * A table of migrations, each an executor (migexec.h) and a channel of
+ * the peer link.  Sources are started by the drain (or by a peer's pull
+ * for an undrain); targets are created when a peer's OFFER arrives on a
+ * fresh connection.  A source that reconnects after losing its link
+ * past the point of no return asks with MIGRATE_STATUS_REQ: a live
+ * target takes the new connection, a finished one answers from its
+ * journal and the host's domains.
+ *
+ * At start the journal (state_dir/migrations) is read back and every
+ * migration an earlier agent left unfinished is recovered
+ * (xm_mig_recover): finished by final actions, or resumed by an adopted
+ * executor.  A finished migration is freed from the loop, never from
+ * inside one of its own callbacks.  The guests that left this host are
+ * recorded in state_dir/away so that the undrain can call them home.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent_int.h"
+#include "xm_err.h"
+#include "xm_json.h"
+#include "xm_log.h"
+
+#define AWAY_FILE "away"
+#define AWAY_MAX 4096
+#define JOURNAL_KEEP_S (24 * 3600)
+
+/* ---- the host as the machines see it ---- */
+
+struct hostview {
+    struct xm_domain *doms;
+    struct xm_mig_dom *view;
+    struct xm_mig_hostview host;
+};
+
+static enum xm_mig_domstate
+domstate(unsigned flags)
+{
+    if (flags & XM_DOM_SUSPENDED)
+        return XM_MIG_DOM_SUSPENDED;
+    if (flags & XM_DOM_PAUSED)
+        return XM_MIG_DOM_PAUSED;
+    return XM_MIG_DOM_RUNNING;
+}
+
+static int
+hostview_read(struct agent *a, struct hostview *hv)
+{
+    struct xm_hostinfo info;
+    size_t n = 0;
+    int rc;
+
+    memset(hv, 0, sizeof(*hv));
+    rc = a->d.hv->ops->list_domains(a->d.hv->ctx, &hv->doms, &n);
+    if (!rc)
+        rc = a->d.hv->ops->hostinfo(a->d.hv->ctx, &info);
+    if (rc)
+        return rc;
+    hv->view = calloc(n ? n : 1, sizeof(*hv->view));
+    if (!hv->view)
+        return XM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        hv->view[i].name = hv->doms[i].name;
+        memcpy(hv->view[i].uuid, hv->doms[i].uuid, 16);
+        hv->view[i].domid = hv->doms[i].domid;
+        hv->view[i].state = domstate(hv->doms[i].flags);
+    }
+    hv->host.doms = hv->view;
+    hv->host.n = n;
+    hv->host.free_kib = info.free_kib;
+    hv->host.cordoned = strcmp(a->state, "active") != 0;
+    return XM_OK;
+}
+
+static void
+hostview_dispose(struct hostview *hv)
+{
+    free(hv->doms);
+    free(hv->view);
+}
+
+/* ---- away records: guests that left this host ---- */
+
+static void
+uuid_hex(const uint8_t uuid[16], char hex_r[33])
+{
+    for (unsigned i = 0; i < 16; i++)
+        snprintf(hex_r + 2 * i, 3, "%02x", uuid[i]);
+}
+
+int
+agent_uuid_parse(const char *s, uint8_t uuid_r[16])
+{
+    if (strlen(s) != 32)
+        return XM_ERR_INVAL;
+    for (unsigned i = 0; i < 32; i++) {
+        char c = s[i];
+        int v = c >= '0' && c <= '9' ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return XM_ERR_INVAL;
+        if (i % 2 == 0)
+            uuid_r[i / 2] = (uint8_t)(v << 4);
+        else
+            uuid_r[i / 2] |= (uint8_t)v;
+    }
+    return XM_OK;
+}
+
+/* One line per guest: "UUIDHEX NAME HOST".  A line that does not parse
+ * is skipped with a warning: the file is ours, but disks lie. */
+int
+agent_away_load(struct agent *a, struct away_rec **recs_r, size_t *n_r)
+{
+    char path[512], line[256], hex[40], name[XM_DOMNAME_MAX + 2];
+    char host[XM_PROTO_HOST_MAX + 2];
+    struct away_rec *recs = NULL;
+    size_t n = 0;
+    FILE *f;
+
+    *recs_r = NULL;
+    *n_r = 0;
+    snprintf(path, sizeof(path), "%s/" AWAY_FILE, a->d.cfg->state_dir);
+    f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? XM_OK : xm_err_from_errno(errno);
+    while (n < AWAY_MAX && fgets(line, sizeof(line), f)) {
+        struct away_rec *grown, r;
+
+        if (sscanf(line, "%39s %65s %64s", hex, name, host) != 3 ||
+            agent_uuid_parse(hex, r.uuid) || !xm_mig_name_valid(name) ||
+            !xm_proto_host_valid(host)) {
+            xm_log_warn("%s: a malformed line skipped", path);
+            continue;
+        }
+        memcpy(r.name, name, strlen(name) + 1);   /* checked above */
+        memcpy(r.host, host, strlen(host) + 1);
+        grown = realloc(recs, (n + 1) * sizeof(*recs));
+        if (!grown) {
+            free(recs);
+            fclose(f);
+            return XM_ERR_NOMEM;
+        }
+        recs = grown;
+        recs[n++] = r;
+    }
+    fclose(f);
+    *recs_r = recs;
+    *n_r = n;
+    return XM_OK;
+}
+
+/* Rewrite the file without uuid, and with (uuid, name, host) when name
+ * is given.  Atomic: temporary file, then rename. */
+static int
+away_update(struct agent *a, const uint8_t uuid[16], const char *name,
+            const char *host)
+{
+    char path[512], tmp[520], hex[33];
+    struct away_rec *recs = NULL;
+    size_t n = 0;
+    FILE *f;
+    int rc;
+
+    rc = agent_away_load(a, &recs, &n);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof(path), "%s/" AWAY_FILE, a->d.cfg->state_dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f) {
+        free(recs);
+        return xm_err_from_errno(errno);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(recs[i].uuid, uuid, 16) == 0)
+            continue;
+        uuid_hex(recs[i].uuid, hex);
+        fprintf(f, "%s %s %s\n", hex, recs[i].name, recs[i].host);
+    }
+    if (name) {
+        uuid_hex(uuid, hex);
+        fprintf(f, "%s %s %s\n", hex, name, host);
+    }
+    free(recs);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        rc = xm_err_from_errno(errno);
+        fclose(f);
+        unlink(tmp);
+        return rc;
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        rc = xm_err_from_errno(errno);
+        unlink(tmp);
+        return rc;
+    }
+    return XM_OK;
+}
+
+/* ---- the table ---- */
+
+static void
+mig_unlink(struct mig *m)
+{
+    for (struct mig **pp = &m->a->migs; *pp; pp = &(*pp)->next) {
+        if (*pp == m) {
+            *pp = m->next;
+            return;
+        }
+    }
+}
+
+static void
+mig_free(struct mig *m)
+{
+    struct agent_peers *p = &m->a->d.peers;
+
+    xm_loop_cancel_timer(m->a->d.loop, m->reap);
+    if (m->ch.ctx && p->ops)
+        p->ops->chan_close(p->ctx, m->ch.ctx);
+    migexec_free(m->x);
+    free(m);
+}
+
+static void
+on_reap(void *arg)
+{
+    struct mig *m = arg;
+
+    m->reap = NULL;             /* fired: gone */
+    mig_unlink(m);
+    mig_free(m);
+}
+
+/* Free m from the loop (we may be inside its callbacks now). */
+static void
+mig_schedule_reap(struct mig *m)
+{
+    if (!m->reap &&
+        xm_loop_add_timer(m->a->d.loop, 0, on_reap, m, &m->reap) != XM_OK)
+        xm_log_err("migration %s: cannot schedule its cleanup",
+                   m->ident.id);
+}
+
+struct mig *
+mig_find(struct agent *a, const char *id, enum xm_mig_side side)
+{
+    for (struct mig *m = a->migs; m; m = m->next)
+        if (m->side == side && strcmp(m->ident.id, id) == 0)
+            return m;
+    return NULL;
+}
+
+uint64_t
+mig_bytes(const struct mig *m)
+{
+    return m->x && !m->final ? migexec_bytes(m->x) : m->bytes;
+}
+
+const char *
+mig_move_state(const struct mig *m)
+{
+    if (!m->final)
+        return m->res.outcome == XM_MIG_UNRESOLVED ? "unresolved"
+                                                   : "pending";
+    switch (m->res.outcome) {
+    case XM_MIG_OK: return "done";
+    case XM_MIG_FAILED_BEFORE:
+    case XM_MIG_FAILED_AFTER: return "stayed";
+    case XM_MIG_UNRESOLVED: return "unresolved";
+    case XM_MIG_BROKEN: return "broken";
+    default: return "stayed";
+    }
+}
+
+unsigned
+agent_migrations_busy(const struct agent *a)
+{
+    unsigned n = 0;
+
+    for (const struct mig *m = a->migs; m; m = m->next)
+        if (!m->final)
+            n++;
+    return n;
+}
+
+static void
+mig_record(struct mig *m, const char *why)
+{
+    snprintf(m->why, sizeof(m->why), "%s", why ? why : "");
+    m->res.why = m->why;
+}
+
+/* The executor reports. */
+static void
+on_exec_done(void *arg, struct migexec *x, const struct migexec_result *res,
+             bool final)
+{
+    struct mig *m = arg;
+    struct agent *a = m->a;
+    int rc;
+
+    (void)x;
+    m->res = res->mig;
+    mig_record(m, res->mig.why);
+    m->bytes = res->bytes;
+    m->state = res->state;
+    if (final) {
+        m->final = true;
+        m->t1_ms = xm_clock_mono_ms(a->d.clock);
+        mig_schedule_reap(m);
+        if (m->res.outcome == XM_MIG_OK) {
+            rc = m->side == XM_MIG_SOURCE
+                ? away_update(a, m->ident.uuid, m->ident.name, m->peer)
+                : away_update(a, m->ident.uuid, NULL, NULL);
+            if (rc)
+                xm_log_warn("cannot update %s/" AWAY_FILE ": %s",
+                            a->d.cfg->state_dir, xm_strerror(rc));
+        }
+        if (m->res.outcome == XM_MIG_OK)
+            xm_log_info("migration %s: %s %s %s in %.1f s (%llu bytes)",
+                        m->ident.id, m->ident.name,
+                        m->side == XM_MIG_SOURCE ? "moved to" : "arrived from",
+                        m->peer, (m->t1_ms - m->t0_ms) / 1000.0,
+                        (unsigned long long)m->bytes);
+        else
+            xm_log_warn("migration %s of %s (%s %s): %s: %s", m->ident.id,
+                        m->ident.name,
+                        m->side == XM_MIG_SOURCE ? "to" : "from", m->peer,
+                        xm_mig_outcome_name(m->res.outcome), m->why);
+    }
+    if (m->side == XM_MIG_TARGET)
+        agent_drain_on_target(a, m, final);
+    if (m->notify)
+        m->notify(m->notify_arg, m, final);
+}
+
+/* ---- channel callbacks ---- */
+
+static int
+chan_frame(void *arg, const struct xm_frame *f)
+{
+    struct mig *m = arg;
+
+    if (m->final || !m->x)
+        return XM_OK;           /* late frames of a finished migration */
+    return migexec_on_frame(m->x, f);
+}
+
+/* A source that never got its link: ends here, guest untouched. */
+static void
+mig_fail_unstarted(struct mig *m, int rc, const char *why)
+{
+    char text[XM_MIG_WHY_MAX];
+
+    snprintf(text, sizeof(text), "cannot reach %s: %s", m->peer, why);
+    m->final = true;
+    m->res.outcome = XM_MIG_FAILED_BEFORE;
+    m->res.rc = rc;
+    mig_record(m, text);
+    m->t1_ms = xm_clock_mono_ms(m->a->d.clock);
+    mig_schedule_reap(m);
+    xm_log_warn("migration %s of %s: %s", m->ident.id, m->ident.name,
+                text);
+    if (m->notify)
+        m->notify(m->notify_arg, m, true);
+}
+
+static void
+chan_link(void *arg, bool up)
+{
+    struct mig *m = arg;
+
+    if (m->final || !m->x)
+        return;
+    if (m->side == XM_MIG_SOURCE && !m->started) {
+        if (!up) {
+            mig_fail_unstarted(m, XM_ERR_IO, "connection failed");
+            return;
+        }
+        m->started = true;
+        migexec_start(m->x);
+        return;
+    }
+    migexec_on_link(m->x, up);
+}
+
+static void
+chan_drain(void *arg)
+{
+    struct mig *m = arg;
+
+    if (!m->final && m->x)
+        migexec_on_drain(m->x);
+}
+
+static const struct agent_chan_cb chan_cb = {
+    .frame = chan_frame,
+    .link = chan_link,
+    .drain = chan_drain,
+};
+
+static void
+mig_params(struct mig *m, enum xm_mig_side side, unsigned timeout_s,
+           struct migexec_params *p)
+{
+    struct agent *a = m->a;
+
+    memset(p, 0, sizeof(*p));
+    p->side = side;
+    p->ident = m->ident;
+    xm_mig_config_default(&p->cfg);
+    if (timeout_s)
+        p->cfg.stream_ms = timeout_s > 3600u * 24 ? 3600u * 24 * 1000
+                                                  : timeout_s * 1000u;
+    p->hv = a->d.hv;
+    p->journal = a->journal;
+    p->loop = a->d.loop;
+    p->clock = a->d.clock;
+    p->chan = m->ch;
+    p->cordoned = strcmp(a->state, "active") != 0;
+    p->done = on_exec_done;
+    p->arg = m;
+}
+
+static struct mig *
+mig_alloc(struct agent *a, enum xm_mig_side side, const char *peer)
+{
+    struct mig *m = calloc(1, sizeof(*m));
+
+    if (!m)
+        return NULL;
+    m->a = a;
+    m->side = side;
+    snprintf(m->peer, sizeof(m->peer), "%s", peer);
+    m->t0_ms = xm_clock_mono_ms(a->d.clock);
+    m->res.why = m->why;
+    return m;
+}
+
+int
+mig_start_source(struct agent *a, const struct xm_domain *d,
+                 const char *target, const char *id, unsigned timeout_s,
+                 mig_notify_fn *notify, void *arg, struct mig **m_r)
+{
+    struct agent_peers *p = &a->d.peers;
+    struct migexec_params params;
+    struct mig *m;
+    int rc;
+
+    if (!a->journal || !p->ops || !p->ops->chan_open)
+        return XM_ERR_STATE;
+    if (mig_find(a, id, XM_MIG_SOURCE))
+        return XM_ERR_EXISTS;
+    m = mig_alloc(a, XM_MIG_SOURCE, target);
+    if (!m)
+        return XM_ERR_NOMEM;
+    snprintf(m->ident.id, sizeof(m->ident.id), "%s", id);
+    snprintf(m->ident.name, sizeof(m->ident.name), "%s", d->name);
+    memcpy(m->ident.uuid, d->uuid, 16);
+    snprintf(m->ident.source, sizeof(m->ident.source), "%s",
+             a->d.cfg->host_name);
+    snprintf(m->ident.target, sizeof(m->ident.target), "%s", target);
+    m->ident.src_domid = d->domid;
+    m->mem_kib = d->mem_kib;
+    m->notify = notify;
+    m->notify_arg = arg;
+    rc = p->ops->chan_open(p->ctx, target, NULL, &chan_cb, m, &m->ch);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    mig_params(m, XM_MIG_SOURCE, timeout_s, &params);
+    rc = migexec_new(&params, &m->x);
+    if (rc) {
+        mig_free(m);
+        return rc;
+    }
+    m->next = a->migs;
+    a->migs = m;
+    *m_r = m;
+    rc = m->ch.ops->connect(m->ch.ctx);
+    if (rc == XM_OK) {
+        m->started = true;
+        migexec_start(m->x);
+    } else if (rc != XM_ERR_BUSY) {
+        mig_fail_unstarted(m, rc, xm_strerror(rc));
+    }
+    return XM_OK;
+}
+
+int
+mig_abort(struct mig *m, const char *why)
+{
+    if (m->final || !m->x)
+        return XM_ERR_STATE;
+    if (m->side == XM_MIG_SOURCE && !m->started) {
+        mig_fail_unstarted(m, XM_ERR_CANCELLED, why);
+        return XM_OK;
+    }
+    return migexec_abort(m->x, why);
+}
+
+/* ---- frames from peers ---- */
+
+static int
+take_offer(struct agent *a, const char *peer, struct agent_conn *conn,
+           const struct xm_frame *f)
+{
+    struct agent_peers *p = &a->d.peers;
+    struct migexec_params params;
+    struct xm_mig_ident ident;
+    struct mig *m;
+    int rc;
+
+    rc = migexec_offer_ident(f, &ident);
+    if (rc) {
+        xm_log_warn("peer %s: a malformed migration offer", peer);
+        return rc;
+    }
+    if (strcmp(ident.source, peer) != 0 ||
+        strcmp(ident.target, a->d.cfg->host_name) != 0) {
+        xm_log_warn("peer %s: an offer from '%s' to '%s' refused: not "
+                    "from that peer to this host", peer, ident.source,
+                    ident.target);
+        return XM_ERR_PERM;
+    }
+    if (mig_find(a, ident.id, XM_MIG_TARGET)) {
+        xm_log_warn("peer %s: a second offer for migration %s", peer,
+                    ident.id);
+        return XM_ERR_EXISTS;
+    }
+    m = mig_alloc(a, XM_MIG_TARGET, peer);
+    if (!m)
+        return XM_ERR_NOMEM;
+    m->ident = ident;
+    rc = p->ops->chan_open(p->ctx, peer, conn, &chan_cb, m, &m->ch);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    mig_params(m, XM_MIG_TARGET, 0, &params);
+    rc = migexec_new(&params, &m->x);
+    if (rc) {
+        /* the channel holds the connection we are reading from: let
+         * the loop close it */
+        m->final = true;
+        m->next = a->migs;
+        a->migs = m;
+        mig_schedule_reap(m);
+        return rc;
+    }
+    m->next = a->migs;
+    a->migs = m;
+    xm_log_info("migration %s: %s offered by %s", ident.id, ident.name,
+                peer);
+    rc = migexec_on_frame(m->x, f);
+    if (rc && !m->final) {
+        m->final = true;
+        mig_schedule_reap(m);
+    }
+    return rc;
+}
+
+/* A source asks what became of a migration. */
+static int
+answer_status(struct agent *a, const char *peer, struct agent_conn *conn,
+              const struct xm_frame *f)
+{
+    struct agent_peers *p = &a->d.peers;
+    struct xm_journal_rec rec, *prec = NULL;
+    struct hostview hv;
+    struct xm_jgen *g = NULL;
+    xm_json *doc = NULL;
+    const char *id, *name, *uuids, *text;
+    uint8_t uuid[16];
+    char err[128];
+    size_t len;
+    struct mig *m;
+    int rc;
+
+    rc = xm_json_parse((const char *)f->payload, f->len, &doc, err,
+                       sizeof(err));
+    if (rc || xm_json_get_str(doc, "id", &id) || !xm_mig_id_valid(id) ||
+        xm_json_get_str(doc, "name", &name) || !xm_mig_name_valid(name) ||
+        xm_json_get_str(doc, "uuid", &uuids) || agent_uuid_parse(uuids, uuid)) {
+        xm_json_free(doc);
+        return XM_ERR_PROTO;
+    }
+    m = mig_find(a, id, XM_MIG_TARGET);
+    if (m && !m->final && m->x && strcmp(m->peer, peer) == 0) {
+        p->ops->chan_attach(p->ctx, m->ch.ctx, conn);
+        xm_json_free(doc);
+        return migexec_on_frame(m->x, f);
+    }
+    rc = xm_journal_load(a->journal, id, XM_MIG_TARGET, &rec, err,
+                         sizeof(err));
+    if (rc == XM_OK && strcmp(rec.source, peer) == 0)
+        prec = &rec;
+    else if (rc && rc != XM_ERR_NOTFOUND)
+        xm_log_warn("migration %s: %s", id, err);
+    rc = hostview_read(a, &hv);
+    if (!rc) {
+        int st = xm_mig_peer_status_lookup(prec, name, uuid, &hv.host);
+
+        g = xm_jgen_new(false);
+        if (g) {
+            xm_jgen_map_open(g);
+            xm_jgen_kv_str(g, "id", id);
+            xm_jgen_kv_str(g, "status", xm_mig_peer_status_name(st));
+            xm_jgen_map_close(g);
+            rc = xm_jgen_finish(g, &text, &len);
+            if (!rc)
+                rc = p->ops->conn_reply(p->ctx, conn,
+                                        XM_MSG_MIGRATE_STATUS, text, len);
+        } else {
+            rc = XM_ERR_NOMEM;
+        }
+        xm_log_info("migration %s: %s asked, answered %s", id, peer,
+                    xm_mig_peer_status_name(st));
+    }
+    hostview_dispose(&hv);
+    xm_jgen_free(g);
+    xm_json_free(doc);
+    return rc;
+}
+
+int
+agent_peer_frame(struct agent *a, const char *peer, struct agent_conn *conn,
+                 const struct xm_frame *f)
+{
+    if (!a->journal || !a->d.peers.ops || !a->d.peers.ops->chan_open)
+        return XM_ERR_STATE;
+    switch (f->type) {
+    case XM_MSG_MIGRATE_OFFER:
+        return take_offer(a, peer, conn, f);
+    case XM_MSG_MIGRATE_STATUS_REQ:
+        return answer_status(a, peer, conn, f);
+    case XM_MSG_MIGRATE_PULL:
+        return agent_pull(a, peer, conn, f);
+    default:
+        return XM_ERR_PROTO;
+    }
+}
+
+/* ---- recovery ---- */
+
+static int
+recover_final(struct agent *a, const struct xm_journal_rec *rec,
+              const struct xm_mig_action *act)
+{
+    struct xm_journal_rec r = *rec;
+    char err[256];
+    int rc = XM_OK;
+
+    switch (act->type) {
+    case XM_MIG_A_JOURNAL:
+        r.phase = act->phase;
+        r.updated_s = xm_clock_wall_s(a->d.clock);
+        rc = xm_journal_put(a->journal, &r, err, sizeof(err));
+        if (rc)
+            xm_log_err("migration %s: %s", rec->id, err);
+        break;
+    case XM_MIG_A_HV:
+        if (act->op == XM_MIG_OP_DESTROY) {
+            rc = a->d.hv->ops->destroy(a->d.hv->ctx, act->domid);
+            if (rc == XM_ERR_NOTFOUND)
+                rc = XM_OK;
+            xm_log_info("migration %s: destroyed leftover domain %u of "
+                        "%s%s", rec->id, act->domid, rec->name,
+                        rc ? " FAILED" : "");
+        }
+        break;
+    default:
+        break;
+    }
+    return rc;
+}
+
+static int
+recover_adopt(struct agent *a, const struct xm_journal_rec *rec,
+              const struct xm_mig_action *act)
+{
+    struct agent_peers *p = &a->d.peers;
+    struct migexec_params params;
+    struct mig *m;
+    const char *peer = rec->side == XM_MIG_SOURCE ? rec->target
+                                                  : rec->source;
+    int rc;
+
+    if (!p->ops || !p->ops->chan_open)
+        return XM_ERR_STATE;
+    m = mig_alloc(a, rec->side, peer);
+    if (!m)
+        return XM_ERR_NOMEM;
+    snprintf(m->ident.id, sizeof(m->ident.id), "%s", rec->id);
+    snprintf(m->ident.name, sizeof(m->ident.name), "%s", rec->name);
+    memcpy(m->ident.uuid, rec->uuid, 16);
+    snprintf(m->ident.source, sizeof(m->ident.source), "%s", rec->source);
+    snprintf(m->ident.target, sizeof(m->ident.target), "%s", rec->target);
+    m->ident.src_domid = rec->src_domid;
+    m->ident.dst_domid = rec->dst_domid;
+    m->started = true;
+    rc = p->ops->chan_open(p->ctx, peer, NULL, &chan_cb, m, &m->ch);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    mig_params(m, rec->side, 0, &params);
+    rc = migexec_adopt(&params, rec, act->state, act->domid, &m->x);
+    if (rc) {
+        mig_free(m);
+        return rc;
+    }
+    m->next = a->migs;
+    a->migs = m;
+    xm_log_info("migration %s of %s: resumed as %s in state %s", rec->id,
+                rec->name, xm_mig_side_name(rec->side),
+                xm_mig_state_name(act->state));
+    migexec_kick(m->x);
+    return XM_OK;
+}
+
+static void
+recover_one(struct agent *a, const struct xm_journal_entry *e)
+{
+    struct xm_mig_action acts[XM_MIG_ACTIONS_MAX];
+    struct xm_journal_rec rec;
+    struct hostview hv;
+    char err[256];
+    unsigned n = 0;
+    int rc;
+
+    rc = xm_journal_load(a->journal, e->id, e->side, &rec, err, sizeof(err));
+    if (rc) {
+        xm_log_err("journal: %s (left alone)", err);
+        return;
+    }
+    rc = hostview_read(a, &hv);
+    if (!rc)
+        rc = xm_mig_recover(&rec, &hv.host, acts, XM_MIG_ACTIONS_MAX, &n);
+    hostview_dispose(&hv);
+    if (rc == XM_ERR_STATE) {
+        xm_log_err("migration %s of %s (%s): the host shows what the "
+                   "journal cannot explain; nothing touched, an operator "
+                   "must look", rec.id, rec.name,
+                   xm_mig_side_name(rec.side));
+        return;
+    }
+    if (rc) {
+        xm_log_err("migration %s: cannot recover: %s", rec.id,
+                   xm_strerror(rc));
+        return;
+    }
+    if (n == 1 && acts[0].type == XM_MIG_A_ADOPT) {
+        rc = recover_adopt(a, &rec, &acts[0]);
+        if (rc)
+            xm_log_err("migration %s: cannot resume it: %s", rec.id,
+                       xm_strerror(rc));
+        return;
+    }
+    for (unsigned i = 0; i < n; i++)
+        recover_final(a, &rec, &acts[i]);
+    if (n)
+        xm_log_info("migration %s of %s: recovered (%s side, was %s)",
+                    rec.id, rec.name, xm_mig_side_name(rec.side),
+                    xm_jphase_name(rec.phase));
+    /* Nothing left to do: keep the record while a source may still ask
+     * about it (a day), then forget it. */
+    if (n == 0 && (rec.phase == XM_JP_DONE || rec.phase == XM_JP_ABORTED) &&
+        xm_clock_wall_s(a->d.clock) - rec.updated_s > JOURNAL_KEEP_S)
+        xm_journal_remove(a->journal, rec.id, rec.side);
+}
+
+int
+agent_mig_init(struct agent *a)
+{
+    struct xm_journal_entry *ents = NULL;
+    char dir[512];
+    size_t n = 0;
+    int rc;
+
+    snprintf(dir, sizeof(dir), "%s/migrations", a->d.cfg->state_dir);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        xm_log_err("cannot create %s: %s", dir, strerror(errno));
+        return xm_err_from_errno(errno);
+    }
+    rc = xm_journal_new(dir, NULL, &a->journal);
+    if (rc) {
+        xm_log_err("cannot open the journal in %s: %s", dir,
+                   xm_strerror(rc));
+        return rc;
+    }
+    rc = xm_journal_list(a->journal, &ents, &n);
+    if (rc) {
+        xm_log_err("cannot list the journal in %s: %s", dir,
+                   xm_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++)
+        recover_one(a, &ents[i]);
+    free(ents);
+    return XM_OK;
+}
+
+void
+agent_mig_dispose(struct agent *a)
+{
+    while (a->migs) {
+        struct mig *m = a->migs;
+
+        a->migs = m->next;
+        if (m->x && migexec_busy(m->x)) {
+            /* libxl would call into freed memory: leave it to the
+             * process exit, the journal resumes it at the next start */
+            xm_log_warn("migration %s still running at exit",
+                        m->ident.id);
+            continue;
+        }
+        mig_free(m);
+    }
+    xm_journal_free(a->journal);
+    a->journal = NULL;
+}
