@@ -1,0 +1,1189 @@
+/*
+ * compress_test.c -- unit tests of stream compression (xm_compress).
+ *
+ * The spec parser's accept and reject tables; the negotiation with a
+ * peer that lacks the feature or some algorithms; the "auto" decision
+ * on constructed measurements.  Then the block codec: round trips of
+ * random, zero and text-like chunks of 0, 1, 64 KiB and the largest
+ * size with each algorithm; incompressible chunks stored; and hostile
+ * blocks: every bit of the header flipped, every byte and every bit of
+ * small blocks flipped (a block either is refused or gives back the
+ * exact chunk, never other data), truncation at every length, trailing
+ * bytes (a second frame too), raw lengths over the limit, a wrong or
+ * not negotiated algorithm, and frames the libraries accept but our
+ * format does not (no checksum, no content size, big or linked LZ4
+ * blocks), each refused with XM_ERR_PROTO and a message.  Last, the
+ * transforms through the real stream pump (xm_stream) over pipes.
+ */
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lz4frame.h>
+#include <zstd.h>
+
+#include "harness.h"
+#include "xm_compress.h"
+#include "xm_err.h"
+#include "xm_proto.h"
+#include "xm_stream.h"
+
+#define KIB 1024u
+
+/* ---- fixture ---- */
+
+static struct xm_comp_codec *enc;   /* the sender's codec */
+static struct xm_comp_codec *dec;   /* the receiver's codec */
+static uint8_t *raw;                /* a chunk: XM_COMP_CHUNK_MAX */
+static uint8_t *block;              /* a block: XM_PROTO_STREAM_MAX */
+static uint8_t *back;               /* a decoded chunk */
+static uint64_t seed;
+
+static void
+setup(void)
+{
+    CU_ASSERT_EQUAL_FATAL(xm_comp_codec_new(&enc), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(xm_comp_codec_new(&dec), XM_OK);
+    raw = malloc(XM_COMP_CHUNK_MAX);
+    block = malloc(XM_PROTO_STREAM_MAX + 64);
+    back = malloc(XM_COMP_CHUNK_MAX);
+    CU_ASSERT_FATAL(raw && block && back);
+    seed = 0x9e3779b97f4a7c15ull;
+}
+
+static void
+teardown(void)
+{
+    xm_comp_codec_free(enc);
+    xm_comp_codec_free(dec);
+    enc = dec = NULL;
+    free(raw);
+    free(block);
+    free(back);
+    raw = block = back = NULL;
+}
+
+/* ---- data ---- */
+
+static uint64_t
+rnd(void)
+{
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+}
+
+enum kind { RANDOM, ZERO, TEXT };
+
+static const char *const kind_names[] = { "random", "zero", "text" };
+
+static void
+fill(uint8_t *p, size_t n, enum kind kind)
+{
+    static const char *const words[] = {
+        "the ", "guest ", "kernel: ", "page ", "migration ", "xen ",
+        "0x7f3a2c ", "eth0 ", "link up\n", "ERROR ", "dom0 ", "42 ",
+        "systemd[1]: ", "Started ", "session ", "memory ", "\n",
+    };
+    size_t i = 0;
+
+    switch (kind) {
+    case RANDOM:
+        for (; i < n; i++)
+            p[i] = (uint8_t)(rnd() >> 24);
+        break;
+    case ZERO:
+        memset(p, 0, n);
+        break;
+    case TEXT:
+        while (i < n) {
+            const char *w = words[rnd() % (sizeof(words) / sizeof(*words))];
+            for (; *w && i < n; w++)
+                p[i++] = (uint8_t)*w;
+        }
+        break;
+    }
+}
+
+static void
+use(const char *text)
+{
+    struct xm_comp_spec spec;
+    char err[160];
+
+    CU_ASSERT_EQUAL_FATAL(xm_comp_spec_parse(text, &spec, err, sizeof(err)),
+                          XM_OK);
+    CU_ASSERT_EQUAL_FATAL(xm_comp_codec_set(enc, &spec), XM_OK);
+}
+
+/* Encode raw[0..len) with spec text; the block's length. */
+static size_t
+encode(const char *spec, size_t len)
+{
+    size_t n = 0;
+
+    use(spec);
+    CU_ASSERT_EQUAL_FATAL(xm_comp_encode(enc, raw, len, block,
+                                         XM_PROTO_STREAM_MAX, &n), XM_OK);
+    CU_ASSERT_FATAL(n <= xm_comp_bound(len));
+    return n;
+}
+
+/* Decoding p[0..n) must fail with XM_ERR_PROTO and say why. */
+static bool
+refused(const uint8_t *p, size_t n)
+{
+    size_t out = 0;
+    int rc = xm_comp_decode(dec, p, n, back, XM_COMP_CHUNK_MAX, &out);
+
+    return rc == XM_ERR_PROTO && xm_comp_error(dec)[0] != '\0';
+}
+
+/* Decoding p[0..n) either fails with XM_ERR_PROTO or gives back
+ * raw[0..len) exactly. */
+static bool
+refused_or_exact(const uint8_t *p, size_t n, size_t len)
+{
+    size_t out = 0;
+    int rc = xm_comp_decode(dec, p, n, back, XM_COMP_CHUNK_MAX, &out);
+
+    if (rc == XM_ERR_PROTO)
+        return true;
+    return rc == XM_OK && out == len && memcmp(back, raw, len) == 0;
+}
+
+static bool
+error_says(const struct xm_comp_codec *c, const char *what)
+{
+    return strstr(xm_comp_error(c), what) != NULL;
+}
+
+/* ---- the spec ---- */
+
+static void
+test_spec_accepted(void)
+{
+    static const struct {
+        const char *text;
+        bool automatic;
+        enum xm_comp_algo algo;
+        int level;
+        const char *formatted;
+    } cases[] = {
+        { "auto", true, XM_COMP_NONE, 0, "auto" },
+        { "none", false, XM_COMP_NONE, 0, "none" },
+        { "lz4", false, XM_COMP_LZ4, 0, "lz4" },
+        { "zstd", false, XM_COMP_ZSTD, 3, "zstd:3" },
+        { "zstd:1", false, XM_COMP_ZSTD, 1, "zstd:1" },
+        { "zstd:19", false, XM_COMP_ZSTD, 19, "zstd:19" },
+        { "zstd:22", false, XM_COMP_ZSTD, 22, "zstd:22" },
+        { "zstd:03", false, XM_COMP_ZSTD, 3, "zstd:3" },
+    };
+    struct xm_comp_spec spec, again;
+    char err[160], text[32];
+
+    CU_ASSERT_EQUAL(ZSTD_maxCLevel(), 22);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        memset(&spec, 0x55, sizeof(spec));
+        CU_ASSERT_EQUAL(xm_comp_spec_parse(cases[i].text, &spec, err,
+                                           sizeof(err)), XM_OK);
+        CU_ASSERT_EQUAL(spec.automatic, cases[i].automatic);
+        CU_ASSERT_EQUAL(spec.algo, cases[i].algo);
+        CU_ASSERT_EQUAL(spec.level, cases[i].level);
+        xm_comp_spec_format(&spec, text, sizeof(text));
+        CU_ASSERT_STRING_EQUAL(text, cases[i].formatted);
+        CU_ASSERT_EQUAL(xm_comp_spec_parse(text, &again, err, sizeof(err)),
+                        XM_OK);
+        CU_ASSERT_EQUAL(again.automatic, spec.automatic);
+        CU_ASSERT_EQUAL(again.algo, spec.algo);
+        CU_ASSERT_EQUAL(again.level, spec.level);
+    }
+}
+
+static void
+test_spec_refused(void)
+{
+    static const struct {
+        const char *text;
+        const char *says;
+    } cases[] = {
+        { "", "unknown algorithm ''" },
+        { "ZSTD", "unknown algorithm 'ZSTD'" },
+        { "Lz4", "unknown algorithm 'Lz4'" },
+        { "gzip", "unknown algorithm 'gzip' (auto, none, lz4, zstd" },
+        { " zstd", "unknown algorithm ' zstd'" },
+        { "zstd ", "unknown algorithm 'zstd '" },
+        { "zstd-3", "unknown algorithm 'zstd-3'" },
+        { ":3", "unknown algorithm ''" },
+        { "zstd:", "no level after ':'" },
+        { "zstd:0", "level 0 is out of range 1..22" },
+        { "zstd:23", "level 23 is out of range 1..22" },
+        { "zstd:99999999999999999999", "out of range 1..22" },
+        { "zstd:-1", "level '-1' is not a number in 1..22" },
+        { "zstd:+3", "level '+3' is not a number" },
+        { "zstd: 3", "level ' 3' is not a number" },
+        { "zstd:3 ", "level '3 ' is not a number" },
+        { "zstd:3x", "level '3x' is not a number" },
+        { "zstd:1.5", "level '1.5' is not a number" },
+        { "zstd::3", "level ':3' is not a number" },
+        { "lz4:1", "'lz4' takes no level" },
+        { "none:0", "'none' takes no level" },
+        { "auto:3", "'auto' takes no level" },
+        { "auto:", "'auto' takes no level" },
+    };
+    struct xm_comp_spec spec = { .algo = XM_COMP_LZ4, .level = 0 };
+    char err[160];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(xm_comp_spec_parse(cases[i].text, &spec, err,
+                                           sizeof(err)), XM_ERR_INVAL);
+        if (!strstr(err, cases[i].says))
+            fprintf(stderr, "\n'%s': got \"%s\", wanted \"%s\"\n",
+                    cases[i].text, err, cases[i].says);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].says));
+        /* The text is named, so the log line points at the setting. */
+        CU_ASSERT(strncmp(err, "compression '", 13) == 0);
+    }
+    /* A refused spec leaves the output alone. */
+    CU_ASSERT_EQUAL(spec.algo, XM_COMP_LZ4);
+    CU_ASSERT_EQUAL(xm_comp_spec_parse(NULL, &spec, err, sizeof(err)),
+                    XM_ERR_INVAL);
+}
+
+static void
+test_algo_names(void)
+{
+    CU_ASSERT_STRING_EQUAL(xm_comp_algo_name(XM_COMP_NONE), "none");
+    CU_ASSERT_STRING_EQUAL(xm_comp_algo_name(XM_COMP_LZ4), "lz4");
+    CU_ASSERT_STRING_EQUAL(xm_comp_algo_name(XM_COMP_ZSTD), "zstd");
+    CU_ASSERT_PTR_NULL(xm_comp_algo_name((enum xm_comp_algo)3));
+    CU_ASSERT_PTR_NULL(xm_comp_algo_name((enum xm_comp_algo)-1));
+}
+
+static void
+test_codec_set_refuses_bad_specs(void)
+{
+    const struct xm_comp_spec bad[] = {
+        { .automatic = true },
+        { .algo = XM_COMP_ZSTD, .level = 0 },
+        { .algo = XM_COMP_ZSTD, .level = -5 },
+        { .algo = XM_COMP_ZSTD, .level = 23 },
+        { .algo = XM_COMP_LZ4, .level = 1 },
+        { .algo = XM_COMP_NONE, .level = 3 },
+        { .algo = (enum xm_comp_algo)3 },
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        CU_ASSERT_EQUAL(xm_comp_codec_set(enc, &bad[i]), XM_ERR_INVAL);
+        CU_ASSERT(error_says(enc, "cannot encode with"));
+    }
+}
+
+/* ---- negotiation ---- */
+
+static const struct xm_comp_spec want_none = { .algo = XM_COMP_NONE };
+static const struct xm_comp_spec want_lz4 = { .algo = XM_COMP_LZ4 };
+static const struct xm_comp_spec want_zstd = { .algo = XM_COMP_ZSTD,
+                                               .level = 3 };
+static const struct xm_comp_spec want_auto = { .automatic = true };
+
+static void
+test_negotiate_peer_without_feature(void)
+{
+    const uint32_t none = XM_COMP_MASK(XM_COMP_NONE);
+
+    /* An older peer offers nothing: uncompressed, never an error. */
+    CU_ASSERT_EQUAL(xm_comp_common(XM_COMP_SUPPORTED, 0), none);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_zstd, XM_COMP_SUPPORTED, 0),
+                    XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_lz4, XM_COMP_SUPPORTED, 0),
+                    XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_auto, XM_COMP_SUPPORTED, 0),
+                    XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_none, XM_COMP_SUPPORTED, 0),
+                    XM_COMP_NONE);
+    /* What the hello says. */
+    CU_ASSERT_EQUAL(xm_comp_algos_from_features(0), 0);
+    CU_ASSERT_EQUAL(xm_comp_algos_from_features(XM_FEAT_STREAM_COMPRESS),
+                    XM_COMP_SUPPORTED);
+    CU_ASSERT_EQUAL(xm_comp_algos_from_features(~XM_FEAT_STREAM_COMPRESS),
+                    0);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_auto, XM_COMP_SUPPORTED,
+                        xm_comp_algos_from_features(0)), XM_COMP_NONE);
+    /* Nor when we are the one without it. */
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_zstd, 0, XM_COMP_SUPPORTED),
+                    XM_COMP_NONE);
+}
+
+static void
+test_negotiate_common_set(void)
+{
+    const uint32_t lz4_only = XM_COMP_MASK(XM_COMP_NONE) |
+                              XM_COMP_MASK(XM_COMP_LZ4);
+
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_zstd, XM_COMP_SUPPORTED,
+                                      XM_COMP_SUPPORTED), XM_COMP_ZSTD);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_lz4, XM_COMP_SUPPORTED,
+                                      XM_COMP_SUPPORTED), XM_COMP_LZ4);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_none, XM_COMP_SUPPORTED,
+                                      XM_COMP_SUPPORTED), XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_auto, XM_COMP_SUPPORTED,
+                                      XM_COMP_SUPPORTED), XM_COMP_ZSTD);
+    /* A peer decoding lz4 only. */
+    CU_ASSERT_EQUAL(xm_comp_common(XM_COMP_SUPPORTED, lz4_only), lz4_only);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_zstd, XM_COMP_SUPPORTED,
+                                      lz4_only), XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_lz4, XM_COMP_SUPPORTED,
+                                      lz4_only), XM_COMP_LZ4);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_auto, XM_COMP_SUPPORTED,
+                                      lz4_only), XM_COMP_LZ4);
+    /* Bits nobody knows drop out. */
+    CU_ASSERT_EQUAL(xm_comp_common(0xffffffffu, 0xffffffffu),
+                    XM_COMP_SUPPORTED);
+    CU_ASSERT_EQUAL(xm_comp_negotiate(&want_auto, 0xfffffff9u, 0xffffffffu),
+                    XM_COMP_NONE);
+}
+
+/* ---- auto ---- */
+
+static struct xm_comp_sample
+sample(enum xm_comp_algo algo, int level, double mbps, double ratio)
+{
+    struct xm_comp_sample s = {
+        .spec = { .algo = algo, .level = level },
+        .mbps = mbps,
+        .ratio = ratio,
+    };
+    return s;
+}
+
+static void
+test_estimate(void)
+{
+    struct xm_comp_sample s = sample(XM_COMP_LZ4, 0, 400, 4);
+
+    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(NULL, 10), 0.1, 1e-12);
+    /* Link-bound: 1 / (4 * 10). */
+    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(&s, 10), 0.025, 1e-12);
+    /* CPU-bound: 1 / 400. */
+    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(&s, 1000), 0.0025, 1e-12);
+    s.mbps = 0;
+    CU_ASSERT(isinf(xm_comp_estimate(&s, 10)));
+    s.mbps = NAN;
+    CU_ASSERT(isinf(xm_comp_estimate(&s, 10)));
+    s.mbps = 400;
+    s.ratio = -1;
+    CU_ASSERT(isinf(xm_comp_estimate(&s, 10)));
+    CU_ASSERT(isinf(xm_comp_estimate(NULL, 0)));
+}
+
+static void
+test_auto_fast_link_slow_cpu(void)
+{
+    /* 10 Gb/s link, a CPU that compresses slower than the link. */
+    struct xm_comp_sample s[] = {
+        sample(XM_COMP_LZ4, 0, 400, 3),
+        sample(XM_COMP_ZSTD, 1, 250, 6),
+        sample(XM_COMP_ZSTD, 3, 120, 9),
+    };
+    struct xm_comp_spec got = xm_comp_auto_choose(s, 3, 1250);
+
+    CU_ASSERT_FALSE(got.automatic);
+    CU_ASSERT_EQUAL(got.algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(got.level, 0);
+}
+
+static void
+test_auto_slow_link(void)
+{
+    /* The lab: 10 MB/s.  zstd:3 is link-bound at 1/90 s per MB. */
+    struct xm_comp_sample s[] = {
+        sample(XM_COMP_LZ4, 0, 400, 3),
+        sample(XM_COMP_ZSTD, 1, 250, 6),
+        sample(XM_COMP_ZSTD, 3, 120, 9),
+    };
+    struct xm_comp_spec got = xm_comp_auto_choose(s, 3, 10);
+
+    CU_ASSERT_EQUAL(got.algo, XM_COMP_ZSTD);
+    CU_ASSERT_EQUAL(got.level, 3);
+    /* Without zstd, lz4 still beats raw. */
+    got = xm_comp_auto_choose(s, 1, 10);
+    CU_ASSERT_EQUAL(got.algo, XM_COMP_LZ4);
+}
+
+static void
+test_auto_middle_link(void)
+{
+    /* 100 MB/s: zstd:3 would be CPU-bound at 1/120, lz4 link-bound at
+     * 1/300, zstd:1 at 1/250 (CPU). */
+    struct xm_comp_sample s[] = {
+        sample(XM_COMP_ZSTD, 3, 120, 9),
+        sample(XM_COMP_ZSTD, 1, 250, 6),
+        sample(XM_COMP_LZ4, 0, 400, 3),
+    };
+    struct xm_comp_spec got = xm_comp_auto_choose(s, 3, 100);
+
+    CU_ASSERT_EQUAL(got.algo, XM_COMP_LZ4);
+}
+
+static void
+test_auto_odd_inputs(void)
+{
+    struct xm_comp_sample s[] = {
+        sample(XM_COMP_ZSTD, 3, NAN, 9),
+        sample(XM_COMP_ZSTD, 1, 250, 0),
+        sample(XM_COMP_LZ4, 0, -1, 3),
+        sample(XM_COMP_ZSTD, 0, 250, 9),        /* no such level */
+        sample(XM_COMP_LZ4, 0, INFINITY, 3),
+    };
+    struct xm_comp_sample same[] = {
+        sample(XM_COMP_LZ4, 0, 400, 4),
+        sample(XM_COMP_ZSTD, 1, 400, 4),
+    };
+    struct xm_comp_sample worse[] = {
+        sample(XM_COMP_LZ4, 0, 9, 10),          /* CPU slower than link */
+        sample(XM_COMP_LZ4, 0, 400, 1),         /* no gain: a tie */
+    };
+    struct xm_comp_sample automatic = sample(XM_COMP_LZ4, 0, 400, 4);
+
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(s, 5, 10).algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(s, 0, 10).algo, XM_COMP_NONE);
+    /* Unknown link speed: nothing says compression pays. */
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, 0).algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, NAN).algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, -3).algo, XM_COMP_NONE);
+    /* Ties go to the earlier. */
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, 10).algo, XM_COMP_LZ4);
+    /* Only strictly better than raw counts. */
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(worse, 2, 10).algo, XM_COMP_NONE);
+    automatic.spec.automatic = true;
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(&automatic, 1, 10).algo,
+                    XM_COMP_NONE);
+}
+
+static void
+test_measure(void)
+{
+    struct xm_comp_spec lz4 = { .algo = XM_COMP_LZ4 };
+    struct xm_comp_spec bad = { .automatic = true };
+    struct xm_comp_sample s_zero, s_rand;
+    struct xm_comp_stats st;
+
+    use("zstd:5");
+    fill(raw, 256 * KIB, ZERO);
+    CU_ASSERT_EQUAL(xm_comp_measure(enc, &lz4, raw, 256 * KIB, 64 * KIB,
+                                    &s_zero), XM_OK);
+    CU_ASSERT_EQUAL(s_zero.spec.algo, XM_COMP_LZ4);
+    CU_ASSERT(s_zero.mbps > 0 && isfinite(s_zero.mbps));
+    CU_ASSERT(s_zero.ratio > 50);
+    fill(raw, 200 * KIB, RANDOM);
+    CU_ASSERT_EQUAL(xm_comp_measure(enc, &want_zstd, raw, 200 * KIB,
+                                    64 * KIB, &s_rand), XM_OK);
+    /* Stored: a header per block of 64 KiB (four blocks, one short). */
+    CU_ASSERT_DOUBLE_EQUAL(s_rand.ratio,
+                           200.0 * KIB / (200 * KIB + 4 * 8), 1e-9);
+    /* The codec's own spec and counters are left alone. */
+    xm_comp_codec_stats(enc, &st);
+    CU_ASSERT_EQUAL(st.raw_bytes, 0);
+    CU_ASSERT_EQUAL(encode("none", 100), 108);
+    CU_ASSERT_EQUAL(xm_comp_measure(enc, &bad, raw, 100, 64, &s_rand),
+                    XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_comp_measure(enc, &lz4, raw, 0, 64, &s_rand),
+                    XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_comp_measure(enc, &lz4, raw, 100, 0, &s_rand),
+                    XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_comp_measure(enc, &lz4, raw, 100,
+                                    XM_COMP_CHUNK_MAX + 1, &s_rand),
+                    XM_ERR_INVAL);
+}
+
+/* ---- round trips ---- */
+
+static void
+round_trip(const char *spec, enum kind kind, size_t len)
+{
+    size_t n, out = 0;
+
+    fill(raw, len, kind);
+    n = encode(spec, len);
+    memset(back, 0xaa, len);
+    CU_ASSERT_EQUAL(xm_comp_decode(dec, block, n, back, XM_COMP_CHUNK_MAX,
+                                   &out), XM_OK);
+    CU_ASSERT_EQUAL(out, len);
+    if (out != len || memcmp(back, raw, len) != 0) {
+        fprintf(stderr, "\n%s %s %zu: %s\n", spec, kind_names[kind], len,
+                xm_comp_error(dec));
+        CU_FAIL("round trip");
+    }
+    /* What each algorithm makes of it. */
+    if (len <= 1 || kind == RANDOM || strcmp(spec, "none") == 0) {
+        CU_ASSERT_EQUAL(block[2], XM_COMP_NONE);
+        CU_ASSERT_EQUAL(n, xm_comp_bound(len));
+    } else if (kind == ZERO || len >= 64 * KIB) {
+        CU_ASSERT_EQUAL(block[2], spec[0] == 'l' ? XM_COMP_LZ4
+                                                 : XM_COMP_ZSTD);
+        CU_ASSERT(n < len / (kind == ZERO ? 100 : 2));
+    }
+}
+
+static void
+test_round_trips(void)
+{
+    static const char *const specs[] = { "none", "lz4", "zstd:1", "zstd" };
+    static const size_t sizes[] = { 0, 1, 64 * KIB, XM_COMP_CHUNK_MAX };
+
+    for (size_t s = 0; s < sizeof(specs) / sizeof(*specs); s++)
+        for (int k = RANDOM; k <= TEXT; k++)
+            for (size_t z = 0; z < sizeof(sizes) / sizeof(*sizes); z++)
+                round_trip(specs[s], (enum kind)k, sizes[z]);
+}
+
+static void
+test_odd_sizes_and_level_switches(void)
+{
+    static const char *const specs[] = {
+        "lz4", "zstd:19", "zstd:1", "lz4", "zstd:3", "none", "zstd:1",
+    };
+    static const size_t sizes[] = {
+        2, 3, 100, 4095, 4096, 65535, 65537, 262144, 262145, 700001,
+    };
+
+    for (size_t z = 0; z < sizeof(sizes) / sizeof(*sizes); z++)
+        round_trip(specs[z % 7], TEXT, sizes[z]);
+}
+
+static void
+test_incompressible_stored(void)
+{
+    static const char *const specs[] = { "lz4", "zstd:1", "zstd:19" };
+    size_t n;
+
+    fill(raw, 64 * KIB, RANDOM);
+    for (size_t s = 0; s < 3; s++) {
+        n = encode(specs[s], 64 * KIB);
+        CU_ASSERT_EQUAL(n, 8 + 64 * KIB);
+        CU_ASSERT_EQUAL(block[0], XM_COMP_MAGIC);
+        CU_ASSERT_EQUAL(block[1], XM_COMP_VERSION);
+        CU_ASSERT_EQUAL(block[2], XM_COMP_NONE);
+        CU_ASSERT_EQUAL(block[3], 0);
+        CU_ASSERT_EQUAL(block[4] << 24 | block[5] << 16 | block[6] << 8 |
+                        block[7], 64 * KIB);
+        CU_ASSERT(memcmp(block + 8, raw, 64 * KIB) == 0);
+    }
+    /* The largest chunk, stored, is exactly the largest payload. */
+    fill(raw, XM_COMP_CHUNK_MAX, RANDOM);
+    CU_ASSERT_EQUAL(encode("zstd", XM_COMP_CHUNK_MAX), XM_PROTO_STREAM_MAX);
+}
+
+static void
+test_stats(void)
+{
+    struct xm_comp_stats st;
+    size_t n1, n2, out;
+
+    fill(raw, 64 * KIB, ZERO);
+    n1 = encode("lz4", 64 * KIB);
+    fill(raw, 1000, RANDOM);
+    n2 = encode("lz4", 1000);
+    xm_comp_codec_stats(enc, &st);
+    CU_ASSERT_EQUAL(st.blocks[XM_COMP_LZ4], 1);
+    CU_ASSERT_EQUAL(st.blocks[XM_COMP_NONE], 1);
+    CU_ASSERT_EQUAL(st.blocks[XM_COMP_ZSTD], 0);
+    CU_ASSERT_EQUAL(st.raw_bytes, 64 * KIB + 1000);
+    CU_ASSERT_EQUAL(st.block_bytes, n1 + n2);
+    CU_ASSERT_EQUAL(xm_comp_decode(dec, block, n2, back, 1000, &out), XM_OK);
+    xm_comp_codec_stats(dec, &st);
+    CU_ASSERT_EQUAL(st.blocks[XM_COMP_NONE], 1);
+    CU_ASSERT_EQUAL(st.raw_bytes, 1000);
+    CU_ASSERT_EQUAL(st.block_bytes, n2);
+}
+
+static void
+test_encoder_limits(void)
+{
+    size_t n = 0;
+
+    use("zstd");
+    fill(raw, XM_COMP_CHUNK_MAX, ZERO);
+    /* A chunk over the limit: even if it would compress. */
+    CU_ASSERT_EQUAL(xm_comp_encode(enc, raw, XM_COMP_CHUNK_MAX + 1, block,
+                                   XM_PROTO_STREAM_MAX + 64, &n),
+                    XM_ERR_TOOBIG);
+    CU_ASSERT(error_says(enc, "at most 1048568"));
+    CU_ASSERT_EQUAL(xm_comp_encode(enc, raw, 1000, block, 1007, &n),
+                    XM_ERR_TOOBIG);
+    CU_ASSERT_EQUAL(xm_comp_encode(enc, raw, 1000, block, 1008, &n), XM_OK);
+}
+
+/* ---- hostile blocks ---- */
+
+/* A small compressible chunk as a block of spec, checked. */
+static size_t
+small_block(const char *spec, enum xm_comp_algo expect, size_t len)
+{
+    size_t n;
+
+    fill(raw, len, TEXT);
+    n = encode(spec, len);
+    CU_ASSERT_EQUAL_FATAL(block[2], expect);
+    return n;
+}
+
+static const struct {
+    const char *spec;
+    enum xm_comp_algo algo;
+} small_kinds[] = {
+    { "none", XM_COMP_NONE },
+    { "lz4", XM_COMP_LZ4 },
+    { "zstd", XM_COMP_ZSTD },
+};
+
+static void
+test_header_bit_flips(void)
+{
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = small_block(small_kinds[k].spec, small_kinds[k].algo,
+                               3000);
+        for (unsigned bit = 0; bit < 8 * XM_COMP_HEADER_LEN; bit++) {
+            block[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            if (!refused(block, n))
+                fprintf(stderr, "\n%s: header bit %u not refused\n",
+                        small_kinds[k].spec, bit);
+            CU_ASSERT(refused(block, n));
+            block[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        }
+        /* And each header byte inverted whole. */
+        for (unsigned i = 0; i < XM_COMP_HEADER_LEN; i++) {
+            block[i] ^= 0xff;
+            CU_ASSERT(refused(block, n));
+            block[i] ^= 0xff;
+        }
+        CU_ASSERT(refused_or_exact(block, n, 3000));
+        CU_ASSERT(!refused(block, n));
+    }
+}
+
+/*
+ * A changed body is refused, or decodes to the exact chunk: never to
+ * other data.  Some changes are harmless: a match offset that points
+ * at other copies of the same bytes (text repeats), or the unused bit
+ * of zstd's frame header that decoders must ignore.  They stay rare.
+ */
+static void
+test_body_byte_flips(void)
+{
+    for (size_t k = 1; k < 3; k++) {
+        size_t n = small_block(small_kinds[k].spec, small_kinds[k].algo,
+                               3000);
+        unsigned accepted = 0;
+
+        for (size_t i = XM_COMP_HEADER_LEN; i < n; i++) {
+            block[i] ^= 0xff;
+            CU_ASSERT(refused_or_exact(block, n, 3000));
+            if (!refused(block, n))
+                accepted++;
+            block[i] ^= 0xff;
+        }
+        CU_ASSERT(accepted * 50 < n);
+    }
+}
+
+static void
+test_body_bit_flips(void)
+{
+    for (size_t k = 1; k < 3; k++) {
+        size_t n = small_block(small_kinds[k].spec, small_kinds[k].algo,
+                               3000);
+        unsigned accepted = 0;
+
+        for (size_t bit = 8 * XM_COMP_HEADER_LEN; bit < 8 * n; bit++) {
+            block[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            CU_ASSERT(refused_or_exact(block, n, 3000));
+            if (!refused(block, n))
+                accepted++;
+            block[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        }
+        CU_ASSERT(accepted * 50 < 8 * n);
+    }
+}
+
+static void
+test_truncated_everywhere(void)
+{
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = small_block(small_kinds[k].spec, small_kinds[k].algo,
+                               3000);
+        /* A copy of exactly len bytes, so a read past it is ASan's. */
+        for (size_t len = 0; len < n; len++) {
+            uint8_t *cut = malloc(len ? len : 1);
+            CU_ASSERT_FATAL(cut != NULL);
+            memcpy(cut, block, len);
+            if (!refused(cut, len))
+                fprintf(stderr, "\n%s: cut at %zu of %zu not refused\n",
+                        small_kinds[k].spec, len, n);
+            CU_ASSERT(refused(cut, len));
+            free(cut);
+        }
+    }
+    CU_ASSERT(refused(block, 0));
+    CU_ASSERT(error_says(dec, "shorter than its 8-byte header"));
+}
+
+static void
+test_trailing_bytes(void)
+{
+    static const size_t extra[] = { 1, 4, 7, 100 };
+
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = small_block(small_kinds[k].spec, small_kinds[k].algo,
+                               3000);
+        for (size_t e = 0; e < 4; e++) {
+            memset(block + n, 0, extra[e]);
+            CU_ASSERT(refused(block, n + extra[e]));
+        }
+        /* A second copy of the body: a valid frame after the frame. */
+        memcpy(block + n, block + 8, n - 8);
+        CU_ASSERT(refused(block, n + n - 8));
+        if (k > 0)
+            CU_ASSERT(error_says(dec, "trailing bytes"));
+    }
+}
+
+static void
+put_raw_len(uint32_t v)
+{
+    block[4] = (uint8_t)(v >> 24);
+    block[5] = (uint8_t)(v >> 16);
+    block[6] = (uint8_t)(v >> 8);
+    block[7] = (uint8_t)v;
+}
+
+static void
+test_raw_length_limits(void)
+{
+    size_t n = small_block("none", XM_COMP_NONE, 100), out;
+
+    put_raw_len(XM_COMP_CHUNK_MAX + 1);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "raw length 1048569 over the limit"));
+    put_raw_len(0xffffffffu);
+    CU_ASSERT(refused(block, n));
+    /* A compressed block claiming more than it holds. */
+    n = small_block("zstd", XM_COMP_ZSTD, 3000);
+    put_raw_len(XM_COMP_CHUNK_MAX);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "the block header says 1048568"));
+    /* A valid block larger than the caller's room: its error, not the
+     * peer's. */
+    put_raw_len(3000);
+    CU_ASSERT_EQUAL(xm_comp_decode(dec, block, n, back, 2999, &out),
+                    XM_ERR_TOOBIG);
+    /* A compressed block of no data. */
+    put_raw_len(0);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "block of no data"));
+}
+
+static void
+test_wrong_algorithm(void)
+{
+    size_t n = small_block("lz4", XM_COMP_LZ4, 3000);
+
+    block[2] = XM_COMP_ZSTD;            /* lz4 frame, zstd label */
+    CU_ASSERT(refused(block, n));
+    block[2] = XM_COMP_NONE;
+    CU_ASSERT(refused(block, n));
+    block[2] = 3;
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "unknown compression algorithm 3"));
+    n = small_block("zstd", XM_COMP_ZSTD, 3000);
+    block[2] = XM_COMP_LZ4;
+    CU_ASSERT(refused(block, n));
+    /* Not negotiated: the receiver accepts lz4 only. */
+    block[2] = XM_COMP_ZSTD;
+    xm_comp_codec_accept(dec, XM_COMP_MASK(XM_COMP_LZ4));
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "zstd, which was not negotiated"));
+    xm_comp_codec_accept(dec, 0);       /* none stays accepted */
+    n = small_block("none", XM_COMP_NONE, 10);
+    CU_ASSERT(!refused(block, n));
+    block[0] = 0xc4;
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "bad block magic 0xc4"));
+    block[0] = XM_COMP_MAGIC;
+    block[1] = 2;
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "block format version 2, this build reads 1"));
+}
+
+/* Wrap body[0..n) as a block of algo and raw length len. */
+static size_t
+wrap(enum xm_comp_algo algo, uint32_t len, const uint8_t *body, size_t n)
+{
+    block[0] = XM_COMP_MAGIC;
+    block[1] = XM_COMP_VERSION;
+    block[2] = (uint8_t)algo;
+    block[3] = 0;
+    put_raw_len(len);
+    memcpy(block + 8, body, n);
+    return 8 + n;
+}
+
+static void
+test_foreign_zstd_frames(void)
+{
+    size_t cap = ZSTD_compressBound(3000), r, n;
+    uint8_t *body = malloc(cap);
+    ZSTD_CCtx *zc = ZSTD_createCCtx();
+
+    CU_ASSERT_FATAL(body && zc);
+    fill(raw, 3000, TEXT);
+    /* The library's own frame: no checksum. */
+    r = ZSTD_compressCCtx(zc, body, cap, raw, 3000, 3);
+    CU_ASSERT_FATAL(!ZSTD_isError(r));
+    n = wrap(XM_COMP_ZSTD, 3000, body, r);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "without a checksum"));
+    /* Checksum but no content size. */
+    ZSTD_CCtx_setParameter(zc, ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(zc, ZSTD_c_contentSizeFlag, 0);
+    {
+        ZSTD_outBuffer o = { body, cap, 0 };
+        ZSTD_inBuffer i = { raw, 3000, 0 };
+        r = ZSTD_compressStream2(zc, &o, &i, ZSTD_e_end);
+        CU_ASSERT_FATAL(r == 0);
+        n = wrap(XM_COMP_ZSTD, 3000, body, o.pos);
+    }
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "without its content size"));
+    /* A proper frame, then the same with a wrong checksum. */
+    ZSTD_CCtx_setParameter(zc, ZSTD_c_contentSizeFlag, 1);
+    r = ZSTD_compress2(zc, body, cap, raw, 3000);
+    CU_ASSERT_FATAL(!ZSTD_isError(r));
+    n = wrap(XM_COMP_ZSTD, 3000, body, r);
+    CU_ASSERT(refused_or_exact(block, n, 3000));
+    CU_ASSERT(!refused(block, n));
+    block[n - 1] ^= 0x01;
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "checksum"));
+    /* Not a zstd frame at all. */
+    n = wrap(XM_COMP_ZSTD, 3000, raw, 100);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "no valid zstd frame header"));
+    ZSTD_freeCCtx(zc);
+    free(body);
+}
+
+/* An LZ4 frame of raw[0..3000) with exactly these preferences
+ * (LZ4F_compressFrame would shrink the block size to fit), as a block. */
+static size_t
+lz4_frame(uint8_t *body, size_t cap, const LZ4F_preferences_t *prefs)
+{
+    LZ4F_cctx *cc = NULL;
+    size_t pos, r;
+
+    CU_ASSERT_FATAL(!LZ4F_isError(LZ4F_createCompressionContext(&cc,
+                                                          LZ4F_VERSION)));
+    r = LZ4F_compressBegin(cc, body, cap, prefs);
+    CU_ASSERT_FATAL(!LZ4F_isError(r));
+    pos = r;
+    r = LZ4F_compressUpdate(cc, body + pos, cap - pos, raw, 3000, NULL);
+    CU_ASSERT_FATAL(!LZ4F_isError(r));
+    pos += r;
+    r = LZ4F_compressEnd(cc, body + pos, cap - pos, NULL);
+    CU_ASSERT_FATAL(!LZ4F_isError(r));
+    pos += r;
+    LZ4F_freeCompressionContext(cc);
+    return wrap(XM_COMP_LZ4, 3000, body, pos);
+}
+
+static void
+test_foreign_lz4_frames(void)
+{
+    LZ4F_preferences_t prefs;
+    size_t cap, n;
+    uint8_t *body;
+
+    memset(&prefs, 0, sizeof(prefs));
+    prefs.frameInfo.blockSizeID = LZ4F_max4MB;
+    prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+    prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+    prefs.frameInfo.contentSize = 3000;
+    cap = LZ4F_HEADER_SIZE_MAX + LZ4F_compressBound(3000, &prefs);
+    body = malloc(cap);
+    CU_ASSERT_FATAL(body != NULL);
+    fill(raw, 3000, TEXT);
+    /* 4 MiB blocks: refused before the library makes room for them. */
+    n = lz4_frame(body, cap, &prefs);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "blocks over 1 MiB"));
+    prefs.frameInfo.blockSizeID = LZ4F_max64KB;
+    n = lz4_frame(body, cap, &prefs);
+    CU_ASSERT(!refused(block, n));
+    prefs.frameInfo.blockMode = LZ4F_blockLinked;
+    n = lz4_frame(body, cap, &prefs);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "linked blocks"));
+    prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+    prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
+    n = lz4_frame(body, cap, &prefs);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "without a checksum"));
+    prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+    prefs.frameInfo.contentSize = 0;
+    n = lz4_frame(body, cap, &prefs);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "lz4 frame holds 0 bytes"));
+    /* The content checksum is checked: last byte of the frame. */
+    prefs.frameInfo.contentSize = 3000;
+    n = lz4_frame(body, cap, &prefs);
+    block[n - 1] ^= 0x80;
+    CU_ASSERT(refused(block, n));
+    free(body);
+}
+
+static void
+test_random_blocks(void)
+{
+    /* Garbage behind a valid header, of every algorithm. */
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t n = 8 + rnd() % 600;
+
+        for (size_t i = 8; i < n; i++)
+            block[i] = (uint8_t)rnd();
+        if (iter % 3 == 1) {            /* a plausible frame start */
+            block[8] = 0x04; block[9] = 0x22; block[10] = 0x4d;
+            block[11] = 0x18;
+        } else if (iter % 3 == 2) {
+            block[8] = 0x28; block[9] = 0xb5; block[10] = 0x2f;
+            block[11] = 0xfd;
+        }
+        block[0] = XM_COMP_MAGIC;
+        block[1] = XM_COMP_VERSION;
+        block[2] = (uint8_t)(iter % 3);
+        block[3] = 0;
+        put_raw_len((uint32_t)(rnd() % (XM_COMP_CHUNK_MAX + 1)));
+        CU_ASSERT(refused(block, n));
+    }
+}
+
+/* ---- the transforms ---- */
+
+static void
+test_xform_round_trip(void)
+{
+    struct xm_buf payload, chunk;
+
+    xm_buf_init(&payload, XM_PROTO_STREAM_MAX);
+    xm_buf_init(&chunk, XM_PROTO_STREAM_MAX);
+    use("zstd:1");
+    /* The largest chunk of random bytes fills a payload exactly. */
+    fill(raw, XM_COMP_CHUNK_MAX, RANDOM);
+    CU_ASSERT_EQUAL(xm_comp_xform_encode(enc, raw, XM_COMP_CHUNK_MAX,
+                                         &payload), XM_OK);
+    CU_ASSERT_EQUAL(payload.len, XM_PROTO_STREAM_MAX);
+    CU_ASSERT_EQUAL(xm_comp_xform_decode(dec, payload.data, payload.len,
+                                         &chunk), XM_OK);
+    CU_ASSERT_EQUAL(chunk.len, XM_COMP_CHUNK_MAX);
+    CU_ASSERT(memcmp(chunk.data, raw, XM_COMP_CHUNK_MAX) == 0);
+    /* One byte more does not fit. */
+    xm_buf_reset(&payload);
+    CU_ASSERT_EQUAL(xm_comp_xform_encode(enc, raw, XM_COMP_CHUNK_MAX + 1,
+                                         &payload), XM_ERR_TOOBIG);
+    /* A compressed one, and a broken one. */
+    fill(raw, 64 * KIB, TEXT);
+    xm_buf_reset(&payload);
+    xm_buf_reset(&chunk);
+    CU_ASSERT_EQUAL(xm_comp_xform_encode(enc, raw, 64 * KIB, &payload),
+                    XM_OK);
+    CU_ASSERT(payload.len < 32 * KIB);
+    CU_ASSERT_EQUAL(xm_comp_xform_decode(dec, payload.data, payload.len,
+                                         &chunk), XM_OK);
+    CU_ASSERT_EQUAL(chunk.len, 64 * KIB);
+    CU_ASSERT(memcmp(chunk.data, raw, 64 * KIB) == 0);
+    xm_buf_reset(&chunk);
+    payload.data[payload.len / 2] ^= 0x10;
+    CU_ASSERT_EQUAL(xm_comp_xform_decode(dec, payload.data, payload.len,
+                                         &chunk), XM_ERR_PROTO);
+    /* An empty stored chunk decodes to nothing. */
+    xm_buf_reset(&payload);
+    xm_buf_reset(&chunk);
+    CU_ASSERT_EQUAL(xm_comp_xform_encode(enc, raw, 0, &payload), XM_OK);
+    CU_ASSERT_EQUAL(payload.len, 8);
+    CU_ASSERT_EQUAL(xm_comp_xform_decode(dec, payload.data, payload.len,
+                                         &chunk), XM_OK);
+    CU_ASSERT_EQUAL(chunk.len, 0);
+    xm_buf_dispose(&payload);
+    xm_buf_dispose(&chunk);
+}
+
+/* Pages as a guest's memory: zero, text, random. */
+static void
+fill_guest(uint8_t *p, size_t n)
+{
+    for (size_t off = 0; off < n; off += 4 * KIB) {
+        size_t len = n - off < 4 * KIB ? n - off : 4 * KIB;
+        unsigned r = (unsigned)(rnd() % 10);
+        fill(p + off, len, r < 6 ? ZERO : r < 9 ? TEXT : RANDOM);
+    }
+}
+
+/* Hand the frames in wire to the receiver; what stays is partial. */
+static void
+deliver(struct xm_buf *wire, struct xm_stream_in *si, bool *end)
+{
+    size_t pos = 0;
+
+    while (!xm_stream_in_full(si) &&
+           wire->len - pos >= XM_PROTO_HEADER_LEN) {
+        const uint8_t *h = wire->data + pos;
+        uint16_t type = (uint16_t)(h[0] << 8 | h[1]);
+        uint16_t flags = (uint16_t)(h[2] << 8 | h[3]);
+        uint32_t len = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 |
+                       (uint32_t)h[6] << 8 | h[7];
+
+        if (wire->len - pos < XM_PROTO_HEADER_LEN + len)
+            break;
+        if (type == XM_MSG_STREAM_END) {
+            *end = true;
+        } else {
+            CU_ASSERT_EQUAL(type, XM_MSG_STREAM_DATA);
+            CU_ASSERT_EQUAL(flags, XM_FRAME_COMPRESSED);
+            CU_ASSERT_EQUAL_FATAL(xm_stream_in_push(si, h + 12, len), XM_OK);
+        }
+        pos += XM_PROTO_HEADER_LEN + len;
+    }
+    xm_buf_consume(wire, pos);
+}
+
+static void
+test_through_the_pump(void)
+{
+    const size_t total = 3 * 1024 * KIB + 12345;
+    struct xm_stream_xform ex = { xm_comp_xform_encode, NULL,
+                                  XM_FRAME_COMPRESSED };
+    struct xm_stream_xform dx = { xm_comp_xform_decode, NULL, 0 };
+    struct xm_stream_out so;
+    struct xm_stream_in si;
+    struct xm_comp_stats st;
+    struct xm_buf wire;
+    uint8_t *src = malloc(total), *dst = malloc(total);
+    size_t written = 0, got = 0;
+    int in_pipe[2], out_pipe[2];
+    bool end = false;
+    ssize_t r;
+
+    CU_ASSERT_FATAL(src && dst);
+    CU_ASSERT_FATAL(pipe(in_pipe) == 0 && pipe(out_pipe) == 0);
+    CU_ASSERT_FATAL(fcntl(in_pipe[1], F_SETFL, O_NONBLOCK) == 0);
+    CU_ASSERT_FATAL(fcntl(out_pipe[0], F_SETFL, O_NONBLOCK) == 0);
+    fill_guest(src, total);
+    use("lz4");
+    ex.arg = enc;
+    dx.arg = dec;
+    CU_ASSERT_EQUAL_FATAL(xm_stream_out_init(&so, in_pipe[0], 64 * KIB),
+                          XM_OK);
+    CU_ASSERT_EQUAL_FATAL(xm_stream_in_init(&si, out_pipe[1], 256 * KIB),
+                          XM_OK);
+    xm_stream_out_set_xform(&so, &ex);
+    xm_stream_in_set_xform(&si, &dx);
+    xm_buf_init(&wire, 8 * 1024 * KIB);
+    for (int round = 0; round < 100000 && (got < total || !end); round++) {
+        if (written < total) {
+            r = write(in_pipe[1], src + written, total - written);
+            if (r > 0)
+                written += (size_t)r;
+            if (written == total)
+                close(in_pipe[1]);
+        }
+        CU_ASSERT_EQUAL_FATAL(xm_stream_out_fill(&so, &wire,
+                                                 XM_FEAT_STREAM_COMPRESS,
+                                                 9, 2 * 1024 * KIB), XM_OK);
+        deliver(&wire, &si, &end);
+        CU_ASSERT_EQUAL_FATAL(xm_stream_in_flush(&si), XM_OK);
+        r = read(out_pipe[0], dst + got, total - got);
+        if (r > 0)
+            got += (size_t)r;
+    }
+    CU_ASSERT_EQUAL(got, total);
+    CU_ASSERT(memcmp(src, dst, total) == 0);
+    CU_ASSERT(end);
+    if (written < total)
+        close(in_pipe[1]);
+    /* Guest-like pages went out at well under half their size. */
+    CU_ASSERT(so.bytes_out < total / 2);
+    xm_comp_codec_stats(enc, &st);
+    CU_ASSERT_EQUAL(st.raw_bytes, total);
+    CU_ASSERT(st.blocks[XM_COMP_LZ4] > 0);
+    xm_buf_dispose(&wire);
+    xm_stream_out_dispose(&so);
+    xm_stream_in_dispose(&si);
+    close(out_pipe[0]);
+    free(src);
+    free(dst);
+}
+
+static CU_TestInfo spec_tests[] = {
+    { "specs accepted", test_spec_accepted },
+    { "specs refused, with the bad part named", test_spec_refused },
+    { "algorithm names", test_algo_names },
+    { "codec refuses bad specs", test_codec_set_refuses_bad_specs },
+    CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo choice_tests[] = {
+    { "negotiation: peer without the feature",
+      test_negotiate_peer_without_feature },
+    { "negotiation: common set", test_negotiate_common_set },
+    { "estimate", test_estimate },
+    { "auto: fast link, slow CPU -> none", test_auto_fast_link_slow_cpu },
+    { "auto: slow link -> compression", test_auto_slow_link },
+    { "auto: middle link -> the faster codec", test_auto_middle_link },
+    { "auto: odd inputs", test_auto_odd_inputs },
+    { "measure", test_measure },
+    CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo codec_tests[] = {
+    { "round trips: algos x data x sizes", test_round_trips },
+    { "odd sizes, level switches", test_odd_sizes_and_level_switches },
+    { "incompressible chunks stored", test_incompressible_stored },
+    { "counters", test_stats },
+    { "encoder limits", test_encoder_limits },
+    CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo hostile_tests[] = {
+    { "every header bit flipped", test_header_bit_flips },
+    { "every body byte flipped", test_body_byte_flips },
+    { "every body bit flipped", test_body_bit_flips },
+    { "truncated at every length", test_truncated_everywhere },
+    { "trailing bytes", test_trailing_bytes },
+    { "raw length limits", test_raw_length_limits },
+    { "wrong or not negotiated algorithm", test_wrong_algorithm },
+    { "foreign zstd frames", test_foreign_zstd_frames },
+    { "foreign lz4 frames", test_foreign_lz4_frames },
+    { "random bodies", test_random_blocks },
+    CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo xform_tests[] = {
+    { "transforms round trip", test_xform_round_trip },
+    { "through the stream pump", test_through_the_pump },
+    CU_TEST_INFO_NULL,
+};
+
+CU_SuiteInfo xm_test_suites[] = {
+    { "spec", NULL, NULL, setup, teardown, spec_tests },
+    { "choice", NULL, NULL, setup, teardown, choice_tests },
+    { "codec", NULL, NULL, setup, teardown, codec_tests },
+    { "hostile", NULL, NULL, setup, teardown, hostile_tests },
+    { "xform", NULL, NULL, setup, teardown, xform_tests },
+    CU_SUITE_INFO_NULL,
+};

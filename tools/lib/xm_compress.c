@@ -1,0 +1,862 @@
+/*
+ * xm_compress.c -- compression of the migration stream's chunks (see
+ * xm_compress.h and doc/peer-protocol.md).
+ *
+ * The codecs are the libraries': zstd's one-shot API over a reusable
+ * ZSTD_CCtx/ZSTD_DCtx, and liblz4's frame API over a reusable
+ * LZ4F_cctx/LZ4F_dctx.  Both frame formats carry a checksum of the raw
+ * data that the library computes and checks (zstd: the low 32 bits of
+ * XXH64; LZ4: XXH32), and the content size, which the decoder compares
+ * with the block header before decoding anything.  zstd compresses
+ * straight into the caller's buffer, capped one byte under the raw
+ * length, so "does not shrink" shows as zstd's dstSize_tooSmall; the
+ * LZ4 frame API wants room for its worst case, so LZ4 goes through a
+ * buffer of the codec's, made once.  Decoding trusts nothing in a block:
+ * each length is checked against the buffers before a library sees it.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lz4frame.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "xm_compress.h"
+#include "xm_err.h"
+
+/* Block header layout: offsets of the fields. */
+enum {
+    HDR_OFF_MAGIC = 0,
+    HDR_OFF_VERSION = 1,
+    HDR_OFF_ALGO = 2,
+    HDR_OFF_RESERVED = 3,
+    HDR_OFF_RAW_LEN = 4,
+};
+
+/* RFC 8878 3.1.1.1.1: a zstd frame's Frame_Header_Descriptor follows
+ * its 4-byte magic; bit 2 is the Content_Checksum_flag. */
+#define ZSTD_FHD_OFF 4u
+#define ZSTD_FHD_CHECKSUM 0x04u
+
+#define SPEC_CHOICES "auto, none, lz4, zstd[:LEVEL]"
+
+struct xm_comp_codec {
+    struct xm_comp_spec spec;   /* encoder */
+    uint32_t accept;            /* decoder: algorithms allowed */
+    ZSTD_CCtx *zc;
+    int zc_level;               /* level set in zc; 0 before the first */
+    ZSTD_DCtx *zd;
+    LZ4F_cctx *lc;
+    LZ4F_dctx *ld;
+    uint8_t *lz4_buf;           /* one LZ4 frame, worst case */
+    size_t lz4_buf_len;
+    struct xm_comp_stats stats;
+    char err[160];
+};
+
+/* A block header once checked. */
+struct block_header {
+    enum xm_comp_algo algo;
+    uint32_t raw_len;
+};
+
+static const char *const algo_names[XM_COMP_N_ALGOS] = {
+    [XM_COMP_NONE] = "none",
+    [XM_COMP_LZ4] = "lz4",
+    [XM_COMP_ZSTD] = "zstd",
+};
+
+/* ---- small helpers ---- */
+
+static void
+put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t
+get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+           (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Record the codec's failure text; returns rc. */
+static int __attribute__((format(printf, 3, 4)))
+fail(struct xm_comp_codec *c, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static bool
+algo_known(enum xm_comp_algo algo)
+{
+    return (unsigned)algo < XM_COMP_N_ALGOS;
+}
+
+/* A spec a codec can encode with: fixed, known, level in range. */
+static bool
+spec_valid(const struct xm_comp_spec *spec)
+{
+    if (spec->automatic || !algo_known(spec->algo))
+        return false;
+    if (spec->algo == XM_COMP_ZSTD)
+        return spec->level >= 1 && spec->level <= ZSTD_maxCLevel();
+    return spec->level == 0;
+}
+
+/* ---- the spec ---- */
+
+const char *
+xm_comp_algo_name(enum xm_comp_algo algo)
+{
+    return algo_known(algo) ? algo_names[algo] : NULL;
+}
+
+int
+xm_comp_spec_format(const struct xm_comp_spec *spec, char *buf, size_t len)
+{
+    if (spec->automatic)
+        return snprintf(buf, len, "auto");
+    if (!algo_known(spec->algo))
+        return snprintf(buf, len, "algorithm-%d", (int)spec->algo);
+    if (spec->algo == XM_COMP_ZSTD)
+        return snprintf(buf, len, "zstd:%d", spec->level);
+    return snprintf(buf, len, "%s", algo_names[spec->algo]);
+}
+
+/* The level after "zstd:", digits only, 1..ZSTD_maxCLevel(). */
+static int
+parse_level(const char *text, const char *s, int *level_r, char *err_r,
+            size_t errlen)
+{
+    int max = ZSTD_maxCLevel();
+    long v = 0;
+
+    if (!*s) {
+        snprintf(err_r, errlen, "compression '%.40s': no level after ':'",
+                 text);
+        return XM_ERR_INVAL;
+    }
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            snprintf(err_r, errlen, "compression '%.40s': level '%.16s' "
+                     "is not a number in 1..%d", text, s, max);
+            return XM_ERR_INVAL;
+        }
+        if (v <= max)               /* stop growing once out of range */
+            v = v * 10 + (*p - '0');
+    }
+    if (v < 1 || v > max) {
+        snprintf(err_r, errlen, "compression '%.40s': level %.16s is out "
+                 "of range 1..%d", text, s, max);
+        return XM_ERR_INVAL;
+    }
+    *level_r = (int)v;
+    return XM_OK;
+}
+
+int
+xm_comp_spec_parse(const char *text, struct xm_comp_spec *spec_r,
+                   char *err_r, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        bool automatic;
+        enum xm_comp_algo algo;
+    } names[] = {
+        { "auto", true, XM_COMP_NONE },
+        { "none", false, XM_COMP_NONE },
+        { "lz4", false, XM_COMP_LZ4 },
+        { "zstd", false, XM_COMP_ZSTD },
+    };
+    struct xm_comp_spec spec = { .algo = XM_COMP_NONE };
+    const char *colon;
+    size_t name_len, i;
+
+    if (!text)
+        text = "";
+    colon = strchr(text, ':');
+    name_len = colon ? (size_t)(colon - text) : strlen(text);
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i].name) == name_len &&
+            memcmp(names[i].name, text, name_len) == 0)
+            break;
+    if (i == sizeof(names) / sizeof(names[0])) {
+        snprintf(err_r, errlen, "compression '%.40s': unknown algorithm "
+                 "'%.*s' (%s)", text, (int)(name_len > 40 ? 40 : name_len),
+                 text, SPEC_CHOICES);
+        return XM_ERR_INVAL;
+    }
+    spec.automatic = names[i].automatic;
+    spec.algo = names[i].algo;
+    if (spec.algo == XM_COMP_ZSTD)
+        spec.level = XM_COMP_ZSTD_LEVEL_DEFAULT;
+    if (colon && spec.algo != XM_COMP_ZSTD) {
+        snprintf(err_r, errlen, "compression '%.40s': '%s' takes no level "
+                 "(only zstd:LEVEL)", text, names[i].name);
+        return XM_ERR_INVAL;
+    }
+    if (colon) {
+        int rc = parse_level(text, colon + 1, &spec.level, err_r, errlen);
+        if (rc)
+            return rc;
+    }
+    *spec_r = spec;
+    return XM_OK;
+}
+
+/* ---- negotiation ---- */
+
+uint32_t
+xm_comp_algos_from_features(uint32_t features)
+{
+    return (features & XM_FEAT_STREAM_COMPRESS) ? XM_COMP_SUPPORTED : 0;
+}
+
+uint32_t
+xm_comp_common(uint32_t ours, uint32_t theirs)
+{
+    return (ours & theirs & XM_COMP_SUPPORTED) | XM_COMP_MASK(XM_COMP_NONE);
+}
+
+enum xm_comp_algo
+xm_comp_negotiate(const struct xm_comp_spec *want, uint32_t ours,
+                  uint32_t theirs)
+{
+    static const enum xm_comp_algo strongest_first[] = {
+        XM_COMP_ZSTD, XM_COMP_LZ4,
+    };
+    uint32_t common = xm_comp_common(ours, theirs);
+
+    if (!want->automatic) {
+        if (algo_known(want->algo) && (common & XM_COMP_MASK(want->algo)))
+            return want->algo;
+        return XM_COMP_NONE;
+    }
+    for (size_t i = 0; i < 2; i++)
+        if (common & XM_COMP_MASK(strongest_first[i]))
+            return strongest_first[i];
+    return XM_COMP_NONE;
+}
+
+/* ---- auto ---- */
+
+/* A finite number above zero (NaN is not). */
+static bool
+positive(double x)
+{
+    return x > 0 && isfinite(x);
+}
+
+double
+xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps)
+{
+    double cpu, wire;
+
+    if (!positive(link_mbps))
+        return INFINITY;
+    if (!s)
+        return 1.0 / link_mbps;
+    if (!positive(s->mbps) || !positive(s->ratio))
+        return INFINITY;
+    cpu = 1.0 / s->mbps;
+    wire = 1.0 / (s->ratio * link_mbps);
+    return cpu > wire ? cpu : wire;
+}
+
+struct xm_comp_spec
+xm_comp_auto_choose(const struct xm_comp_sample *samples, size_t n,
+                    double link_mbps)
+{
+    struct xm_comp_spec best = { .algo = XM_COMP_NONE };
+    double best_t = xm_comp_estimate(NULL, link_mbps);
+    double t;
+
+    if (!positive(link_mbps))
+        return best;
+    for (size_t i = 0; i < n; i++) {
+        if (!spec_valid(&samples[i].spec))
+            continue;
+        t = xm_comp_estimate(&samples[i], link_mbps);
+        if (t < best_t) {
+            best_t = t;
+            best = samples[i].spec;
+        }
+    }
+    return best;
+}
+
+/* ---- the codec object ---- */
+
+int
+xm_comp_codec_new(struct xm_comp_codec **codec_r)
+{
+    struct xm_comp_codec *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return XM_ERR_NOMEM;
+    c->spec.algo = XM_COMP_NONE;
+    c->accept = XM_COMP_SUPPORTED;
+    *codec_r = c;
+    return XM_OK;
+}
+
+void
+xm_comp_codec_free(struct xm_comp_codec *c)
+{
+    if (!c)
+        return;
+    ZSTD_freeCCtx(c->zc);
+    ZSTD_freeDCtx(c->zd);
+    if (c->lc)
+        LZ4F_freeCompressionContext(c->lc);
+    if (c->ld)
+        LZ4F_freeDecompressionContext(c->ld);
+    free(c->lz4_buf);
+    free(c);
+}
+
+int
+xm_comp_codec_set(struct xm_comp_codec *c, const struct xm_comp_spec *spec)
+{
+    char name[32];
+
+    if (!spec_valid(spec)) {
+        xm_comp_spec_format(spec, name, sizeof(name));
+        return fail(c, XM_ERR_INVAL, "cannot encode with '%s'", name);
+    }
+    c->spec = *spec;
+    return XM_OK;
+}
+
+void
+xm_comp_codec_accept(struct xm_comp_codec *c, uint32_t algos)
+{
+    c->accept = (algos & XM_COMP_SUPPORTED) | XM_COMP_MASK(XM_COMP_NONE);
+}
+
+void
+xm_comp_codec_stats(const struct xm_comp_codec *c,
+                    struct xm_comp_stats *stats_r)
+{
+    *stats_r = c->stats;
+}
+
+const char *
+xm_comp_error(const struct xm_comp_codec *c)
+{
+    return c->err;
+}
+
+/* ---- encoding ---- */
+
+/*
+ * The body of a zstd block: one frame with content size and checksum,
+ * into out[0..cap).  *n_r = 0 when it does not fit in cap.
+ */
+static int
+zstd_body(struct xm_comp_codec *c, int level, const uint8_t *in,
+          size_t len, uint8_t *out, size_t cap, size_t *n_r)
+{
+    size_t r;
+
+    if (!c->zc) {
+        c->zc = ZSTD_createCCtx();
+        if (!c->zc)
+            return fail(c, XM_ERR_NOMEM, "zstd: no memory for a context");
+        r = ZSTD_CCtx_setParameter(c->zc, ZSTD_c_checksumFlag, 1);
+        if (!ZSTD_isError(r))
+            r = ZSTD_CCtx_setParameter(c->zc, ZSTD_c_contentSizeFlag, 1);
+        if (ZSTD_isError(r))
+            return fail(c, XM_ERR_INVAL, "zstd: %s", ZSTD_getErrorName(r));
+    }
+    if (c->zc_level != level) {
+        r = ZSTD_CCtx_setParameter(c->zc, ZSTD_c_compressionLevel, level);
+        if (ZSTD_isError(r))
+            return fail(c, XM_ERR_INVAL, "zstd level %d: %s", level,
+                        ZSTD_getErrorName(r));
+        c->zc_level = level;
+    }
+    r = ZSTD_compress2(c->zc, out, cap, in, len);
+    if (ZSTD_isError(r)) {
+        if (ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall) {
+            *n_r = 0;
+            return XM_OK;
+        }
+        return fail(c, ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ?
+                    XM_ERR_NOMEM : XM_ERR_INVAL, "zstd: %s",
+                    ZSTD_getErrorName(r));
+    }
+    *n_r = r;
+    return XM_OK;
+}
+
+/* The smallest LZ4 frame block size that holds len bytes in one block. */
+static LZ4F_blockSizeID_t
+lz4_block_id(size_t len)
+{
+    if (len <= 64u * 1024)
+        return LZ4F_max64KB;
+    if (len <= 256u * 1024)
+        return LZ4F_max256KB;
+    return LZ4F_max1MB;
+}
+
+static int
+lz4_fail(struct xm_comp_codec *c, size_t r)
+{
+    return fail(c, XM_ERR_INVAL, "lz4: %s", LZ4F_getErrorName(r));
+}
+
+/* Make the codec's LZ4 context and a buffer of at least need bytes. */
+static int
+lz4_encoder_ready(struct xm_comp_codec *c, size_t need)
+{
+    uint8_t *p;
+
+    if (!c->lc && LZ4F_isError(LZ4F_createCompressionContext(&c->lc,
+                                                             LZ4F_VERSION))) {
+        c->lc = NULL;
+        return fail(c, XM_ERR_NOMEM, "lz4: no memory for a context");
+    }
+    if (c->lz4_buf_len >= need)
+        return XM_OK;
+    p = realloc(c->lz4_buf, need);
+    if (!p)
+        return fail(c, XM_ERR_NOMEM, "lz4: no memory for %zu bytes", need);
+    c->lz4_buf = p;
+    c->lz4_buf_len = need;
+    return XM_OK;
+}
+
+/*
+ * The body of an LZ4 block: one frame of one independent block with
+ * content size and content checksum, into out[0..cap).  *n_r = 0 when
+ * it does not fit in cap.
+ */
+static int
+lz4_body(struct xm_comp_codec *c, const uint8_t *in, size_t len,
+         uint8_t *out, size_t cap, size_t *n_r)
+{
+    LZ4F_preferences_t prefs;
+    size_t need, pos, r;
+    int rc;
+
+    memset(&prefs, 0, sizeof(prefs));
+    prefs.frameInfo.blockSizeID = lz4_block_id(len);
+    prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+    prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+    prefs.frameInfo.contentSize = len;
+    prefs.autoFlush = 1;            /* no copy into the context's buffer */
+    /* Update with len bytes, then End: the bound covers both. */
+    need = LZ4F_HEADER_SIZE_MAX + LZ4F_compressBound(len, &prefs);
+    rc = lz4_encoder_ready(c, need);
+    if (rc)
+        return rc;
+    r = LZ4F_compressBegin(c->lc, c->lz4_buf, need, &prefs);
+    if (LZ4F_isError(r))
+        return lz4_fail(c, r);
+    pos = r;
+    r = LZ4F_compressUpdate(c->lc, c->lz4_buf + pos, need - pos, in, len,
+                            NULL);
+    if (LZ4F_isError(r))
+        return lz4_fail(c, r);
+    pos += r;
+    r = LZ4F_compressEnd(c->lc, c->lz4_buf + pos, need - pos, NULL);
+    if (LZ4F_isError(r))
+        return lz4_fail(c, r);
+    pos += r;
+    *n_r = 0;
+    if (pos <= cap) {
+        memcpy(out, c->lz4_buf, pos);
+        *n_r = pos;
+    }
+    return XM_OK;
+}
+
+static void
+put_header(uint8_t *out, enum xm_comp_algo algo, size_t raw_len)
+{
+    out[HDR_OFF_MAGIC] = XM_COMP_MAGIC;
+    out[HDR_OFF_VERSION] = XM_COMP_VERSION;
+    out[HDR_OFF_ALGO] = (uint8_t)algo;
+    out[HDR_OFF_RESERVED] = 0;
+    put_be32(out + HDR_OFF_RAW_LEN, (uint32_t)raw_len);
+}
+
+/*
+ * One block of in[0..len) with spec into out, which has room for
+ * xm_comp_bound(len).  A body must come out at least one byte shorter
+ * than the chunk, or the chunk is stored.
+ */
+static int
+encode_block(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
+             const uint8_t *in, size_t len, uint8_t *out, size_t *n_r,
+             enum xm_comp_algo *algo_r)
+{
+    enum xm_comp_algo algo = spec->algo;
+    uint8_t *body = out + XM_COMP_HEADER_LEN;
+    size_t n = 0;
+    int rc = XM_OK;
+
+    if (len > 0 && algo == XM_COMP_ZSTD)
+        rc = zstd_body(c, spec->level, in, len, body, len - 1, &n);
+    else if (len > 0 && algo == XM_COMP_LZ4)
+        rc = lz4_body(c, in, len, body, len - 1, &n);
+    if (rc)
+        return rc;
+    if (n == 0) {
+        algo = XM_COMP_NONE;
+        if (len > 0)
+            memcpy(body, in, len);
+        n = len;
+    }
+    put_header(out, algo, len);
+    *n_r = XM_COMP_HEADER_LEN + n;
+    *algo_r = algo;
+    return XM_OK;
+}
+
+static void
+count(struct xm_comp_codec *c, enum xm_comp_algo algo, size_t raw,
+      size_t block)
+{
+    c->stats.blocks[algo]++;
+    c->stats.raw_bytes += raw;
+    c->stats.block_bytes += block;
+}
+
+int
+xm_comp_encode(struct xm_comp_codec *c, const uint8_t *in, size_t len,
+               uint8_t *out, size_t cap, size_t *out_len_r)
+{
+    enum xm_comp_algo algo;
+    size_t n;
+    int rc;
+
+    if (len > XM_COMP_CHUNK_MAX)
+        return fail(c, XM_ERR_TOOBIG, "chunk of %zu bytes: a block holds "
+                    "at most %u", len, (unsigned)XM_COMP_CHUNK_MAX);
+    if (cap < xm_comp_bound(len))
+        return fail(c, XM_ERR_TOOBIG, "room for %zu bytes: a block of %zu "
+                    "may take %zu", cap, len, xm_comp_bound(len));
+    rc = encode_block(c, &c->spec, in, len, out, &n, &algo);
+    if (rc)
+        return rc;
+    count(c, algo, len, n);
+    *out_len_r = n;
+    return XM_OK;
+}
+
+/* ---- decoding ---- */
+
+static int
+read_header(struct xm_comp_codec *c, const uint8_t *in, size_t len,
+            struct block_header *h)
+{
+    unsigned algo;
+
+    if (len < XM_COMP_HEADER_LEN)
+        return fail(c, XM_ERR_PROTO, "block of %zu bytes is shorter than "
+                    "its %u-byte header", len, XM_COMP_HEADER_LEN);
+    if (in[HDR_OFF_MAGIC] != XM_COMP_MAGIC)
+        return fail(c, XM_ERR_PROTO, "bad block magic 0x%02x (0x%02x "
+                    "expected)", in[HDR_OFF_MAGIC], XM_COMP_MAGIC);
+    if (in[HDR_OFF_VERSION] != XM_COMP_VERSION)
+        return fail(c, XM_ERR_PROTO, "block format version %u, this build "
+                    "reads %u", in[HDR_OFF_VERSION], XM_COMP_VERSION);
+    algo = in[HDR_OFF_ALGO];
+    if (algo >= XM_COMP_N_ALGOS)
+        return fail(c, XM_ERR_PROTO, "unknown compression algorithm %u",
+                    algo);
+    if (!(c->accept & XM_COMP_MASK(algo)))
+        return fail(c, XM_ERR_PROTO, "block compressed with %s, which was "
+                    "not negotiated", algo_names[algo]);
+    if (in[HDR_OFF_RESERVED] != 0)
+        return fail(c, XM_ERR_PROTO, "reserved header byte is 0x%02x, not 0",
+                    in[HDR_OFF_RESERVED]);
+    h->algo = (enum xm_comp_algo)algo;
+    h->raw_len = get_be32(in + HDR_OFF_RAW_LEN);
+    if (h->raw_len > XM_COMP_CHUNK_MAX)
+        return fail(c, XM_ERR_PROTO, "raw length %u over the limit of %u",
+                    h->raw_len, (unsigned)XM_COMP_CHUNK_MAX);
+    if (h->algo != XM_COMP_NONE && h->raw_len == 0)
+        return fail(c, XM_ERR_PROTO, "%s block of no data",
+                    algo_names[algo]);
+    return XM_OK;
+}
+
+/* Stored: the body is the raw data, exactly. */
+static int
+stored_decode(struct xm_comp_codec *c, const uint8_t *body, size_t n,
+              uint8_t *out, uint32_t raw_len)
+{
+    if (n != raw_len)
+        return fail(c, XM_ERR_PROTO, "stored block of %zu bytes for a raw "
+                    "length of %u", n, raw_len);
+    if (n > 0)
+        memcpy(out, body, n);
+    return XM_OK;
+}
+
+/* One zstd frame with checksum and content size raw_len, nothing after
+ * it, into out[0..raw_len). */
+static int
+zstd_decode(struct xm_comp_codec *c, const uint8_t *body, size_t n,
+            uint8_t *out, uint32_t raw_len)
+{
+    unsigned long long content = ZSTD_getFrameContentSize(body, n);
+    size_t r;
+
+    if (content == ZSTD_CONTENTSIZE_ERROR)
+        return fail(c, XM_ERR_PROTO, "zstd block: no valid zstd frame "
+                    "header");
+    if (content == ZSTD_CONTENTSIZE_UNKNOWN)
+        return fail(c, XM_ERR_PROTO, "zstd frame without its content size");
+    if (content != raw_len)
+        return fail(c, XM_ERR_PROTO, "zstd frame holds %llu bytes, the "
+                    "block header says %u", content, raw_len);
+    r = ZSTD_findFrameCompressedSize(body, n);
+    if (ZSTD_isError(r))
+        return fail(c, XM_ERR_PROTO, "truncated or corrupt zstd frame (%s)",
+                    ZSTD_getErrorName(r));
+    if (r != n)
+        return fail(c, XM_ERR_PROTO, "%zu trailing bytes after the zstd "
+                    "frame", n - r);
+    if (n <= ZSTD_FHD_OFF || !(body[ZSTD_FHD_OFF] & ZSTD_FHD_CHECKSUM))
+        return fail(c, XM_ERR_PROTO, "zstd frame without a checksum");
+    if (!c->zd) {
+        c->zd = ZSTD_createDCtx();
+        if (!c->zd)
+            return fail(c, XM_ERR_NOMEM, "zstd: no memory for a context");
+    }
+    r = ZSTD_decompressDCtx(c->zd, out, raw_len, body, n);
+    if (ZSTD_isError(r))
+        return fail(c, ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ?
+                    XM_ERR_NOMEM : XM_ERR_PROTO, "zstd frame: %s",
+                    ZSTD_getErrorName(r));
+    if (r != raw_len)
+        return fail(c, XM_ERR_PROTO, "zstd frame gave %zu bytes, the block "
+                    "header says %u", r, raw_len);
+    return XM_OK;
+}
+
+/* The LZ4 frame header says what our encoder writes, or it is refused
+ * before the library allocates anything for it. */
+static int
+lz4_check_info(struct xm_comp_codec *c, const LZ4F_frameInfo_t *info,
+               uint32_t raw_len)
+{
+    if (info->frameType != LZ4F_frame)
+        return fail(c, XM_ERR_PROTO, "lz4 block: a skippable frame");
+    if (info->contentSize != raw_len)
+        return fail(c, XM_ERR_PROTO, "lz4 frame holds %llu bytes, the "
+                    "block header says %u", info->contentSize, raw_len);
+    if (info->contentChecksumFlag != LZ4F_contentChecksumEnabled)
+        return fail(c, XM_ERR_PROTO, "lz4 frame without a checksum");
+    if (info->blockSizeID > LZ4F_max1MB)
+        return fail(c, XM_ERR_PROTO, "lz4 frame with blocks over 1 MiB");
+    if (info->blockMode != LZ4F_blockIndependent)
+        return fail(c, XM_ERR_PROTO, "lz4 frame with linked blocks");
+    if (info->dictID != 0)
+        return fail(c, XM_ERR_PROTO, "lz4 frame wants a dictionary");
+    return XM_OK;
+}
+
+/* One LZ4 frame, checked as above, nothing after it, into
+ * out[0..raw_len). */
+static int
+lz4_decode(struct xm_comp_codec *c, const uint8_t *body, size_t n,
+           uint8_t *out, uint32_t raw_len)
+{
+    LZ4F_frameInfo_t info;
+    size_t pos = n, produced = 0, src_n, dst_n, r;
+    int rc;
+
+    if (!c->ld && LZ4F_isError(LZ4F_createDecompressionContext(&c->ld,
+                                                              LZ4F_VERSION))) {
+        c->ld = NULL;
+        return fail(c, XM_ERR_NOMEM, "lz4: no memory for a context");
+    }
+    LZ4F_resetDecompressionContext(c->ld);   /* after any earlier failure */
+    memset(&info, 0, sizeof(info));
+    r = LZ4F_getFrameInfo(c->ld, &info, body, &pos);
+    if (LZ4F_isError(r))
+        return fail(c, XM_ERR_PROTO, "lz4 frame header: %s",
+                    LZ4F_getErrorName(r));
+    rc = lz4_check_info(c, &info, raw_len);
+    if (rc)
+        return rc;
+    /* Each round consumes or produces something, or the loop ends. */
+    do {
+        src_n = n - pos;
+        dst_n = raw_len - produced;
+        r = LZ4F_decompress(c->ld, out + produced, &dst_n, body + pos,
+                            &src_n, NULL);
+        if (LZ4F_isError(r))
+            return fail(c, XM_ERR_PROTO, "lz4 frame: %s",
+                        LZ4F_getErrorName(r));
+        pos += src_n;
+        produced += dst_n;
+        if (r != 0 && src_n == 0 && dst_n == 0)
+            return fail(c, XM_ERR_PROTO, pos == n ? "truncated lz4 frame" :
+                        "lz4 frame decodes past its content size");
+    } while (r != 0);
+    if (pos != n)
+        return fail(c, XM_ERR_PROTO, "%zu trailing bytes after the lz4 frame",
+                    n - pos);
+    if (produced != raw_len)
+        return fail(c, XM_ERR_PROTO, "lz4 frame gave %zu bytes, the block "
+                    "header says %u", produced, raw_len);
+    return XM_OK;
+}
+
+int
+xm_comp_decode(struct xm_comp_codec *c, const uint8_t *in, size_t len,
+               uint8_t *out, size_t cap, size_t *out_len_r)
+{
+    const uint8_t *body = in + XM_COMP_HEADER_LEN;
+    struct block_header h;
+    size_t n;
+    int rc;
+
+    rc = read_header(c, in, len, &h);
+    if (rc)
+        return rc;
+    if (h.raw_len > cap)
+        return fail(c, XM_ERR_TOOBIG, "block of %u raw bytes, room for %zu",
+                    h.raw_len, cap);
+    n = len - XM_COMP_HEADER_LEN;
+    switch (h.algo) {
+    case XM_COMP_NONE:
+        rc = stored_decode(c, body, n, out, h.raw_len);
+        break;
+    case XM_COMP_LZ4:
+        rc = lz4_decode(c, body, n, out, h.raw_len);
+        break;
+    case XM_COMP_ZSTD:
+        rc = zstd_decode(c, body, n, out, h.raw_len);
+        break;
+    }
+    if (rc)
+        return rc;
+    count(c, h.algo, h.raw_len, len);
+    *out_len_r = h.raw_len;
+    return XM_OK;
+}
+
+/* ---- the stream pump's transforms ---- */
+
+int
+xm_comp_xform_encode(void *codec, const uint8_t *in, size_t len,
+                     struct xm_buf *out)
+{
+    struct xm_comp_codec *c = codec;
+    size_t n;
+    int rc;
+
+    if (len > XM_COMP_CHUNK_MAX)
+        return fail(c, XM_ERR_TOOBIG, "chunk of %zu bytes: a block holds "
+                    "at most %u", len, (unsigned)XM_COMP_CHUNK_MAX);
+    rc = xm_buf_reserve(out, xm_comp_bound(len));
+    if (rc)
+        return fail(c, rc, "no room for a block of %zu bytes",
+                    xm_comp_bound(len));
+    rc = xm_comp_encode(c, in, len, out->data + out->len,
+                        out->alloc - out->len, &n);
+    if (rc)
+        return rc;
+    out->len += n;
+    return XM_OK;
+}
+
+int
+xm_comp_xform_decode(void *codec, const uint8_t *in, size_t len,
+                     struct xm_buf *out)
+{
+    struct xm_comp_codec *c = codec;
+    struct block_header h;
+    size_t n;
+    int rc;
+
+    rc = read_header(c, in, len, &h);
+    if (rc)
+        return rc;
+    /* At least a byte, so that out->data is never NULL below. */
+    rc = xm_buf_reserve(out, h.raw_len ? h.raw_len : 1);
+    if (rc)
+        return fail(c, rc, "no room for a chunk of %u bytes", h.raw_len);
+    rc = xm_comp_decode(c, in, len, out->data + out->len,
+                        out->alloc - out->len, &n);
+    if (rc)
+        return rc;
+    out->len += n;
+    return XM_OK;
+}
+
+/* ---- measuring ---- */
+
+static double
+mono_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int
+xm_comp_measure(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
+                const uint8_t *data, size_t len, size_t chunk,
+                struct xm_comp_sample *sample_r)
+{
+    enum xm_comp_algo algo;
+    uint64_t total = 0;
+    double t0, secs;
+    uint8_t *out = NULL;
+    size_t n, block;
+    int rc;
+
+    if (!spec_valid(spec) || len == 0 || chunk == 0 ||
+        chunk > XM_COMP_CHUNK_MAX)
+        return fail(c, XM_ERR_INVAL, "nothing to measure: spec, sample or "
+                    "chunk size out of range");
+    out = malloc(xm_comp_bound(chunk));
+    if (!out)
+        return fail(c, XM_ERR_NOMEM, "no memory for a block");
+    /* Untimed first block: contexts and buffers made on first use. */
+    n = len < chunk ? len : chunk;
+    rc = encode_block(c, spec, data, n, out, &block, &algo);
+    if (rc)
+        goto out;
+    t0 = mono_seconds();
+    for (size_t off = 0; off < len; off += n) {
+        n = len - off < chunk ? len - off : chunk;
+        rc = encode_block(c, spec, data + off, n, out, &block, &algo);
+        if (rc)
+            goto out;
+        total += block;
+    }
+    secs = mono_seconds() - t0;
+    if (secs < 1e-9)
+        secs = 1e-9;                /* a clock that did not move */
+    sample_r->spec = *spec;
+    sample_r->mbps = (double)len / 1e6 / secs;
+    sample_r->ratio = (double)len / (double)total;
+out:
+    free(out);
+    return rc;
+}

@@ -1,0 +1,227 @@
+/*
+ * xm_compress.h -- compression of the migration stream's chunks.
+ *
+ * The stream pump (xm_stream.h) sends libxl's migration stream as
+ * STREAM_DATA frames of one chunk each.  With the peer's agreement
+ * (feature STREAM_COMPRESS, frame flag COMPRESSED) each chunk travels as
+ * one self-describing block: an 8-byte header naming the algorithm and
+ * the raw length, then the chunk stored as is, as one LZ4 frame, or as
+ * one zstd frame; both frames carry a checksum of the raw data that the
+ * library checks on decoding.  A block always fits a STREAM_DATA
+ * payload, and a chunk that compression does not shrink is stored.
+ * doc/peer-protocol.md ("Compressed stream data") has the format.
+ *
+ * This module is pure code over buffers, built on libzstd and liblz4:
+ * the spec parser ("auto", "none", "lz4", "zstd[:LEVEL]"), the block
+ * codec with its reusable library contexts, the negotiation of the
+ * algorithm with a peer, and the "auto" decision with the measurement
+ * that feeds it.  No logging: a failure leaves its text in the codec
+ * (xm_comp_error) for the caller to log once.
+ */
+#ifndef XM_COMPRESS_H
+#define XM_COMPRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xm_proto.h"
+
+/* Algorithms.  The numbers are part of the block format: never reuse. */
+enum xm_comp_algo {
+    XM_COMP_NONE = 0,       /* stored: the raw bytes */
+    XM_COMP_LZ4 = 1,        /* one LZ4 frame (liblz4's lz4frame) */
+    XM_COMP_ZSTD = 2,       /* one zstd frame */
+};
+#define XM_COMP_N_ALGOS 3
+
+/* Sets of algorithms, as bit masks: bit n is algorithm n. */
+#define XM_COMP_MASK(algo) (1u << (algo))
+#define XM_COMP_SUPPORTED (XM_COMP_MASK(XM_COMP_NONE) | \
+                           XM_COMP_MASK(XM_COMP_LZ4) | \
+                           XM_COMP_MASK(XM_COMP_ZSTD))
+
+/* ---- the block format ---- */
+
+#define XM_COMP_MAGIC 0xc5u
+#define XM_COMP_VERSION 1u
+#define XM_COMP_HEADER_LEN 8u
+/* The largest chunk a block holds: a stored block of it, header
+ * included, is exactly the largest STREAM_DATA payload.  (A block of
+ * 1 MiB of raw data could not fit when the data does not compress.) */
+#define XM_COMP_CHUNK_MAX (XM_PROTO_STREAM_MAX - XM_COMP_HEADER_LEN)
+
+/* The most bytes a block of len raw bytes takes: the stored case. */
+static inline size_t
+xm_comp_bound(size_t len)
+{
+    return XM_COMP_HEADER_LEN + len;
+}
+
+/* ---- what to send with: the spec ---- */
+
+#define XM_COMP_ZSTD_LEVEL_DEFAULT 3    /* zstd's own default */
+
+struct xm_comp_spec {
+    bool automatic;             /* "auto": measure, then choose */
+    enum xm_comp_algo algo;     /* when not automatic */
+    int level;                  /* zstd: 1..ZSTD_maxCLevel(); else 0 */
+};
+
+/*
+ * Parse "auto", "none", "lz4", "zstd" or "zstd:LEVEL" (LEVEL decimal,
+ * 1..ZSTD_maxCLevel(), i.e. 22; plain "zstd" is zstd:3).  Strict: lower
+ * case, no spaces, no sign, no level on the others.  XM_ERR_INVAL with
+ * err_r naming the bad part, e.g. "compression 'zstd:0': level 0 is
+ * out of range 1..22".
+ */
+int xm_comp_spec_parse(const char *text, struct xm_comp_spec *spec_r,
+                       char *err_r, size_t errlen);
+/* "none", "lz4", "zstd"; NULL for a number that is not an algorithm. */
+const char *xm_comp_algo_name(enum xm_comp_algo algo);
+/* The spec as the parser reads it ("auto", "lz4", "zstd:3") into buf;
+ * the length snprintf gives. */
+int xm_comp_spec_format(const struct xm_comp_spec *spec, char *buf,
+                        size_t len);
+
+/* ---- negotiation (pure) ---- */
+
+/*
+ * Sets are masks of XM_COMP_MASK bits: what each side decodes.  The
+ * hello's feature bits give a peer's set: an agent offering
+ * STREAM_COMPRESS decodes every algorithm of block format 1 (a later
+ * algorithm will come with a feature bit of its own); a peer without
+ * the feature decodes none of them (the mask is 0).
+ */
+uint32_t xm_comp_algos_from_features(uint32_t features);
+/* The common set: ours & theirs within XM_COMP_SUPPORTED, plus NONE,
+ * always. */
+uint32_t xm_comp_common(uint32_t ours, uint32_t theirs);
+/*
+ * The algorithm to send with; NONE means: send the chunks as they are,
+ * without the transform (plain STREAM_DATA frames, which every peer
+ * reads).  A fixed spec gets its algorithm when it is in the common
+ * set, else NONE (the caller may log that the peer lacks it); never an
+ * error.  "auto" gets the strongest in common (zstd, then lz4, then
+ * none): the choice before any measurement; the agent refines it with
+ * xm_comp_measure and xm_comp_auto_choose over the common set.
+ */
+enum xm_comp_algo xm_comp_negotiate(const struct xm_comp_spec *want,
+                                    uint32_t ours, uint32_t theirs);
+
+/* ---- "auto" (pure) ---- */
+
+/* One algorithm measured on a sample of the stream. */
+struct xm_comp_sample {
+    struct xm_comp_spec spec;   /* what was measured (never automatic) */
+    double mbps;                /* compression speed: MB (10^6 bytes) of
+                                 * raw input per second */
+    double ratio;               /* raw bytes / block bytes, headers in */
+};
+
+/*
+ * The model.  Sending is pipelined: the agent compresses a chunk while
+ * the link carries the previous ones, so the slower of the two sets the
+ * pace.  Seconds per MB of raw data:
+ *
+ *     none:       1 / link
+ *     algorithm:  max(1 / mbps, 1 / (ratio * link))
+ *
+ * xm_comp_estimate gives the second (the first with s NULL); it is
+ * infinite for a sample with a speed or ratio that is not a positive
+ * number.  Left out: the receiver's decompression (lz4 and zstd decode
+ * several times faster than they encode), the CPU the agent spends on
+ * TLS, and the bandwidth other migrations take from the link.
+ */
+double xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps);
+/*
+ * The spec among samples[0..n) with the lowest estimate, or none when
+ * none is strictly below 1 / link.  Ties go to the earlier sample, so
+ * list the cheaper ones first.  A link speed that is not a positive
+ * number (unknown) gives none: without it nothing says compression
+ * pays.
+ */
+struct xm_comp_spec xm_comp_auto_choose(const struct xm_comp_sample *samples,
+                                        size_t n, double link_mbps);
+
+/* ---- the codec ---- */
+
+struct xm_comp_codec;
+
+/* Counters of a codec, both directions. */
+struct xm_comp_stats {
+    uint64_t blocks[XM_COMP_N_ALGOS];   /* blocks encoded or decoded */
+    uint64_t raw_bytes;                 /* chunk bytes */
+    uint64_t block_bytes;               /* block bytes, headers in */
+};
+
+/*
+ * A codec encodes with one spec at a time (initially none) and decodes
+ * blocks of any accepted algorithm (initially all of this build).  It
+ * makes each library context on first use and keeps it: a stream of
+ * chunks of steady size allocates nothing after its first block.  One
+ * codec per stream and direction; not thread-safe.
+ */
+int xm_comp_codec_new(struct xm_comp_codec **codec_r);
+void xm_comp_codec_free(struct xm_comp_codec *c);      /* NULL is fine */
+/* The spec of the blocks encoded from now on: XM_ERR_INVAL for auto,
+ * an unknown algorithm, or a level out of range. */
+int xm_comp_codec_set(struct xm_comp_codec *c,
+                      const struct xm_comp_spec *spec);
+/* The algorithms a decoded block may use (the negotiated set); none is
+ * always accepted. */
+void xm_comp_codec_accept(struct xm_comp_codec *c, uint32_t algos);
+void xm_comp_codec_stats(const struct xm_comp_codec *c,
+                         struct xm_comp_stats *stats_r);
+
+/*
+ * Encode in[0..len) as one block into out[0..cap); *out_len_r is its
+ * length, at most xm_comp_bound(len).  The chunk is stored when the
+ * codec's algorithm is none or does not make it smaller.  XM_ERR_TOOBIG
+ * when len is over XM_COMP_CHUNK_MAX or cap under xm_comp_bound(len);
+ * XM_ERR_NOMEM.
+ */
+int xm_comp_encode(struct xm_comp_codec *c, const uint8_t *in, size_t len,
+                   uint8_t *out, size_t cap, size_t *out_len_r);
+/*
+ * Decode the block in[0..len) (a STREAM_DATA payload, hostile) into
+ * out[0..cap); *out_len_r is the raw length.  XM_ERR_PROTO for anything
+ * wrong with the block: short header, bad magic, another version, an
+ * unknown or not accepted algorithm, a raw length over
+ * XM_COMP_CHUNK_MAX, a frame that is truncated, followed by trailing
+ * bytes, of another size than the header says, or failing its
+ * checksum.  XM_ERR_TOOBIG when a valid raw length is over cap (the
+ * caller's buffer).  Never reads past in[len) or writes past out[cap);
+ * out's content is unspecified after an error.  xm_comp_error says
+ * what was wrong.
+ */
+int xm_comp_decode(struct xm_comp_codec *c, const uint8_t *in, size_t len,
+                   uint8_t *out, size_t cap, size_t *out_len_r);
+/* Text for the codec's last failure ("" if none). */
+const char *xm_comp_error(const struct xm_comp_codec *c);
+
+/*
+ * The same two as transforms for the stream pump: their signature is
+ * xm_stream_xform_fn's, with the codec as arg, appending to out.  On the
+ * sender: { xm_comp_xform_encode, codec, XM_FRAME_COMPRESSED } (chunks
+ * must be at most XM_COMP_CHUNK_MAX: XM_ERR_TOOBIG otherwise).
+ */
+int xm_comp_xform_encode(void *codec, const uint8_t *in, size_t len,
+                         struct xm_buf *out);
+int xm_comp_xform_decode(void *codec, const uint8_t *in, size_t len,
+                         struct xm_buf *out);
+
+/*
+ * Measure spec (not automatic) on a sample of the stream: encode
+ * data[0..len) as blocks of chunk bytes (1..XM_COMP_CHUNK_MAX, as the
+ * pump will send them), timed with CLOCK_MONOTONIC, and fill *sample_r.
+ * Uses the codec's contexts, leaves its spec and counters alone.  Call
+ * it on the first chunks of a stream, once per candidate; a few chunks
+ * of 64 KiB take a few milliseconds.  XM_ERR_INVAL for an empty sample
+ * or a bad spec or chunk, XM_ERR_NOMEM.
+ */
+int xm_comp_measure(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
+                    const uint8_t *data, size_t len, size_t chunk,
+                    struct xm_comp_sample *sample_r);
+
+#endif /* XM_COMPRESS_H */
