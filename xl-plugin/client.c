@@ -13,27 +13,43 @@
  *     .../cancel = "1" and we wait on, a second gives up at once; after
  *     a terminal state we remove the job directory.
  * SIGINT is blocked except inside ppoll(), so a signal can never slip in
- * between the check of the interrupt count and the wait.
+ * between the check of the interrupt count and the wait.  Job hooks
+ * (drain, undrain) read the job's per-guest keys after each wait.
  *
  * The second half turns an answer into output and an exit code.  The
  * results come from another program: every field is optional here, and
- * a field of the wrong type is shown as missing, never trusted.
+ * a field of the wrong type is shown as missing, never trusted.  The
+ * third shows per-guest progress (xm_guest_view), from key values that
+ * are checked as strictly as a request is.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "xm_err.h"
+#include "xm_schema.h"
 #include "xm_xs_big.h"
 
 #define DEFAULT_DEADLINE_MS 60000u
+
+/* See xm_client_set_job_hooks. */
+static const struct xm_job_hooks *default_job_hooks;
+
+void
+xm_client_set_job_hooks(const struct xm_job_hooks *hooks)
+{
+    default_job_hooks = hooks;
+}
 
 void
 xm_reply_init(struct xm_reply *r)
@@ -153,9 +169,11 @@ xm_client_call(struct xm_xs *xs, const struct xm_request *req,
     sigset_t sigint_set, orig_mask;
     int64_t start, pickup_end, deadline;
     unsigned pickup_ms, deadline_ms, poll_ms;
+    const struct xm_job_hooks *hooks;
     int rc, r, fd;
 
     xm_reply_init(reply_r);
+    hooks = opts->job ? opts->job : default_job_hooks;
     pickup_ms = opts->pickup_ms ? opts->pickup_ms : XM_CLIENT_PICKUP_MS;
     deadline_ms = opts->deadline_ms ? opts->deadline_ms
                                     : DEFAULT_DEADLINE_MS;
@@ -269,6 +287,9 @@ xm_client_call(struct xm_xs *xs, const struct xm_request *req,
                     goto out;
                 }
                 reply_r->outcome = XM_CALL_ANSWERED;
+                /* The last word of the per-guest keys, before they go. */
+                if (hooks && hooks->poll)
+                    hooks->poll(hooks->arg, xs, reply_r->id, true);
                 rc = xs->ops->rm(xs->ctx, XM_XS_NO_TXN, job_path);
                 /* A job left behind is the agent's to collect. */
                 rc = XM_OK;
@@ -338,6 +359,8 @@ xm_client_call(struct xm_xs *xs, const struct xm_request *req,
                 goto out;
             }
             reply_r->cancel_sent = true;
+            if (hooks && hooks->cancelling)
+                hooks->cancelling(hooks->arg);
             continue;
         }
 
@@ -380,6 +403,8 @@ xm_client_call(struct xm_xs *xs, const struct xm_request *req,
         }
         if (opts->after_poll)
             opts->after_poll(opts->after_poll_arg);
+        if (picked_up && hooks && hooks->poll)
+            hooks->poll(hooks->arg, xs, reply_r->id, false);
     }
 
 out:
@@ -597,7 +622,7 @@ xm_format_kib(unsigned long long kib, char *buf, size_t len)
 }
 
 /* A blocked entry that the agent dealt with (shut down) does not keep
- * the host from being empty. */
+ * the host from being empty; "refused" and "skipped" ones do. */
 static bool
 blocked_entry_blocks(const xm_json *b)
 {
@@ -606,11 +631,67 @@ blocked_entry_blocks(const xm_json *b)
     return !action || strcmp(action, "shutdown") != 0;
 }
 
+static bool
+str_is(const char *s, const char *word)
+{
+    return s && strcmp(s, word) == 0;
+}
+
+/* obj[key] is the JSON value true. */
+static bool
+get_true(const xm_json *obj, const char *key)
+{
+    bool b = false;
+
+    return obj && xm_json_get_bool(obj, key, &b) == XM_OK && b;
+}
+
+/*
+ * obj[key] as a finite number >= 0.  xm_json reads integers only; a
+ * float ("seconds": 12.5) is read back from its JSON text.
+ */
+static bool
+get_seconds(const xm_json *obj, const char *key, double *d_r)
+{
+    const xm_json *v = obj ? xm_json_get(obj, key) : NULL;
+    struct xm_jgen *g;
+    const char *text;
+    char buf[64], *end;
+    size_t len;
+    int64_t i;
+    double d;
+    bool ok = false;
+
+    if (!v || xm_json_type(v) != XM_JSON_NUMBER)
+        return false;
+    if (xm_json_as_int(v, &i) == XM_OK) {
+        *d_r = (double)i;
+        return i >= 0;
+    }
+    g = xm_jgen_new(false);
+    if (!g)
+        return false;
+    xm_jgen_json(g, v);
+    if (xm_jgen_finish(g, &text, &len) == XM_OK && len < sizeof(buf)) {
+        memcpy(buf, text, len);
+        buf[len] = '\0';
+        errno = 0;
+        d = strtod(buf, &end);
+        if (end != buf && *end == '\0' && !errno && isfinite(d) &&
+            d >= 0) {
+            *d_r = d;
+            ok = true;
+        }
+    }
+    xm_jgen_free(g);
+    return ok;
+}
+
 int
 xm_drain_exit_code(const xm_json *result, bool dry_run)
 {
     const xm_json *moves, *blocked;
-    size_t n_done = 0, n_other = 0, n_blocking = 0;
+    size_t n_done = 0, n_planned = 0, n_other = 0, n_blocking = 0;
 
     if (!result || xm_json_type(result) != XM_JSON_OBJECT)
         return XM_EXIT_FAILED;
@@ -622,34 +703,59 @@ xm_drain_exit_code(const xm_json *result, bool dry_run)
     for (size_t i = 0; moves && i < xm_json_len(moves); i++) {
         const char *state = get_str(xm_json_at(moves, i), "state");
 
-        if (state && strcmp(state, "done") == 0)
+        if (str_is(state, "done"))
             n_done++;
-        else if (!dry_run || !state || strcmp(state, "planned") != 0)
+        else if (str_is(state, "planned"))
+            n_planned++;
+        else
             n_other++;
     }
     if (dry_run)
         return n_blocking ? XM_EXIT_BLOCKED
                           : n_other ? XM_EXIT_FAILED : XM_EXIT_OK;
-    if (n_blocking == 0 && n_other == 0)
+    /* The agent refused to start: nothing moved, whatever the moves say
+     * (they are the plan). */
+    if (get_true(result, "refused"))
+        return XM_EXIT_BLOCKED;
+    if (n_blocking == 0 && n_planned == 0 && n_other == 0)
         return XM_EXIT_OK;
     if (n_done > 0)
         return XM_EXIT_PARTIAL;
-    return n_blocking ? XM_EXIT_BLOCKED : XM_EXIT_FAILED;
+    /* Nothing moved.  Only a plan and guests that cannot move: blocked
+     * (an agent that refuses without saying "refused", or a drain whose
+     * every guest was skipped); a move that was tried and failed: 1. */
+    return n_blocking && n_other == 0 ? XM_EXIT_BLOCKED : XM_EXIT_FAILED;
 }
 
-void
-xm_drain_print(const xm_json *result, bool dry_run, FILE *out)
+int
+xm_undrain_exit_code(const xm_json *result)
 {
-    const xm_json *moves = get_array(result, "moves");
-    const xm_json *blocked = get_array(result, "blocked");
-    const xm_json *targets = get_array(result, "targets");
-    const char *host = get_str(result, "host");
+    const xm_json *moves, *refused, *unreachable;
+    size_t n_done = 0, n_other = 0, n_left;
+
+    if (!result || xm_json_type(result) != XM_JSON_OBJECT)
+        return XM_EXIT_FAILED;
+    moves = get_array(result, "moves");
+    refused = get_array(result, "refused");
+    unreachable = get_array(result, "unreachable");
+    for (size_t i = 0; moves && i < xm_json_len(moves); i++) {
+        if (str_is(get_str(xm_json_at(moves, i), "state"), "done"))
+            n_done++;
+        else
+            n_other++;
+    }
+    n_left = n_other + (refused ? xm_json_len(refused) : 0) +
+             (unreachable ? xm_json_len(unreachable) : 0);
+    if (n_left == 0)
+        return XM_EXIT_OK;
+    return n_done > 0 ? XM_EXIT_PARTIAL : XM_EXIT_FAILED;
+}
+
+static void
+print_targets(const xm_json *targets, FILE *out)
+{
     char mem[32];
     uint64_t n;
-
-    fputs(dry_run ? "Drain plan for " : "Drain of ", out);
-    put_clean(out, host ? host : "this host");
-    fputs(dry_run ? " (dry run, nothing done)\n" : "\n", out);
 
     for (size_t i = 0; targets && i < xm_json_len(targets); i++) {
         const xm_json *t = xm_json_at(targets, i);
@@ -679,6 +785,56 @@ xm_drain_print(const xm_json *result, bool dry_run, FILE *out)
         if (i + 1 == xm_json_len(targets))
             fputc('\n', out);
     }
+}
+
+static void
+print_blocked(const xm_json *blocked, FILE *out)
+{
+    uint64_t n;
+
+    if (!blocked || xm_json_len(blocked) == 0)
+        return;
+    fputs("Blocked:\n", out);
+    for (size_t i = 0; i < xm_json_len(blocked); i++) {
+        const xm_json *b = xm_json_at(blocked, i);
+        const xm_json *reasons = get_array(b, "reasons");
+        const char *guest = get_str(b, "guest");
+        const char *detail = get_str(b, "detail");
+        const char *action = get_str(b, "action");
+
+        fputs("  ", out);
+        put_clean(out, guest ? guest : "?");
+        if (get_uint(b, "domid", &n))
+            fprintf(out, " (domid %" PRIu64 ")", n);
+        fputc(':', out);
+        for (size_t j = 0; reasons && j < xm_json_len(reasons); j++) {
+            const char *reason;
+
+            if (xm_json_as_str(xm_json_at(reasons, j), &reason) != XM_OK)
+                continue;
+            fputs(j ? ", " : " ", out);
+            put_clean(out, reason);
+        }
+        if (detail && detail[0]) {
+            fputs(" -- ", out);
+            put_clean(out, detail);
+        }
+        if (action) {
+            fputs(" [", out);
+            put_clean(out, action);
+            fputc(']', out);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* The plan of a dry run (and of a drain that failed before moving). */
+static void
+drain_print_plan(const xm_json *result, FILE *out)
+{
+    const xm_json *moves = get_array(result, "moves");
+    char mem[32];
+    uint64_t n;
 
     if (moves && xm_json_len(moves) > 0) {
         fprintf(out, "%-24s %6s %10s    %-20s %s\n", "GUEST", "DOMID",
@@ -704,42 +860,247 @@ xm_drain_print(const xm_json *result, bool dry_run, FILE *out)
     } else {
         fputs("No guests to move.\n", out);
     }
+}
 
-    if (blocked && xm_json_len(blocked) > 0) {
-        fputs("Blocked:\n", out);
-        for (size_t i = 0; i < xm_json_len(blocked); i++) {
-            const xm_json *b = xm_json_at(blocked, i);
-            const xm_json *reasons = get_array(b, "reasons");
-            const char *guest = get_str(b, "guest");
-            const char *detail = get_str(b, "detail");
-            const char *action = get_str(b, "action");
+/* Moves that need the operator's eye: unresolved and broken. */
+static void
+print_attention(const xm_json *moves, bool homecoming, FILE *out)
+{
+    bool said = false;
 
-            fputs("  ", out);
-            put_clean(out, guest ? guest : "?");
-            if (get_uint(b, "domid", &n))
-                fprintf(out, " (domid %" PRIu64 ")", n);
-            fputc(':', out);
-            for (size_t j = 0; reasons && j < xm_json_len(reasons); j++) {
-                const char *reason;
+    for (size_t i = 0; moves && i < xm_json_len(moves); i++) {
+        const xm_json *m = xm_json_at(moves, i);
+        const char *state = get_str(m, "state");
+        const char *guest = get_str(m, "guest");
+        const char *peer = get_str(m, homecoming ? "from" : "to");
+        const char *why = get_str(m, "why");
 
-                if (xm_json_as_str(xm_json_at(reasons, j), &reason) !=
-                    XM_OK)
-                    continue;
-                fputs(j ? ", " : " ", out);
-                put_clean(out, reason);
-            }
-            if (detail && detail[0]) {
-                fputs(" -- ", out);
-                put_clean(out, detail);
-            }
-            if (action) {
-                fputs(" [", out);
-                put_clean(out, action);
-                fputc(']', out);
-            }
-            fputc('\n', out);
+        if (!str_is(state, "unresolved") && !str_is(state, "broken"))
+            continue;
+        if (!said)
+            fputs("Attention:\n", out);
+        said = true;
+        fputs("  ", out);
+        put_clean(out, guest ? guest : "?");
+        if (str_is(state, "broken")) {
+            fputs(": broken: no copy of this guest is running; an "
+                  "operator is needed", out);
+        } else {
+            fputs(": unresolved: ", out);
+            put_clean(out, peer ? peer : "the other host");
+            fputs(homecoming
+                  ? " became unreachable after the point of no return; "
+                    "the guest is kept suspended there while the agents "
+                    "retry"
+                  : " became unreachable after the point of no return; "
+                    "the guest is kept suspended here while xenmaintd "
+                    "retries", out);
         }
+        if (why && why[0]) {
+            fputs(" (", out);
+            put_clean(out, why);
+            fputc(')', out);
+        }
+        fputc('\n', out);
     }
+}
+
+static void
+print_notice(const xm_json *notice, FILE *out)
+{
+    const xm_json *acked = get_array(notice, "acked");
+    size_t n_acked = 0;
+    uint64_t seconds;
+    double waited;
+
+    if (!notice || xm_json_type(notice) != XM_JSON_OBJECT)
+        return;
+    fputs("Notice:", out);
+    if (get_uint(notice, "seconds", &seconds))
+        fprintf(out, " %" PRIu64 " s given;", seconds);
+    for (size_t i = 0; acked && i < xm_json_len(acked); i++) {
+        const char *name;
+
+        if (xm_json_as_str(xm_json_at(acked, i), &name) != XM_OK)
+            continue;
+        if (n_acked < 8) {
+            fputs(n_acked ? ", " : " acknowledged by ", out);
+            put_clean(out, name);
+        }
+        n_acked++;
+    }
+    if (n_acked > 8)
+        fprintf(out, " and %zu more", n_acked - 8);
+    if (n_acked == 0)
+        fputs(" no guest acknowledged", out);
+    if (get_seconds(notice, "waited_s", &waited))
+        fprintf(out, "; waited %.1f s", waited);
+    fputc('\n', out);
+}
+
+static void
+drain_print_real(const xm_json *result, FILE *out)
+{
+    const xm_json *moves = get_array(result, "moves");
+    bool refused = get_true(result, "refused");
+    size_t n_moves = moves ? xm_json_len(moves) : 0, n_done = 0;
+    char mem[32];
+    uint64_t n;
+
+    print_notice(xm_json_get(result, "notice"), out);
+    if (n_moves == 0)
+        fputs("No guests to move.\n", out);
+    else
+        fprintf(out, "%-24s %6s %10s    %-20s %-11s %s\n", "GUEST",
+                "DOMID", "MEMORY", "TARGET", "STATE", "WHY");
+    for (size_t i = 0; i < n_moves; i++) {
+        const xm_json *m = xm_json_at(moves, i);
+        const char *mstate = get_str(m, "state");
+        const char *why = get_str(m, "why");
+        char domid[24] = "-";
+
+        if (str_is(mstate, "done"))
+            n_done++;
+        if (get_uint(m, "domid", &n))
+            snprintf(domid, sizeof(domid), "%" PRIu64, n);
+        if (!get_uint(m, "mem_kib", &n))
+            snprintf(mem, sizeof(mem), "-");
+        else
+            xm_format_kib(n, mem, sizeof(mem));
+        put_col(out, get_str(m, "guest"), 24);
+        fprintf(out, " %6s %10s -> ", domid, mem);
+        put_col(out, get_str(m, "to"), 20);
+        fputc(' ', out);
+        if (why && why[0]) {
+            put_col(out, mstate, 11);
+            fputc(' ', out);
+            put_clean(out, why);
+        } else {
+            put_clean(out, mstate ? mstate : "?");
+        }
+        fputc('\n', out);
+    }
+    print_blocked(get_array(result, "blocked"), out);
+    print_attention(moves, false, out);
+    if (refused)
+        fputs("Refused: nothing was moved, because of the blocked guests "
+              "(--skip-blocked\nleaves them here, --shutdown-blocked "
+              "shuts them down).\n", out);
+    else if (n_moves > 0)
+        fprintf(out, "Moved %zu of %zu guest%s.\n", n_done, n_moves,
+                n_moves == 1 ? "" : "s");
+}
+
+void
+xm_drain_print(const xm_json *result, bool dry_run, FILE *out)
+{
+    const char *host = get_str(result, "host");
+    const char *state = get_str(result, "state");
+
+    fputs(dry_run ? "Drain plan for " : "Drain of ", out);
+    put_clean(out, host ? host : "this host");
+    if (dry_run) {
+        fputs(" (dry run, nothing done)\n", out);
+    } else if (state) {
+        fputs(" (host ", out);
+        put_clean(out, state);
+        fputs(")\n", out);
+    } else {
+        fputc('\n', out);
+    }
+    print_targets(get_array(result, "targets"), out);
+    if (dry_run) {
+        drain_print_plan(result, out);
+        print_blocked(get_array(result, "blocked"), out);
+    } else {
+        drain_print_real(result, out);
+    }
+}
+
+void
+xm_undrain_print(const xm_json *result, FILE *out)
+{
+    const xm_json *moves = get_array(result, "moves");
+    const xm_json *refused = get_array(result, "refused");
+    const xm_json *unreachable = get_array(result, "unreachable");
+    const char *host = get_str(result, "host");
+    const char *state = get_str(result, "state");
+    size_t n_moves = moves ? xm_json_len(moves) : 0, n_done = 0;
+    size_t n_refused = refused ? xm_json_len(refused) : 0;
+    size_t n_unreachable = unreachable ? xm_json_len(unreachable) : 0;
+
+    fputs("Undrain of ", out);
+    put_clean(out, host ? host : "this host");
+    if (state) {
+        fputs(" (host ", out);
+        put_clean(out, state);
+        fputc(')', out);
+    }
+    fputc('\n', out);
+    if (n_moves == 0 && n_refused == 0 && n_unreachable == 0) {
+        fputs(get_true(result, "stay")
+              ? "Host back in service; its guests stay where they are.\n"
+              : "Host back in service; no guests to bring back.\n", out);
+        return;
+    }
+    if (n_moves > 0)
+        fprintf(out, "%-24s %-20s %-11s %s\n", "GUEST", "FROM", "STATE",
+                "WHY");
+    for (size_t i = 0; i < n_moves; i++) {
+        const xm_json *m = xm_json_at(moves, i);
+        const char *mstate = get_str(m, "state");
+        const char *why = get_str(m, "why");
+
+        if (str_is(mstate, "done"))
+            n_done++;
+        put_col(out, get_str(m, "guest"), 24);
+        fputc(' ', out);
+        put_col(out, get_str(m, "from"), 20);
+        fputc(' ', out);
+        if (why && why[0]) {
+            put_col(out, mstate, 11);
+            fputc(' ', out);
+            put_clean(out, why);
+        } else {
+            put_clean(out, mstate ? mstate : "?");
+        }
+        fputc('\n', out);
+    }
+    if (n_refused > 0)
+        fputs("Refused (their current host would not send them back):\n",
+              out);
+    for (size_t i = 0; i < n_refused; i++) {
+        const xm_json *r = xm_json_at(refused, i);
+        const char *why = get_str(r, "why");
+
+        fputs("  ", out);
+        put_clean(out, get_str(r, "guest") ? get_str(r, "guest") : "?");
+        fputs(" on ", out);
+        put_clean(out, get_str(r, "from") ? get_str(r, "from") : "?");
+        if (why && why[0]) {
+            fputs(": ", out);
+            put_clean(out, why);
+        }
+        fputc('\n', out);
+    }
+    if (n_unreachable > 0)
+        fputs("Unreachable (their guests stay there):\n", out);
+    for (size_t i = 0; i < n_unreachable; i++) {
+        const xm_json *u = xm_json_at(unreachable, i);
+        const char *error = get_str(u, "error");
+
+        fputs("  ", out);
+        put_clean(out, get_str(u, "host") ? get_str(u, "host") : "?");
+        if (error && error[0]) {
+            fputs(": ", out);
+            put_clean(out, error);
+        }
+        fputc('\n', out);
+    }
+    print_attention(moves, true, out);
+    if (n_moves > 0)
+        fprintf(out, "Brought back %zu of %zu guest%s.\n", n_done, n_moves,
+                n_moves == 1 ? "" : "s");
 }
 
 void
@@ -890,4 +1251,661 @@ xm_patch_check_exit_code(const xm_json *result)
     if (xm_json_get_bool(result, "already_patched", &done) == XM_OK && done)
         return XM_EXIT_OK;
     return ok ? XM_EXIT_OK : XM_EXIT_BLOCKED;
+}
+
+/* ---- per-guest progress ---------------------------------------------- */
+
+#define VIEW_STATE_MAX 16          /* "unresolved", "pending", ... */
+#define VIEW_PHASE_MAX 12
+#define VIEW_DOMID_MAX 32751u      /* below DOMID_FIRST_RESERVED */
+#define VIEW_MEM_KIB_MAX (1ull << 50)
+#define VIEW_LINE_MAX 1024
+#define VIEW_NAME_COLS 20
+#define VIEW_BAR_MAX 30
+
+static const char *const view_phases[] = {
+    "queued", "notice", "offered", "sending", "finishing", "done", "failed",
+};
+
+enum {
+    HAS_DOMID = 1u << 0, HAS_FROM = 1u << 1, HAS_TO = 1u << 2,
+    HAS_MEM = 1u << 3, HAS_PERCENT = 1u << 4, HAS_BYTES = 1u << 5,
+    HAS_STATE = 1u << 6, HAS_WHY = 1u << 7,
+};
+
+/* One migration as its key last said, validated.  Zeroed before it is
+ * filled, so two of them compare with memcmp. */
+struct view_guest {
+    char guest[XM_VIEW_GUEST_MAX + 1];
+    char from[XM_REQ_HOST_MAX + 1];
+    char to[XM_REQ_HOST_MAX + 1];
+    char phase[VIEW_PHASE_MAX + 1];
+    char state[VIEW_STATE_MAX + 1];
+    char why[XM_VIEW_WHY_MAX + 1];
+    uint64_t domid, mem_kib, bytes;
+    unsigned percent;
+    unsigned has;                  /* HAS_*: optional members present */
+};
+
+struct xm_view_row {
+    char id[XM_REQ_ID_MAX + 1];    /* the migration id (key name) */
+    struct view_guest g;
+    bool changed;                  /* since the last render */
+    char shown_phase[VIEW_PHASE_MAX + 1];  /* LINES: last printed */
+};
+
+void
+xm_guest_view_init(struct xm_guest_view *v, enum xm_view_mode mode,
+                   FILE *out, FILE *err, const char *what)
+{
+    memset(v, 0, sizeof(*v));
+    v->mode = mode;
+    v->out = out;
+    v->err = err;
+    v->what = what ? what : "xl";
+}
+
+void
+xm_guest_view_dispose(struct xm_guest_view *v)
+{
+    if (!v)
+        return;
+    free(v->row);
+    v->row = NULL;
+    v->n_row = v->n_alloc = 0;
+    v->drawn = 0;
+}
+
+/* obj[key]: XM_ERR_NOTFOUND when absent or null, XM_ERR_INVAL when not
+ * a string of at most max bytes; else copied into dst (max + 1). */
+static int
+member_str(const xm_json *obj, const char *key, size_t max, char *dst)
+{
+    const xm_json *v = xm_json_get(obj, key);
+    const char *s;
+    size_t n;
+
+    if (xm_json_type(v) == XM_JSON_NULL)
+        return XM_ERR_NOTFOUND;
+    if (xm_json_as_str(v, &s) != XM_OK)
+        return XM_ERR_INVAL;
+    n = strlen(s);
+    if (n > max)
+        return XM_ERR_INVAL;
+    memcpy(dst, s, n + 1);
+    return XM_OK;
+}
+
+/* obj[key]: XM_ERR_NOTFOUND when absent or null, XM_ERR_INVAL when not
+ * an integer in [0, max]. */
+static int
+member_uint(const xm_json *obj, const char *key, uint64_t max,
+            uint64_t *n_r)
+{
+    const xm_json *v = xm_json_get(obj, key);
+    uint64_t n;
+
+    if (xm_json_type(v) == XM_JSON_NULL)
+        return XM_ERR_NOTFOUND;
+    if (xm_json_as_uint(v, &n) != XM_OK || n > max)
+        return XM_ERR_INVAL;
+    *n_r = n;
+    return XM_OK;
+}
+
+/* An optional host name: absent, null or "" is absent. */
+static int
+member_host(const xm_json *obj, const char *key, char *dst)
+{
+    int rc = member_str(obj, key, XM_REQ_HOST_MAX, dst);
+
+    if (rc == XM_OK && dst[0] == '\0')
+        return XM_ERR_NOTFOUND;
+    if (rc == XM_OK && !xm_request_host_valid(dst))
+        return XM_ERR_INVAL;
+    return rc;
+}
+
+/* rc of an optional member: XM_OK sets bit in *has, NOTFOUND is fine. */
+static bool
+member_ok(int rc, unsigned bit, unsigned *has)
+{
+    if (rc == XM_OK)
+        *has |= bit;
+    return rc == XM_OK || rc == XM_ERR_NOTFOUND;
+}
+
+/* Parse one guest key value into *g: XM_OK or XM_ERR_INVAL. */
+static int
+view_guest_parse(const char *value, size_t len, struct view_guest *g)
+{
+    xm_json *doc = NULL;
+    const xm_json *why;
+    const char *s;
+    char jerr[64];
+    uint64_t n = 0;
+    bool phase_ok = false;
+    int rc = XM_ERR_INVAL;
+
+    memset(g, 0, sizeof(*g));
+    if (!value || len == 0 || len > XM_XS_VALUE_MAX)
+        return XM_ERR_INVAL;
+    if (xm_json_parse(value, len, &doc, jerr, sizeof(jerr)) != XM_OK)
+        return XM_ERR_INVAL;
+    if (xm_json_type(doc) != XM_JSON_OBJECT)
+        goto out;
+    if (member_str(doc, "guest", XM_VIEW_GUEST_MAX, g->guest) != XM_OK ||
+        g->guest[0] == '\0')
+        goto out;
+    if (member_str(doc, "phase", VIEW_PHASE_MAX, g->phase) != XM_OK)
+        goto out;
+    for (size_t i = 0; i < sizeof(view_phases) / sizeof(view_phases[0]);
+         i++)
+        if (strcmp(g->phase, view_phases[i]) == 0)
+            phase_ok = true;
+    if (!phase_ok)
+        goto out;
+    if (!member_ok(member_uint(doc, "domid", VIEW_DOMID_MAX, &g->domid),
+                   HAS_DOMID, &g->has) ||
+        !member_ok(member_host(doc, "from", g->from), HAS_FROM, &g->has) ||
+        !member_ok(member_host(doc, "to", g->to), HAS_TO, &g->has) ||
+        !member_ok(member_uint(doc, "mem_kib", VIEW_MEM_KIB_MAX,
+                               &g->mem_kib), HAS_MEM, &g->has) ||
+        !member_ok(member_uint(doc, "bytes", INT64_MAX, &g->bytes),
+                   HAS_BYTES, &g->has))
+        goto out;
+    if (!member_ok(member_uint(doc, "percent", 100, &n), HAS_PERCENT,
+                   &g->has))
+        goto out;
+    if (g->has & HAS_PERCENT)
+        g->percent = (unsigned)n;
+    if (!member_ok(member_str(doc, "state", VIEW_STATE_MAX, g->state),
+                   HAS_STATE, &g->has))
+        goto out;
+    if ((g->has & HAS_STATE) &&
+        (g->state[0] == '\0' ||
+         strspn(g->state, "abcdefghijklmnopqrstuvwxyz-") !=
+         strlen(g->state)))
+        goto out;
+    /* why: any length; a long one is cut on a character boundary (the
+     * parser has checked that it is UTF-8). */
+    why = xm_json_get(doc, "why");
+    if (xm_json_type(why) != XM_JSON_NULL) {
+        size_t wn;
+
+        if (xm_json_as_str(why, &s) != XM_OK)
+            goto out;
+        wn = strlen(s);
+        if (wn > XM_VIEW_WHY_MAX) {
+            wn = XM_VIEW_WHY_MAX;
+            while (wn > 0 && ((unsigned char)s[wn] & 0xc0) == 0x80)
+                wn--;
+        }
+        memcpy(g->why, s, wn);
+        g->why[wn] = '\0';
+        if (wn)
+            g->has |= HAS_WHY;
+    }
+    rc = XM_OK;
+
+out:
+    if (rc != XM_OK) {
+        memset(g, 0, sizeof(*g));
+        rc = XM_ERR_INVAL;
+    }
+    xm_json_free(doc);
+    return rc;
+}
+
+int
+xm_guest_view_update(struct xm_guest_view *v, const char *migid,
+                     const char *value, size_t len)
+{
+    struct view_guest g;
+    struct xm_view_row *row = NULL;
+
+    if (!xm_request_id_valid(migid))
+        return XM_ERR_INVAL;
+    if (view_guest_parse(value, len, &g) != XM_OK)
+        return XM_ERR_INVAL;
+    for (unsigned i = 0; i < v->n_row; i++)
+        if (strcmp(v->row[i].id, migid) == 0)
+            row = &v->row[i];
+    if (!row) {
+        if (v->n_row >= XM_VIEW_GUESTS_MAX)
+            return XM_ERR_TOOBIG;
+        if (v->n_row == v->n_alloc) {
+            unsigned n = v->n_alloc ? v->n_alloc * 2 : 8;
+            struct xm_view_row *grown = realloc(v->row, n * sizeof(*grown));
+
+            if (!grown)
+                return XM_ERR_NOMEM;
+            v->row = grown;
+            v->n_alloc = n;
+        }
+        row = &v->row[v->n_row++];
+        memset(row, 0, sizeof(*row));
+        snprintf(row->id, sizeof(row->id), "%s", migid);
+        row->changed = true;
+    } else if (memcmp(&row->g, &g, sizeof(g)) != 0) {
+        row->changed = true;
+    }
+    row->g = g;
+    return XM_OK;
+}
+
+/* A line under construction; text that does not fit is dropped. */
+struct view_line {
+    char text[VIEW_LINE_MAX];
+    size_t len;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+line_add(struct view_line *l, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (l->len + 1 >= sizeof(l->text))
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(l->text + l->len, sizeof(l->text) - l->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        l->len += (size_t)n;
+    if (l->len >= sizeof(l->text))
+        l->len = sizeof(l->text) - 1;
+}
+
+/* Agent text, with control characters (C0, DEL, and C1 as UTF-8)
+ * replaced by '?', cut at cols characters (0: no limit) and padded with
+ * spaces to pad characters. */
+static void
+line_clean(struct view_line *l, const char *s, unsigned cols, unsigned pad)
+{
+    unsigned used = 0;
+
+    for (; s && *s && l->len + 2 < sizeof(l->text); s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if ((c & 0xc0) != 0x80 && cols && used >= cols)
+            break;
+        if ((c & 0xc0) != 0x80)
+            used++;
+        if (c == 0xc2 && (unsigned char)s[1] >= 0x80 &&
+            (unsigned char)s[1] <= 0x9f) {
+            s++;
+            c = '?';
+        } else if (c < 0x20 || c == 0x7f) {
+            c = '?';
+        }
+        l->text[l->len++] = (char)c;
+    }
+    for (; used < pad && l->len + 2 < sizeof(l->text); used++)
+        l->text[l->len++] = ' ';
+    l->text[l->len] = '\0';
+}
+
+/* Write at most cols columns of l (a column per UTF-8 character). */
+static void
+line_put(FILE *out, const struct view_line *l, unsigned cols)
+{
+    unsigned used = 0;
+    size_t i;
+
+    for (i = 0; i < l->len; i++) {
+        unsigned char c = (unsigned char)l->text[i];
+
+        if ((c & 0xc0) != 0x80 && used++ >= cols)
+            break;
+    }
+    fwrite(l->text, 1, i, out);
+}
+
+static bool
+phase_finished(const char *phase)
+{
+    return strcmp(phase, "done") == 0 || strcmp(phase, "failed") == 0;
+}
+
+/* " -> B" or " <- B", or nothing when the key did not say. */
+static void
+line_peer(struct xm_guest_view *v, struct view_line *l,
+          const struct view_guest *g)
+{
+    const char *peer = v->homecoming ? g->from : g->to;
+
+    if ((g->has & (v->homecoming ? HAS_FROM : HAS_TO)) && peer[0]) {
+        line_add(l, " %s ", v->homecoming ? "<-" : "->");
+        line_clean(l, peer, 0, 0);
+    }
+}
+
+/* The final state, when it says more than the phase. */
+static void
+line_state(struct view_line *l, const struct view_guest *g)
+{
+    if ((g->has & HAS_STATE) && strcmp(g->state, "pending") != 0 &&
+        strcmp(g->state, g->phase) != 0) {
+        line_add(l, " [");
+        line_clean(l, g->state, 0, 0);
+        line_add(l, "]");
+    }
+}
+
+static void
+render_lines(struct xm_guest_view *v)
+{
+    for (unsigned i = 0; i < v->n_row; i++) {
+        struct xm_view_row *row = &v->row[i];
+        const struct view_guest *g = &row->g;
+        struct view_line l = { .len = 0 };
+
+        if (!row->changed)
+            continue;
+        row->changed = false;
+        if (strcmp(row->shown_phase, g->phase) == 0)
+            continue;
+        snprintf(row->shown_phase, sizeof(row->shown_phase), "%s",
+                 g->phase);
+        line_clean(&l, g->guest, 0, 0);
+        line_peer(v, &l, g);
+        line_add(&l, ": %s", g->phase);
+        line_state(&l, g);
+        if (g->has & (HAS_PERCENT | HAS_BYTES)) {
+            line_add(&l, " (");
+            if (g->has & HAS_PERCENT)
+                line_add(&l, "%u%%%s", g->percent,
+                         g->has & HAS_BYTES ? ", " : "");
+            if (g->has & HAS_BYTES)
+                line_add(&l, "%.1f MiB", (double)g->bytes / 1048576.0);
+            line_add(&l, ")");
+        }
+        if (g->has & HAS_WHY) {
+            line_add(&l, ": ");
+            line_clean(&l, g->why, 0, 0);
+        }
+        line_put(v->out, &l, VIEW_LINE_MAX);
+        fputc('\n', v->out);
+    }
+}
+
+static void
+render_json(struct xm_guest_view *v)
+{
+    for (unsigned i = 0; i < v->n_row; i++) {
+        struct xm_view_row *row = &v->row[i];
+        const struct view_guest *g = &row->g;
+        struct xm_jgen *gen;
+        const char *text;
+        size_t len;
+
+        if (!row->changed)
+            continue;
+        row->changed = false;
+        gen = xm_jgen_new(false);
+        if (!gen)
+            continue;
+        xm_jgen_map_open(gen);
+        xm_jgen_kv_str(gen, "event", "progress");
+        xm_jgen_kv_str(gen, "id", row->id);
+        xm_jgen_kv_str(gen, "guest", g->guest);
+        if (g->has & HAS_DOMID)
+            xm_jgen_kv_uint(gen, "domid", g->domid);
+        if (g->has & HAS_FROM)
+            xm_jgen_kv_str(gen, "from", g->from);
+        if (g->has & HAS_TO)
+            xm_jgen_kv_str(gen, "to", g->to);
+        if (g->has & HAS_MEM)
+            xm_jgen_kv_uint(gen, "mem_kib", g->mem_kib);
+        xm_jgen_kv_str(gen, "phase", g->phase);
+        if (g->has & HAS_PERCENT)
+            xm_jgen_kv_uint(gen, "percent", g->percent);
+        if (g->has & HAS_BYTES)
+            xm_jgen_kv_uint(gen, "bytes", g->bytes);
+        if (g->has & HAS_STATE)
+            xm_jgen_kv_str(gen, "state", g->state);
+        xm_jgen_kv_str(gen, "why", g->why);
+        xm_jgen_map_close(gen);
+        if (xm_jgen_finish(gen, &text, &len) == XM_OK) {
+            fwrite(text, 1, len, v->out);
+            fputc('\n', v->out);
+        }
+        xm_jgen_free(gen);
+    }
+}
+
+/* The terminal's size: v's when set, else out's, else 80x24. */
+static void
+view_size(const struct xm_guest_view *v, unsigned *cols_r,
+          unsigned *rows_r)
+{
+    struct winsize ws;
+    int fd = v->out ? fileno(v->out) : -1;
+
+    *cols_r = 80;
+    *rows_r = 24;
+    if (fd >= 0 && ioctl(fd, TIOCGWINSZ, &ws) == 0) {
+        if (ws.ws_col > 0)
+            *cols_r = ws.ws_col;
+        if (ws.ws_row > 0)
+            *rows_r = ws.ws_row;
+    }
+    if (v->cols)
+        *cols_r = v->cols;
+    if (v->rows)
+        *rows_r = v->rows;
+}
+
+static void
+tty_row_line(struct xm_guest_view *v, const struct view_guest *g,
+             unsigned cols, struct view_line *l)
+{
+    size_t peer_len = strlen(v->homecoming ? g->from : g->to);
+    int bar = (int)cols - 1 - VIEW_NAME_COLS - 34 - (int)peer_len - 4;
+    char mib[32] = "-";
+
+    line_clean(l, g->guest, VIEW_NAME_COLS, VIEW_NAME_COLS);
+    line_add(l, " ");
+    if (bar > VIEW_BAR_MAX)
+        bar = VIEW_BAR_MAX;
+    if (bar >= 8) {
+        int filled = (g->has & HAS_PERCENT) ? (int)g->percent * bar / 100
+                                            : 0;
+
+        line_add(l, "[");
+        for (int i = 0; i < bar; i++)
+            line_add(l, "%c", i < filled ? '#' : '-');
+        line_add(l, "] ");
+    }
+    if (g->has & HAS_PERCENT)
+        line_add(l, "%3u%% ", g->percent);
+    else
+        line_add(l, "   - ");
+    if (g->has & HAS_BYTES)
+        snprintf(mib, sizeof(mib), "%.1f", (double)g->bytes / 1048576.0);
+    line_add(l, "%9s MiB %-9s", mib, g->phase);
+    line_peer(v, l, g);
+    line_state(l, g);
+    if (g->has & HAS_WHY) {
+        line_add(l, ": ");
+        line_clean(l, g->why, 0, 0);
+    }
+}
+
+static void
+render_tty(struct xm_guest_view *v)
+{
+    bool hide[XM_VIEW_GUESTS_MAX] = { false };
+    unsigned cols, rows, limit, lines = 0, to_hide = 0, hidden = 0;
+    unsigned hidden_done = 0, hidden_failed = 0;
+    bool any = false;
+
+    for (unsigned i = 0; i < v->n_row; i++)
+        any |= v->row[i].changed;
+    if (!any)
+        return;
+    view_size(v, &cols, &rows);
+    /* Leave a line for the cursor and one for xl's own progress; more
+     * guests than that: hide finished ones first, then the last ones,
+     * and count them on a summary line. */
+    limit = rows > 3 ? rows - 2 : 1;
+    if (v->n_row > limit)
+        to_hide = v->n_row - (limit - 1);
+    for (unsigned i = 0; i < v->n_row && hidden < to_hide; i++) {
+        if (phase_finished(v->row[i].g.phase)) {
+            hide[i] = true;
+            hidden++;
+        }
+    }
+    for (unsigned i = v->n_row; i-- > 0 && hidden < to_hide;) {
+        if (!hide[i]) {
+            hide[i] = true;
+            hidden++;
+        }
+    }
+
+    /* Back to the first line we drew; each line is erased, then
+     * written (which also wipes a progress text left on the line). */
+    if (v->drawn)
+        fprintf(v->out, "\r\033[%uA", v->drawn);
+    else
+        fputc('\r', v->out);
+    for (unsigned i = 0; i < v->n_row; i++) {
+        struct xm_view_row *row = &v->row[i];
+        struct view_line l = { .len = 0 };
+
+        row->changed = false;
+        if (hide[i]) {
+            if (strcmp(row->g.phase, "done") == 0)
+                hidden_done++;
+            else if (strcmp(row->g.phase, "failed") == 0)
+                hidden_failed++;
+            continue;
+        }
+        tty_row_line(v, &row->g, cols, &l);
+        fputs("\033[2K", v->out);
+        line_put(v->out, &l, cols > 1 ? cols - 1 : 1);
+        fputc('\n', v->out);
+        lines++;
+    }
+    if (hidden) {
+        struct view_line l = { .len = 0 };
+
+        line_add(&l, "+ %u more guests: %u done, %u failed, %u on the way",
+                 hidden, hidden_done, hidden_failed,
+                 hidden - hidden_done - hidden_failed);
+        fputs("\033[2K", v->out);
+        line_put(v->out, &l, cols > 1 ? cols - 1 : 1);
+        fputc('\n', v->out);
+        lines++;
+    }
+    /* Fewer lines than last time (a smaller terminal): blank the rest. */
+    for (; lines < v->drawn; lines++)
+        fputs("\033[2K\n", v->out);
+    v->drawn = lines;
+}
+
+void
+xm_guest_view_render(struct xm_guest_view *v)
+{
+    switch (v->mode) {
+    case XM_VIEW_TTY:
+        render_tty(v);
+        break;
+    case XM_VIEW_LINES:
+        render_lines(v);
+        break;
+    case XM_VIEW_JSON:
+        render_json(v);
+        break;
+    }
+    fflush(v->out);
+}
+
+void
+xm_guest_view_poll(struct xm_guest_view *v, struct xm_xs *xs,
+                   const char *job_id, bool final)
+{
+    char path[XM_XS_PATH_MAX];
+    char **names = NULL;
+    unsigned n = 0, reads = 0;
+    int64_t now = now_ms();
+
+    if (!final && v->min_interval_ms && v->last_read_ms &&
+        now - v->last_read_ms < (int64_t)v->min_interval_ms)
+        return;
+    v->last_read_ms = now;
+    if (xm_xs_path(path, "/tool/xenmaint/job/%s/guest", job_id) != XM_OK)
+        return;
+    /* No such directory (yet, or any more): nothing to show. */
+    if (xs->ops->directory(xs->ctx, XM_XS_NO_TXN, path, &names, &n) !=
+        XM_OK)
+        return;
+    for (unsigned i = 0; i < n && reads < XM_VIEW_GUESTS_MAX; i++) {
+        const struct xm_schema_key *key;
+        char *value = NULL;
+        size_t len = 0;
+
+        if (!xm_request_id_valid(names[i]))
+            continue;
+        reads++;
+        if (xm_xs_path(path, "/tool/xenmaint/job/%s/guest/%s", job_id,
+                       names[i]) != XM_OK)
+            continue;
+        /* Gone since the listing: keep showing what we had. */
+        if (xs->ops->read(xs->ctx, XM_XS_NO_TXN, path, &value, &len) !=
+            XM_OK)
+            continue;
+        key = xm_schema_find(path);
+        if (key && xm_schema_check_value(key, value, len) == XM_OK)
+            (void)xm_guest_view_update(v, names[i], value, len);
+        free(value);
+    }
+    xm_xs_free_list(names, n);
+    xm_guest_view_render(v);
+}
+
+void
+xm_guest_view_cancelling(struct xm_guest_view *v)
+{
+    FILE *err = v->err ? v->err : stderr;
+    int fd = fileno(err);
+
+    if (v->cancel_said)
+        return;
+    v->cancel_said = true;
+    /* On the terminal of the bars: say it below them, and draw them
+     * anew under it. */
+    if (v->mode == XM_VIEW_TTY && v->drawn && fd >= 0 && isatty(fd)) {
+        fflush(v->out);
+        fputs("\r\033[2K", err);
+        v->drawn = 0;
+        for (unsigned i = 0; i < v->n_row; i++)
+            v->row[i].changed = true;
+    }
+    fprintf(err, "%s: stopping: migrations already running will finish "
+            "or roll back; no new ones will start (Ctrl-C again to stop "
+            "waiting)\n", v->what);
+    fflush(err);
+}
+
+static void
+view_poll_hook(void *arg, struct xm_xs *xs, const char *job_id, bool final)
+{
+    xm_guest_view_poll(arg, xs, job_id, final);
+}
+
+static void
+view_cancelling_hook(void *arg)
+{
+    xm_guest_view_cancelling(arg);
+}
+
+void
+xm_guest_view_hooks(struct xm_guest_view *v, struct xm_job_hooks *hooks_r)
+{
+    hooks_r->poll = view_poll_hook;
+    hooks_r->cancelling = view_cancelling_hook;
+    hooks_r->arg = v;
 }

@@ -4,9 +4,11 @@
  *
  * xm_client_call runs one request through xenstore (see client.c for the
  * protocol) and fills an xm_reply.  The rest of this header turns a reply
- * into output and one of the stable exit codes below; it lives here, not
- * in the subcommand files, so that client_test can check it against
- * hand-written agent answers.  Nothing here reads the command line.
+ * into output and one of the stable exit codes below, and shows the
+ * per-guest progress of a drain or undrain while it runs (xm_guest_view);
+ * it lives here, not in the subcommand files, so that client_test can
+ * check it against hand-written agent answers and key values.  Nothing
+ * here reads the command line.
  */
 #ifndef XL_PLUGIN_CLIENT_H
 #define XL_PLUGIN_CLIENT_H
@@ -34,6 +36,20 @@ enum xm_exit {
 #define XM_CLIENT_PICKUP_MS 10000u   /* the agent must take a request */
 #define XM_CLIENT_POLL_MS 1000u      /* re-read state at least this often */
 
+/*
+ * Hooks for a job that runs a while (drain, undrain): what to do with its
+ * other keys while we wait.  Every member may be NULL.
+ */
+struct xm_job_hooks {
+    /* After each wait (final false), and once more when the job reached
+     * done or failed, before its directory is removed (final true). */
+    void (*poll)(void *arg, struct xm_xs *xs, const char *job_id,
+                 bool final);
+    /* Once, right after a first SIGINT made us write .../cancel. */
+    void (*cancelling)(void *arg);
+    void *arg;
+};
+
 struct xm_client_opts {
     unsigned pickup_ms;     /* 0: XM_CLIENT_PICKUP_MS */
     unsigned deadline_ms;   /* overall wait; 0: 60 s */
@@ -47,7 +63,17 @@ struct xm_client_opts {
     /* Called after each wait; tests play the agent here.  May be NULL. */
     void (*after_poll)(void *arg);
     void *after_poll_arg;
+    /* Job hooks, called after after_poll; NULL: those given to
+     * xm_client_set_job_hooks, if any. */
+    const struct xm_job_hooks *job;
 };
+
+/*
+ * Job hooks for every xm_client_call whose opts carry none; NULL clears.
+ * xl drain and xl undrain set them around xl_run_request, which builds
+ * its own opts (xl.c); hooks must stay valid until cleared.
+ */
+void xm_client_set_job_hooks(const struct xm_job_hooks *hooks);
 
 enum xm_call_outcome {
     XM_CALL_ANSWERED,       /* the job reached done or failed */
@@ -95,9 +121,69 @@ int xm_reply_render_failure(const struct xm_reply *r, const char *what,
 /* Print the agent's result JSON as is, with a final newline. */
 void xm_reply_print_json(const struct xm_reply *r, FILE *out);
 
-/* Drain and undrain results (see README.md for their form). */
+/* Drain and undrain results (see README.md for their form).  A dry run
+ * prints the plan; a real drain its moves, blocked guests and notice. */
 int xm_drain_exit_code(const xm_json *result, bool dry_run);
 void xm_drain_print(const xm_json *result, bool dry_run, FILE *out);
+int xm_undrain_exit_code(const xm_json *result);
+void xm_undrain_print(const xm_json *result, FILE *out);
+
+/*
+ * The per-guest progress of a running drain or undrain: the values of
+ * /tool/xenmaint/job/<id>/guest/<migid>, shown as they change.
+ *   XM_VIEW_TTY    one line per guest (bar, percent, MiB, phase),
+ *                  redrawn in place with ANSI cursor-up; lines cut to
+ *                  the terminal's width, at most its height;
+ *   XM_VIEW_LINES  one plain line per phase change of a guest;
+ *   XM_VIEW_JSON   one {"event":"progress",...} line per change.
+ * Values are hostile: one that is not a valid migration object (see
+ * xm_guest_view_update) is ignored and the guest keeps its last valid
+ * line.  A key that disappears leaves its guest shown as last seen.
+ */
+enum xm_view_mode { XM_VIEW_TTY, XM_VIEW_LINES, XM_VIEW_JSON };
+
+#define XM_VIEW_GUESTS_MAX 256      /* migrations shown; more ignored */
+#define XM_VIEW_GUEST_MAX 128       /* longest guest name, bytes */
+#define XM_VIEW_WHY_MAX 255         /* a longer "why" is cut */
+
+struct xm_view_row;
+
+struct xm_guest_view {
+    enum xm_view_mode mode;
+    FILE *out;                  /* the display */
+    FILE *err;                  /* the Ctrl-C message */
+    const char *what;           /* "xl drain": prefix of messages */
+    bool homecoming;            /* undrain: show "<- from", not "-> to" */
+    unsigned cols, rows;        /* TTY size; 0: ask out's terminal */
+    unsigned min_interval_ms;   /* read the keys at most this often */
+    /* private */
+    struct xm_view_row *row;
+    unsigned n_row, n_alloc;
+    unsigned drawn;             /* TTY: lines drawn by the last render */
+    bool cancel_said;
+    int64_t last_read_ms;       /* monotonic, of the last read */
+};
+
+void xm_guest_view_init(struct xm_guest_view *v, enum xm_view_mode mode,
+                        FILE *out, FILE *err, const char *what);
+void xm_guest_view_dispose(struct xm_guest_view *v);
+/* Hooks that feed v (poll and cancelling); valid while v is. */
+void xm_guest_view_hooks(struct xm_guest_view *v,
+                         struct xm_job_hooks *hooks_r);
+/* Take one key's value (len bytes, as read).  XM_OK when it was a valid
+ * migration object, XM_ERR_INVAL when ignored, XM_ERR_TOOBIG when the
+ * view is full, XM_ERR_NOMEM. */
+int xm_guest_view_update(struct xm_guest_view *v, const char *migid,
+                         const char *value, size_t len);
+/* Show what changed since the last render. */
+void xm_guest_view_render(struct xm_guest_view *v);
+/* Read every guest key of job_id, then render: the poll hook. */
+void xm_guest_view_poll(struct xm_guest_view *v, struct xm_xs *xs,
+                        const char *job_id, bool final);
+/* Say once on err what a Ctrl-C does to migrations: the cancelling
+ * hook. */
+void xm_guest_view_cancelling(struct xm_guest_view *v);
+
 /* Status result: one block per host. */
 void xm_status_print(const xm_json *result, FILE *out);
 /* Patch results: list, and apply/revert/check. */

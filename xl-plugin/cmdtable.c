@@ -22,8 +22,8 @@ const struct xm_cmd_spec xm_cmd_table[] = {
       "--to HOST[,HOST...]   Migrate only to these hosts.\n"
       "--parallel N          At most N migrations at once (1-64).\n"
       "--timeout S           Give up after S seconds (default: agent's).\n"
-      "--notice S            With --shutdown-blocked: warn guests S\n"
-      "                      seconds before shutting them down.\n"
+      "--notice S            Give guests S seconds' notice (or until all\n"
+      "                      acknowledge) before they move.\n"
       "--skip-blocked        Leave guests that cannot move running here.\n"
       "--shutdown-blocked    Shut down guests that cannot move.\n"
       "--json                Print the agent's result as JSON.\n"
@@ -33,6 +33,7 @@ const struct xm_cmd_spec xm_cmd_table[] = {
       "Put this host back in service after a drain (xenmaint)",
       "[options]",
       "--stay                Do not bring the drained guests back.\n"
+      "--timeout S           Give up after S seconds (default: agent's).\n"
       "--json                Print the agent's result as JSON.\n"
       "-h, --help            Print this help.\n" },
     { "patch", &main_patch,

@@ -3,19 +3,26 @@
  *
  * Parses the options into a drain request, hands it to xenmaintd through
  * xl_run_request and renders the plan or the outcome: a table of moves
- * (GUEST DOMID MEMORY -> TARGET) and the guests that cannot move.  A dry
- * run (-n, --dry-run or the global -N) only plans.  The exit code says
- * whether the host is empty (see README.md).
+ * (GUEST DOMID MEMORY -> TARGET STATE WHY) and the guests that cannot
+ * move.  While a real drain runs, each migration's progress is shown as
+ * the agent writes it (xm_guest_view: bars on a terminal, one line per
+ * phase otherwise, JSON events with --json, the result last).  A dry
+ * run (-n, --dry-run or the global -N) only plans, and prints as it
+ * always did.  The exit code says whether the host is empty (see
+ * README.md).
  */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "xl.h"
+#include "xm_err.h"
 
 #define CMD "drain"
 #define DEFAULT_DEADLINE_S 3600u
 #define DEADLINE_GRACE_S 60u     /* the agent times out first */
+#define GUEST_READ_MS 250u       /* read the per-guest keys at most 4/s */
 
 enum { OPT_TO = 256, OPT_PARALLEL, OPT_TIMEOUT, OPT_NOTICE,
        OPT_SKIP_BLOCKED, OPT_SHUTDOWN_BLOCKED, OPT_JSON };
@@ -88,12 +95,15 @@ main_drain(int argc, char **argv)
     };
     struct xm_request req;
     struct xm_reply reply;
-    bool json = false, skip = false, shutdown = false, notice = false;
+    struct xm_guest_view view;
+    struct xm_job_hooks hooks;
+    bool json = false, skip = false, shutdown = false, refused = false;
     unsigned deadline_s;
     int opt, rc;
 
     xm_request_init(&req);
     xm_reply_init(&reply);
+    xm_guest_view_init(&view, XM_VIEW_LINES, stdout, stderr, "xl drain");
     req.op = XM_OP_DRAIN;
     req.dry_run = xl_dry_run;
 
@@ -132,7 +142,6 @@ main_drain(int argc, char **argv)
                                &req.notice_s);
             if (rc)
                 goto out;
-            notice = true;
             break;
         case OPT_SKIP_BLOCKED:
             skip = true;
@@ -161,17 +170,30 @@ main_drain(int argc, char **argv)
                             "exclude each other");
         goto out;
     }
-    if (notice && !shutdown) {
-        rc = xl_usage_error(CMD, "--notice only goes with "
-                            "--shutdown-blocked");
-        goto out;
-    }
+    /* --notice goes with any drain: the time guests are given before
+     * they move (or are shut down, with --shutdown-blocked). */
     req.blocked = skip ? XM_BLOCKED_SKIP
                 : shutdown ? XM_BLOCKED_SHUTDOWN : XM_BLOCKED_REFUSE;
 
-    deadline_s = req.timeout_s ? req.timeout_s + DEADLINE_GRACE_S
-                               : DEFAULT_DEADLINE_S;
+    /* --timeout bounds each guest, not the drain: the agent ends every
+     * migration itself, so xl only guards against a vanished agent. */
+    deadline_s = DEFAULT_DEADLINE_S;
+    if (!req.dry_run && req.timeout_s &&
+        req.timeout_s * 4 + DEADLINE_GRACE_S > deadline_s)
+        deadline_s = req.timeout_s * 4 + DEADLINE_GRACE_S;
+    /* A real drain shows its migrations as they go; a dry run has none,
+     * and its output stays one document. */
+    if (!req.dry_run) {
+        view.mode = json ? XM_VIEW_JSON
+                  : isatty(STDOUT_FILENO) && xl_verbose == 0
+                  ? XM_VIEW_TTY : XM_VIEW_LINES;
+        view.min_interval_ms = GUEST_READ_MS;
+        xm_guest_view_hooks(&view, &hooks);
+        /* xl_run_request builds the client's options itself. */
+        xm_client_set_job_hooks(&hooks);
+    }
     rc = xl_run_request("xl drain", &req, deadline_s, json, &reply);
+    xm_client_set_job_hooks(NULL);
     if (rc)
         goto out;
     rc = xm_reply_render_failure(&reply, "xl drain", json, stdout, stderr);
@@ -190,11 +212,16 @@ main_drain(int argc, char **argv)
     rc = xm_drain_exit_code(reply.result, req.dry_run);
     if (!json && rc == XM_EXIT_BLOCKED)
         fprintf(stderr, "xl drain: %s: some guests cannot move\n",
-                req.dry_run ? "plan blocked" : "refused");
+                req.dry_run ? "plan blocked"
+                : xm_json_get_bool(reply.result, "refused", &refused) ==
+                  XM_OK && refused ? "refused" : "blocked");
     else if (!json && rc == XM_EXIT_PARTIAL)
         fputs("xl drain: partial: some guests are still here\n", stderr);
+    else if (!json && !req.dry_run && rc == XM_EXIT_FAILED)
+        fputs("xl drain: failed: no guest moved\n", stderr);
 
 out:
+    xm_guest_view_dispose(&view);
     xm_reply_dispose(&reply);
     xm_request_dispose(&req);
     return rc;

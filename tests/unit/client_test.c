@@ -6,8 +6,10 @@
  * (answering between waits).  Covered: done and failed answers, no agent,
  * an agent that never takes the request, one that takes it and stalls,
  * garbage states and results, cancel on the first simulated SIGINT,
- * giving up on the second, xenstore faults; then the renderers and the
- * exit codes on good, partial and hostile results.
+ * giving up on the second, xenstore faults, the job hooks that read the
+ * per-guest keys of a drain (and hostile values there); then the
+ * renderers and the exit codes on good, partial and hostile results, and
+ * the per-guest progress view in its three modes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,16 @@ enum sim_mode {
     SIM_BAD_STATE,    /* take it, write a state that is no state */
     SIM_CANCELLABLE,  /* take it; on cancel answer failed "cancelled" */
     SIM_SLOW,         /* take it; answer from after_poll, in steps */
+    SIM_MIGRATE,      /* take it; play sim.script from after_poll */
+};
+
+/* One step of an agent that migrates: at poll `poll`, write `value` to
+ * job/<id>/guest/<migid> (NULL value: remove the key); a step with a
+ * NULL migid answers done with sim.result. */
+struct guest_step {
+    unsigned poll;
+    const char *migid;
+    const char *value;
 };
 
 static struct sim {
@@ -44,6 +56,8 @@ static struct sim {
     unsigned cancels;
     unsigned progress_calls;
     unsigned last_percent;
+    const struct guest_step *script;   /* SIM_MIGRATE */
+    const struct guest_step *on_take;  /* written before a SIM_DONE answer */
 } sim;
 
 static void
@@ -59,6 +73,21 @@ agent_write_path(const char *path, const char *value)
         CU_ASSERT_EQUAL_FATAL(xm_xs_path(path_, fmt, sim.id), XM_OK);  \
         agent_write_path(path_, value);                                 \
     } while (0)
+
+static void
+agent_guest(const char *migid, const char *value)
+{
+    char path[XM_XS_PATH_MAX];
+
+    CU_ASSERT_EQUAL_FATAL(xm_xs_path(path,
+                                     "/tool/xenmaint/job/%s/guest/%s",
+                                     sim.id, migid), XM_OK);
+    if (value)
+        agent_write_path(path, value);
+    else
+        CU_ASSERT_EQUAL(sim.agent.ops->rm(sim.agent.ctx, XM_XS_NO_TXN,
+                                          path), XM_OK);
+}
 
 static void
 agent_answer(const char *state, const char *result, const char *error)
@@ -95,6 +124,9 @@ on_write(void *arg, const char *path, const char *value, size_t len)
         agent_write("/tool/xenmaint/job/%s/state", "queued");
         switch (sim.mode) {
         case SIM_DONE:
+            for (const struct guest_step *st = sim.on_take;
+                 st && st->migid; st++)
+                agent_guest(st->migid, st->value);
             agent_answer("done", sim.result, NULL);
             break;
         case SIM_FAILED:
@@ -106,6 +138,7 @@ on_write(void *arg, const char *path, const char *value, size_t len)
         case SIM_STALL:
         case SIM_CANCELLABLE:
         case SIM_SLOW:
+        case SIM_MIGRATE:
             agent_write("/tool/xenmaint/job/%s/state", "running");
             break;
         case SIM_NEVER:
@@ -135,6 +168,17 @@ after_poll(void *arg)
             agent_write("/tool/xenmaint/job/%s/progress", "50");
         else if (sim.polls == 2)
             agent_answer("done", "{\"host\":\"A\"}", NULL);
+    }
+    if (sim.mode == SIM_MIGRATE) {
+        for (const struct guest_step *st = sim.script; st && st->poll;
+             st++) {
+            if (st->poll != sim.polls)
+                continue;
+            if (st->migid)
+                agent_guest(st->migid, st->value);
+            else
+                agent_answer("done", sim.result, NULL);
+        }
     }
 }
 
@@ -531,6 +575,284 @@ test_watch_fault(void)
     xm_reply_dispose(&reply);
 }
 
+/* ---- job hooks: per-guest progress while the job runs ----------------- */
+
+/* A view writing to a memory stream, and its output. */
+struct view_fixture {
+    struct xm_guest_view view;
+    struct xm_job_hooks hooks;
+    char *out, *err;
+    size_t outlen, errlen;
+    FILE *o, *e;
+};
+
+static void
+view_fixture_open(struct view_fixture *f, enum xm_view_mode mode)
+{
+    memset(f, 0, sizeof(*f));
+    f->o = open_memstream(&f->out, &f->outlen);
+    f->e = open_memstream(&f->err, &f->errlen);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f->o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f->e);
+    xm_guest_view_init(&f->view, mode, f->o, f->e, "xl drain");
+    f->view.cols = 80;
+    f->view.rows = 24;
+    xm_guest_view_hooks(&f->view, &f->hooks);
+}
+
+/* Close the streams: f->out and f->err hold everything written. */
+static void
+view_fixture_close(struct view_fixture *f)
+{
+    fclose(f->o);
+    fclose(f->e);
+    f->o = f->e = NULL;
+}
+
+static void
+view_fixture_free(struct view_fixture *f)
+{
+    if (f->o)
+        view_fixture_close(f);
+    xm_guest_view_dispose(&f->view);
+    free(f->out);
+    free(f->err);
+}
+
+static size_t
+count_str(const char *hay, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = hay; p && (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+#define G1 "\"guest\":\"web1\",\"domid\":3,\"from\":\"A\",\"to\":\"B\"," \
+           "\"mem_kib\":1048576"
+
+static const struct guest_step migrate_script[] = {
+    { 1, "m1", "{" G1 ",\"phase\":\"queued\",\"percent\":0,\"bytes\":0,"
+      "\"state\":\"pending\",\"why\":\"\"}" },
+    { 2, "m1", "{" G1 ",\"phase\":\"sending\",\"percent\":40,"
+      "\"bytes\":419430400,\"state\":\"pending\",\"why\":\"\"}" },
+    { 2, "m2", "{\"guest\":\"db1\",\"to\":\"C\",\"phase\":\"queued\"}" },
+    { 3, "m1", "{" G1 ",\"phase\":\"sending\",\"percent\":80,"
+      "\"bytes\":838860800,\"state\":\"pending\",\"why\":\"\"}" },
+    { 4, "m1", "{" G1 ",\"phase\":\"done\",\"percent\":100,"
+      "\"bytes\":1073741824,\"state\":\"done\",\"why\":\"\"}" },
+    { 4, "m2", "{\"guest\":\"db1\",\"to\":\"C\",\"phase\":\"failed\","
+      "\"state\":\"stayed\",\"why\":\"C is out of memory\"}" },
+    { 5, NULL, NULL },
+    { 0, NULL, NULL },
+};
+
+static const char migrate_lines[] =
+    "web1 -> B: queued (0%, 0.0 MiB)\n"
+    "web1 -> B: sending (40%, 400.0 MiB)\n"
+    "db1 -> C: queued\n"
+    "web1 -> B: done (100%, 1024.0 MiB)\n"
+    "db1 -> C: failed [stayed]: C is out of memory\n";
+
+/* Plain lines: one per phase change, none for 40% -> 80%. */
+static void
+test_hooks_lines(void)
+{
+    struct view_fixture f;
+    struct xm_client_opts o = fast_opts();
+    struct xm_request req;
+    struct xm_reply reply;
+
+    view_fixture_open(&f, XM_VIEW_LINES);
+    o.job = &f.hooks;
+    sim.mode = SIM_MIGRATE;
+    sim.script = migrate_script;
+    sim.result = "{\"host\":\"A\",\"dry_run\":false,\"moves\":[]}";
+    drain_request(&req);
+    req.dry_run = false;
+    CU_ASSERT_EQUAL(xm_client_call(&sim.client, &req, &o, &reply), XM_OK);
+    CU_ASSERT_EQUAL(reply.state, XM_JOB_DONE);
+    view_fixture_close(&f);
+    CU_ASSERT_STRING_EQUAL(f.out, migrate_lines);
+    CU_ASSERT_EQUAL(f.errlen, 0);
+    CU_ASSERT_FALSE(exists("/tool/xenmaint/job/%s"));
+    xm_reply_dispose(&reply);
+    xm_request_dispose(&req);
+    view_fixture_free(&f);
+}
+
+/* The agent writes the last phases and its answer at once: the final
+ * poll, before the job directory goes, still shows them. */
+static void
+test_hooks_final_poll(void)
+{
+    static const struct guest_step at_once[] = {
+        { 0, "m1", "{" G1 ",\"phase\":\"done\",\"percent\":100,"
+          "\"state\":\"done\"}" },
+        { 0, NULL, NULL },
+    };
+    struct view_fixture f;
+    struct xm_client_opts o = fast_opts();
+    struct xm_request req;
+    struct xm_reply reply;
+
+    view_fixture_open(&f, XM_VIEW_JSON);
+    o.job = &f.hooks;
+    sim.mode = SIM_DONE;
+    sim.on_take = at_once;
+    sim.result = "{\"host\":\"A\"}";
+    drain_request(&req);
+    CU_ASSERT_EQUAL(xm_client_call(&sim.client, &req, &o, &reply), XM_OK);
+    view_fixture_close(&f);
+    CU_ASSERT_STRING_EQUAL(f.out, "{\"event\":\"progress\",\"id\":\"m1\","
+                           "\"guest\":\"web1\",\"domid\":3,\"from\":\"A\","
+                           "\"to\":\"B\",\"mem_kib\":1048576,\"phase\":"
+                           "\"done\",\"percent\":100,\"state\":\"done\","
+                           "\"why\":\"\"}\n");
+    CU_ASSERT_FALSE(exists("/tool/xenmaint/job/%s"));
+    xm_reply_dispose(&reply);
+    xm_request_dispose(&req);
+    view_fixture_free(&f);
+}
+
+/* xl drain sets the hooks for xl_run_request, which builds the opts. */
+static void
+test_hooks_default(void)
+{
+    struct view_fixture f;
+    struct xm_reply reply;
+
+    view_fixture_open(&f, XM_VIEW_LINES);
+    sim.mode = SIM_MIGRATE;
+    sim.script = migrate_script;
+    sim.result = "{\"host\":\"A\"}";
+    xm_client_set_job_hooks(&f.hooks);
+    CU_ASSERT_EQUAL(call(&reply), XM_OK);
+    xm_client_set_job_hooks(NULL);
+    view_fixture_close(&f);
+    CU_ASSERT_STRING_EQUAL(f.out, migrate_lines);
+    xm_reply_dispose(&reply);
+    /* Cleared: the next call reads no guest keys (f's view, emptied,
+     * would print them all again). */
+    free(f.out);
+    free(f.err);
+    f.out = f.err = NULL;
+    f.o = open_memstream(&f.out, &f.outlen);
+    f.e = open_memstream(&f.err, &f.errlen);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f.o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f.e);
+    f.view.out = f.o;
+    f.view.err = f.e;
+    xm_guest_view_dispose(&f.view);
+    sim.polls = 0;
+    CU_ASSERT_EQUAL(call(&reply), XM_OK);
+    view_fixture_close(&f);
+    CU_ASSERT_EQUAL(f.outlen, 0);
+    xm_reply_dispose(&reply);
+    view_fixture_free(&f);
+}
+
+/* The first Ctrl-C: said once on stderr, whatever follows. */
+static void
+test_hooks_cancel_message(void)
+{
+    struct view_fixture f;
+    struct xm_client_opts o = fast_opts();
+    struct xm_request req;
+    struct xm_reply reply;
+
+    view_fixture_open(&f, XM_VIEW_LINES);
+    o.job = &f.hooks;
+    sim.mode = SIM_STALL;
+    sim.interrupt_at = 1;
+    sim.interrupt_count = 1;
+    drain_request(&req);
+    req.dry_run = false;
+    CU_ASSERT_EQUAL(xm_client_call(&sim.client, &req, &o, &reply),
+                    XM_ERR_TIMEOUT);
+    CU_ASSERT_TRUE(reply.cancel_sent);
+    CU_ASSERT_TRUE(sim.polls > 2);
+    xm_guest_view_cancelling(&f.view);          /* and once more */
+    view_fixture_close(&f);
+    CU_ASSERT_EQUAL(count_str(f.err, "will finish or roll back"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(f.err, "xl drain: "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(f.err, "no new ones will start"));
+    xm_reply_dispose(&reply);
+    xm_request_dispose(&req);
+    view_fixture_free(&f);
+}
+
+/* Keys that are no migration, keys that vanish: ignored, shown as last
+ * seen, no crash. */
+static void
+test_hooks_hostile_keys(void)
+{
+    static char deep[2100];
+    static const struct guest_step script[] = {
+        { 1, "bad@id", "{\"guest\":\"x\",\"phase\":\"queued\"}" },
+        { 1, "a1234567890123456789012345678901234567890123456789012345678"
+             "901234567", "{\"guest\":\"x\",\"phase\":\"queued\"}" },
+        { 1, "m0", "not json" },
+        { 1, "m1", "[1,2]" },
+        { 1, "m2", deep },
+        { 1, "m3", "{\"guest\":\"ok\",\"to\":\"B\",\"phase\":\"sending\","
+          "\"percent\":5}" },
+        { 2, "m3", "{\"guest\":\"ok\",\"to\":\"B\",\"phase\":\"done\","
+          "\"percent\":1e300}" },
+        { 3, "m3", NULL },
+        { 4, NULL, NULL },
+        { 0, NULL, NULL },
+    };
+    struct view_fixture f;
+    struct xm_client_opts o = fast_opts();
+    struct xm_request req;
+    struct xm_reply reply;
+
+    memset(deep, '[', sizeof(deep) - 1);
+    view_fixture_open(&f, XM_VIEW_LINES);
+    o.job = &f.hooks;
+    sim.mode = SIM_MIGRATE;
+    sim.script = script;
+    sim.result = "{\"host\":\"A\"}";
+    drain_request(&req);
+    CU_ASSERT_EQUAL(xm_client_call(&sim.client, &req, &o, &reply), XM_OK);
+    view_fixture_close(&f);
+    CU_ASSERT_STRING_EQUAL(f.out, "ok -> B: sending (5%)\n");
+    CU_ASSERT_EQUAL(f.view.n_row, 1);
+    xm_reply_dispose(&reply);
+    xm_request_dispose(&req);
+    view_fixture_free(&f);
+}
+
+/* A directory read that fails is as if no guest key existed yet. */
+static void
+test_hooks_directory_fault(void)
+{
+    struct view_fixture f;
+    struct xm_client_opts o = fast_opts();
+    struct xm_request req;
+    struct xm_reply reply;
+
+    view_fixture_open(&f, XM_VIEW_LINES);
+    o.job = &f.hooks;
+    sim.mode = SIM_MIGRATE;
+    sim.script = migrate_script;
+    sim.result = "{\"host\":\"A\"}";
+    CU_ASSERT_EQUAL(fault_arm(xs_fake_fault(sim.fake), "directory", 2,
+                              XM_ERR_XS), 0);
+    drain_request(&req);
+    CU_ASSERT_EQUAL(xm_client_call(&sim.client, &req, &o, &reply), XM_OK);
+    CU_ASSERT_EQUAL(reply.state, XM_JOB_DONE);
+    view_fixture_close(&f);
+    /* The final phases are there whatever was missed on the way. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "web1 -> B: done"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "db1 -> C: failed"));
+    xm_reply_dispose(&reply);
+    xm_request_dispose(&req);
+    view_fixture_free(&f);
+}
+
 /* ---- renderers ------------------------------------------------------- */
 
 static xm_json *
@@ -713,6 +1035,581 @@ test_format_kib(void)
                            "1.5 GiB");
 }
 
+/* ---- drain and undrain results ----------------------------------------- */
+
+static const char real_drain[] =
+    "{\"host\":\"A\",\"dry_run\":false,\"state\":\"draining\","
+    "\"targets\":[{\"name\":\"B\",\"state\":\"active\",\"reachable\":true,"
+    "\"free_kib\":8388608,\"error\":null}],"
+    "\"moves\":[{\"guest\":\"g1\",\"domid\":3,\"mem_kib\":1048576,"
+    "\"vcpus\":1,\"to\":\"B\",\"id\":\"m1\",\"state\":\"done\","
+    "\"outcome\":\"committed\",\"why\":\"\",\"bytes\":1073741824,"
+    "\"seconds\":12.5},"
+    "{\"guest\":\"g2\",\"domid\":4,\"mem_kib\":524288,\"vcpus\":1,"
+    "\"to\":\"B\",\"id\":\"m2\",\"state\":\"stayed\",\"outcome\":"
+    "\"rolled-back\",\"why\":\"B ran out of memory\",\"bytes\":5,"
+    "\"seconds\":1},"
+    "{\"guest\":\"g3\",\"domid\":5,\"mem_kib\":524288,\"vcpus\":1,"
+    "\"to\":\"B\",\"id\":\"m3\",\"state\":\"broken\",\"outcome\":"
+    "\"lost\",\"why\":\"resume failed\",\"bytes\":5,\"seconds\":1},"
+    "{\"guest\":\"g4\",\"domid\":6,\"mem_kib\":524288,\"vcpus\":1,"
+    "\"to\":\"B\",\"id\":\"m4\",\"state\":\"unresolved\",\"outcome\":"
+    "\"in-doubt\",\"why\":\"\",\"bytes\":5,\"seconds\":1}],"
+    "\"blocked\":[{\"guest\":\"g9\",\"domid\":9,\"mem_kib\":1024,"
+    "\"reasons\":[\"pci-passthrough\"],\"detail\":\"0000:03:00.0\","
+    "\"action\":\"skipped\"}],"
+    "\"refused\":false,"
+    "\"notice\":{\"seconds\":60,\"acked\":[\"g1\",\"g2\"],"
+    "\"waited_s\":12.5}}";
+
+static char *
+print_to_string(void (*print)(const xm_json *, FILE *), const char *json)
+{
+    xm_json *doc = parse(json);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&out, &len);
+
+    print(doc, o);
+    fclose(o);
+    xm_json_free(doc);
+    return out;
+}
+
+static void
+print_real_drain(const xm_json *doc, FILE *out)
+{
+    xm_drain_print(doc, false, out);
+}
+
+static void
+test_drain_print_real(void)
+{
+    char *out = print_to_string(print_real_drain, real_drain);
+
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Drain of A (host draining)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Targets: B (active, 8.0 GiB "
+                                  "free)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Notice: 60 s given; acknowledged "
+                                  "by g1, g2; waited 12.5 s\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "STATE       WHY\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "1.0 GiB -> B                    "
+                                  "done\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "stayed      B ran out of memory\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Blocked:\n  g9 (domid 9): "
+                                  "pci-passthrough -- 0000:03:00.0 "
+                                  "[skipped]\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Attention:\n  g3: broken: no copy "
+                                  "of this guest is running"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "(resume failed)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  g4: unresolved: B became "
+                                  "unreachable"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Moved 1 of 4 guests.\n"));
+    CU_ASSERT_PTR_NULL(strstr(out, "Refused"));
+    free(out);
+
+    out = print_to_string(print_real_drain,
+                          "{\"host\":\"A\",\"dry_run\":false,\"state\":"
+                          "\"active\",\"refused\":true,\"moves\":[{"
+                          "\"guest\":\"g1\",\"to\":\"B\",\"state\":"
+                          "\"planned\"}],\"blocked\":[{\"guest\":\"g2\","
+                          "\"reasons\":[\"no-target\"],\"action\":"
+                          "\"refused\"}]}");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Refused: nothing was moved"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "planned\n"));
+    CU_ASSERT_PTR_NULL(strstr(out, "Moved "));
+    CU_ASSERT_PTR_NULL(strstr(out, "Notice"));
+    free(out);
+}
+
+/* A dry run prints exactly what it printed before real drains existed
+ * (the lab and runbooks read it). */
+static void
+test_drain_print_plan_unchanged(void)
+{
+    xm_json *doc = parse(drain_plan);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&out, &len);
+
+    xm_drain_print(doc, true, o);
+    fclose(o);
+    CU_ASSERT_STRING_EQUAL(out,
+        "Drain plan for A (dry run, nothing done)\n"
+        "Targets: B (active, 8.0 GiB free)\n"
+        "GUEST                     DOMID     MEMORY    TARGET"
+        "               STATE\n"
+        "g1                            3    1.0 GiB -> B"
+        "                    planned\n"
+        "Blocked:\n"
+        "  g2 (domid 4): pci-passthrough -- 0000:03:00.0\n");
+    free(out);
+    xm_json_free(doc);
+}
+
+/* Exit codes of a real drain, one case per result shape of the agent. */
+static void
+test_drain_exit_real(void)
+{
+    static const struct {
+        const char *json;
+        int exit_code;
+    } cases[] = {
+        /* every guest moved: the host is empty */
+        { "{\"moves\":[{\"state\":\"done\"},{\"state\":\"done\"}],"
+          "\"blocked\":[],\"refused\":false}", XM_EXIT_OK },
+        /* a guest shut down as asked does not stay */
+        { "{\"moves\":[{\"state\":\"done\"}],\"blocked\":[{\"action\":"
+          "\"shutdown\"}]}", XM_EXIT_OK },
+        /* a skipped guest keeps the host in use */
+        { "{\"moves\":[{\"state\":\"done\"}],\"blocked\":[{\"action\":"
+          "\"skipped\"}]}", XM_EXIT_PARTIAL },
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"skipped\"}]}",
+          XM_EXIT_BLOCKED },
+        /* refused: the moves are the plan, nothing moved */
+        { "{\"refused\":true,\"moves\":[{\"state\":\"planned\"}],"
+          "\"blocked\":[{\"action\":\"refused\"}]}", XM_EXIT_BLOCKED },
+        { "{\"refused\":true,\"moves\":[{\"state\":\"done\"}]}",
+          XM_EXIT_BLOCKED },
+        /* some moved, some did not, whatever the way */
+        { "{\"moves\":[{\"state\":\"done\"},{\"state\":\"stayed\"}]}",
+          XM_EXIT_PARTIAL },
+        { "{\"moves\":[{\"state\":\"done\"},{\"state\":\"unresolved\"}]}",
+          XM_EXIT_PARTIAL },
+        { "{\"moves\":[{\"state\":\"done\"},{\"state\":\"broken\"}]}",
+          XM_EXIT_PARTIAL },
+        { "{\"moves\":[{\"state\":\"done\"},{\"state\":\"cancelled\"}]}",
+          XM_EXIT_PARTIAL },
+        { "{\"moves\":[{\"state\":\"done\"},{}]}", XM_EXIT_PARTIAL },
+        /* none moved */
+        { "{\"moves\":[{\"state\":\"stayed\"}]}", XM_EXIT_FAILED },
+        { "{\"moves\":[{\"state\":\"broken\"},{\"state\":\"cancelled\"}],"
+          "\"blocked\":[{\"action\":\"skipped\"}]}", XM_EXIT_FAILED },
+        { "{\"moves\":[{\"state\":\"unresolved\"}]}", XM_EXIT_FAILED },
+        { "{\"moves\":[{\"state\":7}]}", XM_EXIT_FAILED },
+        /* "refused" of the wrong type is no refusal */
+        { "{\"refused\":\"yes\",\"moves\":[{\"state\":\"done\"}]}",
+          XM_EXIT_OK },
+        /* nothing to move */
+        { "{\"moves\":[],\"blocked\":[]}", XM_EXIT_OK },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        xm_json *doc = parse(cases[i].json);
+        int got = xm_drain_exit_code(doc, false);
+
+        if (got != cases[i].exit_code)
+            fprintf(stderr, "\ncase %zu: %s: got %d, want %d\n", i,
+                    cases[i].json, got, cases[i].exit_code);
+        CU_ASSERT_EQUAL(got, cases[i].exit_code);
+        xm_json_free(doc);
+    }
+    /* A dry run that is refused-shaped is still a plan. */
+    {
+        xm_json *doc = parse("{\"refused\":true,\"moves\":[{\"state\":"
+                             "\"planned\"}]}");
+
+        CU_ASSERT_EQUAL(xm_drain_exit_code(doc, true), XM_EXIT_OK);
+        xm_json_free(doc);
+    }
+}
+
+static void
+test_undrain_exit_codes(void)
+{
+    static const struct {
+        const char *json;
+        int exit_code;
+    } cases[] = {
+        { "{\"host\":\"A\",\"stay\":false,\"state\":\"active\",\"moves\":"
+          "[{\"state\":\"done\"},{\"state\":\"done\"}],\"refused\":[],"
+          "\"unreachable\":[]}", XM_EXIT_OK },
+        /* --stay, or nothing away: nothing to do */
+        { "{\"stay\":true,\"moves\":[],\"refused\":[],\"unreachable\":[]}",
+          XM_EXIT_OK },
+        { "{\"host\":\"A\",\"state\":\"active\"}", XM_EXIT_OK },
+        /* some came home, some did not */
+        { "{\"moves\":[{\"state\":\"done\"},{\"state\":\"stayed\"}]}",
+          XM_EXIT_PARTIAL },
+        { "{\"moves\":[{\"state\":\"done\"}],\"refused\":[{\"guest\":"
+          "\"g2\"}]}", XM_EXIT_PARTIAL },
+        { "{\"moves\":[{\"state\":\"done\"}],\"unreachable\":[{\"host\":"
+          "\"C\"}]}", XM_EXIT_PARTIAL },
+        { "{\"moves\":[{\"state\":\"done\"},{\"state\":\"unresolved\"}]}",
+          XM_EXIT_PARTIAL },
+        /* none came home */
+        { "{\"moves\":[{\"state\":\"stayed\"}]}", XM_EXIT_FAILED },
+        { "{\"moves\":[],\"refused\":[{\"guest\":\"g\"}]}",
+          XM_EXIT_FAILED },
+        { "{\"moves\":[],\"unreachable\":[{\"host\":\"B\"}]}",
+          XM_EXIT_FAILED },
+        { "{\"moves\":[{\"state\":\"broken\"}]}", XM_EXIT_FAILED },
+        { "[]", XM_EXIT_FAILED },
+        /* wrong types read as missing */
+        { "{\"moves\":{},\"refused\":\"x\",\"unreachable\":3}",
+          XM_EXIT_OK },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        xm_json *doc = parse(cases[i].json);
+        int got = xm_undrain_exit_code(doc);
+
+        if (got != cases[i].exit_code)
+            fprintf(stderr, "\ncase %zu: %s: got %d, want %d\n", i,
+                    cases[i].json, got, cases[i].exit_code);
+        CU_ASSERT_EQUAL(got, cases[i].exit_code);
+        xm_json_free(doc);
+    }
+    CU_ASSERT_EQUAL(xm_undrain_exit_code(NULL), XM_EXIT_FAILED);
+}
+
+static void
+test_undrain_print(void)
+{
+    char *out = print_to_string(xm_undrain_print,
+        "{\"host\":\"A\",\"stay\":false,\"state\":\"active\",\"moves\":["
+        "{\"guest\":\"g1\",\"from\":\"B\",\"to\":\"A\",\"id\":\"m1\","
+        "\"state\":\"done\",\"why\":\"\",\"bytes\":1,\"seconds\":0.5},"
+        "{\"guest\":\"g2\",\"from\":\"C\",\"to\":\"A\",\"id\":\"m2\","
+        "\"state\":\"stayed\",\"why\":\"A is busy\"}],"
+        "\"refused\":[{\"guest\":\"g3\",\"from\":\"B\",\"why\":\"pinned "
+        "there\"}],\"unreachable\":[{\"host\":\"D\",\"error\":"
+        "\"connection refused\"}]}");
+
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Undrain of A (host active)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "GUEST                    FROM"
+                                  "                 STATE       WHY\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "g1                       B"
+                                  "                    done\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "stayed      A is busy\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  g3 on B: pinned there\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Unreachable (their guests stay "
+                                  "there):\n  D: connection refused\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Brought back 1 of 2 guests.\n"));
+    free(out);
+
+    out = print_to_string(xm_undrain_print,
+                          "{\"host\":\"A\",\"stay\":true,\"state\":"
+                          "\"active\",\"moves\":[],\"refused\":[],"
+                          "\"unreachable\":[]}");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "its guests stay where they are"));
+    free(out);
+    out = print_to_string(xm_undrain_print, "{\"moves\":[1,{\"guest\":"
+                          "\"\\u001b[2J\",\"state\":{}}],\"refused\":[7],"
+                          "\"unreachable\":[null]}");
+    CU_ASSERT_PTR_NULL(strchr(out, '\033'));
+    free(out);
+}
+
+/* ---- the per-guest progress view --------------------------------------- */
+
+static void
+view_feed(struct view_fixture *f, const char *migid, const char *value)
+{
+    CU_ASSERT_EQUAL(xm_guest_view_update(&f->view, migid, value,
+                                         strlen(value)), XM_OK);
+}
+
+/* Strip ANSI sequences and \r: what the terminal would show per line. */
+static void
+strip_ansi(const char *in, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    for (; *in && n + 1 < outlen; in++) {
+        if (*in == '\033' && in[1] == '[') {
+            in += 2;
+            while (*in && !((*in >= 'A' && *in <= 'Z') ||
+                            (*in >= 'a' && *in <= 'z')))
+                in++;
+            if (!*in)
+                break;
+            continue;
+        }
+        if (*in == '\r')
+            continue;
+        out[n++] = *in;
+    }
+    out[n] = '\0';
+}
+
+/* Longest line of text, in UTF-8 characters. */
+static size_t
+widest_line(const char *text)
+{
+    size_t widest = 0, cur = 0;
+
+    for (; *text; text++) {
+        if (*text == '\n') {
+            cur = 0;
+            continue;
+        }
+        if (((unsigned char)*text & 0xc0) != 0x80)
+            cur++;
+        if (cur > widest)
+            widest = cur;
+    }
+    return widest;
+}
+
+static void
+test_view_tty(void)
+{
+    struct view_fixture f;
+    char shown[4096];
+    size_t mark;
+
+    view_fixture_open(&f, XM_VIEW_TTY);
+    view_feed(&f, "m1", "{" G1 ",\"phase\":\"sending\",\"percent\":40,"
+              "\"bytes\":419430400}");
+    view_feed(&f, "m2", "{\"guest\":\"db1\",\"to\":\"C\",\"phase\":"
+              "\"queued\"}");
+    xm_guest_view_render(&f.view);
+    fflush(f.o);
+    mark = f.outlen;
+    CU_ASSERT_EQUAL(f.view.drawn, 2);
+    CU_ASSERT_PTR_NULL(strstr(f.out, "\033[2A"));   /* first draw */
+    /* Nothing changed: nothing drawn. */
+    view_feed(&f, "m2", "{\"guest\":\"db1\",\"to\":\"C\",\"phase\":"
+              "\"queued\"}");
+    xm_guest_view_render(&f.view);
+    fflush(f.o);
+    CU_ASSERT_EQUAL(f.outlen, mark);
+    /* A change redraws both lines in place. */
+    view_feed(&f, "m1", "{" G1 ",\"phase\":\"sending\",\"percent\":80,"
+              "\"bytes\":838860800}");
+    xm_guest_view_render(&f.view);
+    fflush(f.o);
+    CU_ASSERT_PTR_NOT_NULL(strstr(f.out + mark, "\r\033[2A"));
+    CU_ASSERT_EQUAL(count_str(f.out + mark, "\033[2K"), 2);
+    view_fixture_close(&f);
+    strip_ansi(f.out + mark, shown, sizeof(shown));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, "web1                 ["));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, "#-"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, " 80%     800.0 MiB sending"
+                                  "   -> B\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, "db1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, "  - MiB queued    -> C\n"));
+    CU_ASSERT_TRUE(widest_line(shown) <= 79);
+    view_fixture_free(&f);
+}
+
+/* A narrow terminal: no bar, lines cut; a short one: a summary line. */
+static void
+test_view_tty_small(void)
+{
+    struct view_fixture f;
+    char shown[16384], migid[16], value[256];
+
+    view_fixture_open(&f, XM_VIEW_TTY);
+    f.view.cols = 30;
+    f.view.rows = 8;
+    view_feed(&f, "m1", "{\"guest\":\"a-guest-with-a-very-long-name-"
+              "indeed\",\"to\":\"B\",\"phase\":\"sending\",\"percent\":"
+              "40,\"why\":\"\xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 \xc3\xa9t"
+              "\xc3\xa9 \xc3\xa9t\xc3\xa9\"}");
+    xm_guest_view_render(&f.view);
+    fflush(f.o);
+    strip_ansi(f.out, shown, sizeof(shown));
+    CU_ASSERT_PTR_NULL(strchr(shown, '['));
+    CU_ASSERT_TRUE(widest_line(shown) <= 29);
+    /* 20 guests, 6 lines: 5 guests and a summary; finished ones hidden
+     * first.  (Wider, to read the summary whole.) */
+    f.view.cols = 60;
+    for (int i = 2; i <= 20; i++) {
+        snprintf(migid, sizeof(migid), "m%d", i);
+        snprintf(value, sizeof(value), "{\"guest\":\"g%d\",\"to\":\"B\","
+                 "\"phase\":\"%s\"}", i, i % 2 ? "done" : "sending");
+        view_feed(&f, migid, value);
+    }
+    xm_guest_view_render(&f.view);
+    view_fixture_close(&f);
+    CU_ASSERT_EQUAL(f.view.drawn, 6);
+    strip_ansi(f.out, shown, sizeof(shown));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, "+ 15 more guests: 9 done, "
+                                  "0 failed, 6 on"));
+    CU_ASSERT_PTR_NULL(strstr(shown, "g3 "));           /* done: hidden */
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, "g2 "));
+    CU_ASSERT_TRUE(widest_line(shown) <= 59);
+    view_fixture_free(&f);
+}
+
+static void
+test_view_json(void)
+{
+    struct view_fixture f;
+    char *line, *save = NULL;
+    unsigned lines = 0;
+
+    view_fixture_open(&f, XM_VIEW_JSON);
+    view_feed(&f, "m1", "{" G1 ",\"phase\":\"sending\",\"percent\":40,"
+              "\"bytes\":419430400,\"state\":\"pending\",\"why\":null,"
+              "\"extra\":[1,2]}");
+    xm_guest_view_render(&f.view);
+    /* Same value: no event.  Same phase, other percent: an event. */
+    view_feed(&f, "m1", "{" G1 ",\"phase\":\"sending\",\"percent\":40,"
+              "\"bytes\":419430400,\"state\":\"pending\",\"why\":null,"
+              "\"extra\":[1,2]}");
+    xm_guest_view_render(&f.view);
+    view_feed(&f, "m1", "{" G1 ",\"phase\":\"sending\",\"percent\":41,"
+              "\"bytes\":419430400,\"state\":\"pending\"}");
+    xm_guest_view_render(&f.view);
+    view_feed(&f, "m2", "{\"guest\":\"x\\u001b[2J\",\"phase\":"
+              "\"failed\",\"state\":\"broken\",\"why\":\"lost\"}");
+    xm_guest_view_render(&f.view);
+    view_fixture_close(&f);
+    CU_ASSERT_PTR_NULL(strchr(f.out, '\033'));
+    for (line = strtok_r(f.out, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        xm_json *doc = parse(line);
+        const char *event = NULL, *phase = NULL;
+        uint64_t pct = 0;
+
+        lines++;
+        CU_ASSERT_EQUAL(xm_json_get_str(doc, "event", &event), XM_OK);
+        CU_ASSERT_STRING_EQUAL(event, "progress");
+        CU_ASSERT_EQUAL(xm_json_get_str(doc, "phase", &phase), XM_OK);
+        CU_ASSERT_PTR_NULL(xm_json_get(doc, "extra"));
+        if (lines == 1) {
+            CU_ASSERT_EQUAL(xm_json_get_uint(doc, "percent", &pct), XM_OK);
+            CU_ASSERT_EQUAL(pct, 40);
+        } else if (lines == 2) {
+            CU_ASSERT_EQUAL(xm_json_get_uint(doc, "percent", &pct), XM_OK);
+            CU_ASSERT_EQUAL(pct, 41);
+        } else if (lines == 3) {
+            CU_ASSERT_STRING_EQUAL(phase, "failed");
+            CU_ASSERT_PTR_NOT_NULL(strstr(line, "\"id\":\"m2\""));
+            CU_ASSERT_PTR_NOT_NULL(strstr(line, "\"state\":\"broken\""));
+            CU_ASSERT_PTR_NULL(xm_json_get(doc, "domid"));
+        }
+        xm_json_free(doc);
+    }
+    CU_ASSERT_EQUAL(lines, 3);
+    view_fixture_free(&f);
+}
+
+/* Values that are no migration object: refused one by one, the row
+ * keeps its last good line. */
+static void
+test_view_hostile(void)
+{
+    static const char *const bad[] = {
+        "", "not json", "null", "[]", "\"x\"", "{}", "{\"guest\":1}",
+        "{\"guest\":\"ok\"}",
+        "{\"guest\":\"ok\",\"phase\":\"exploding\"}",
+        "{\"guest\":\"ok\",\"phase\":7}",
+        "{\"guest\":\"\",\"phase\":\"queued\"}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"percent\":101}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"percent\":-1}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"percent\":50.5}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"percent\":\"50\"}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"bytes\":1e300}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"bytes\":"
+        "18446744073709551616}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"bytes\":"
+        "99999999999999999999999999999999}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"domid\":\"3\"}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"domid\":40000}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"mem_kib\":true}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"to\":\"a/b\"}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"from\":[\"B\"]}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"state\":\"DONE!\"}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"state\":"
+        "\"a-state-that-is-far-too-long\"}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\",\"why\":{}}",
+        "{\"guest\":\"ok\",\"phase\":\"sending\"",
+        "{\"guest\":\"ok\xff\",\"phase\":\"sending\"}",
+    };
+    struct view_fixture f;
+    char longname[200], value[512], why[1200];
+    const char *nul = "{\"guest\":\"ok\",\"phase\":\"done\"}\0junk";
+
+    view_fixture_open(&f, XM_VIEW_LINES);
+    view_feed(&f, "m1", "{\"guest\":\"ok\",\"to\":\"B\",\"phase\":"
+              "\"sending\",\"percent\":5}");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = xm_guest_view_update(&f.view, "m1", bad[i],
+                                      strlen(bad[i]));
+
+        if (rc != XM_ERR_INVAL)
+            fprintf(stderr, "\ntaken: %s\n", bad[i]);
+        CU_ASSERT_EQUAL(rc, XM_ERR_INVAL);
+    }
+    /* An embedded NUL, a name too long, an id that is no id. */
+    CU_ASSERT_EQUAL(xm_guest_view_update(&f.view, "m1", nul,
+                                         strlen(nul) + 5), XM_ERR_INVAL);
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    snprintf(value, sizeof(value), "{\"guest\":\"%s\",\"phase\":\"done\"}",
+             longname);
+    CU_ASSERT_EQUAL(xm_guest_view_update(&f.view, "m1", value,
+                                         strlen(value)), XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_guest_view_update(&f.view, "m.1", nul, strlen(nul)),
+                    XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_guest_view_update(&f.view, "", nul, strlen(nul)),
+                    XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_guest_view_update(&f.view, "m1", NULL, 0),
+                    XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(f.view.n_row, 1);
+    xm_guest_view_render(&f.view);
+    /* A long why is cut on a character boundary, not refused. */
+    memset(why, 0, sizeof(why));
+    for (size_t i = 0; i + 2 < 1100; i += 2)
+        memcpy(why + i, "\xc3\xa9", 2);
+    {
+        char *big = malloc(2048);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+        snprintf(big, 2048, "{\"guest\":\"ok\",\"to\":\"B\",\"phase\":"
+                 "\"failed\",\"why\":\"%s\"}", why);
+        CU_ASSERT_EQUAL(xm_guest_view_update(&f.view, "m1", big,
+                                             strlen(big)), XM_OK);
+        free(big);
+    }
+    /* Control characters in a name are shown as '?'. */
+    view_feed(&f, "m2", "{\"guest\":\"evil\\u001b[2J\\u009b31m\","
+              "\"phase\":\"queued\"}");
+    xm_guest_view_render(&f.view);
+    view_fixture_close(&f);
+    CU_ASSERT_PTR_NULL(strchr(f.out, '\033'));
+    CU_ASSERT_PTR_NULL(strstr(f.out, "\xc2\x9b"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "ok -> B: sending (5%)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "evil?[2J?31m: queued\n"));
+    {
+        const char *failed = strstr(f.out, "ok -> B: failed: ");
+        const char *end = failed ? strchr(failed, '\n') : NULL;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+        /* 255 bytes at most: 127 two-byte characters. */
+        CU_ASSERT_EQUAL((size_t)(end - failed) -
+                        strlen("ok -> B: failed: "), 254);
+    }
+    view_fixture_free(&f);
+}
+
+/* At most XM_VIEW_GUESTS_MAX migrations; the rest are refused. */
+static void
+test_view_full(void)
+{
+    struct view_fixture f;
+    char migid[16];
+    const char *value = "{\"guest\":\"g\",\"phase\":\"queued\"}";
+
+    view_fixture_open(&f, XM_VIEW_JSON);
+    for (unsigned i = 0; i < XM_VIEW_GUESTS_MAX; i++) {
+        snprintf(migid, sizeof(migid), "m%u", i);
+        CU_ASSERT_EQUAL(xm_guest_view_update(&f.view, migid, value,
+                                             strlen(value)), XM_OK);
+    }
+    CU_ASSERT_EQUAL(xm_guest_view_update(&f.view, "one-more", value,
+                                         strlen(value)), XM_ERR_TOOBIG);
+    /* A known one still updates. */
+    CU_ASSERT_EQUAL(xm_guest_view_update(&f.view, "m0", value,
+                                         strlen(value)), XM_OK);
+    CU_ASSERT_EQUAL(f.view.n_row, XM_VIEW_GUESTS_MAX);
+    view_fixture_free(&f);
+}
+
 static void
 noop(void)
 {
@@ -735,6 +1632,12 @@ static CU_TestInfo call_tests[] = {
     { "SIGINT before pick-up", test_interrupt_before_pickup },
     { "write fault", test_write_fault },
     { "watch fault", test_watch_fault },
+    { "guest progress: plain lines", test_hooks_lines },
+    { "guest progress: final poll", test_hooks_final_poll },
+    { "guest progress: default hooks", test_hooks_default },
+    { "guest progress: Ctrl-C said once", test_hooks_cancel_message },
+    { "guest progress: hostile keys", test_hooks_hostile_keys },
+    { "guest progress: directory fault", test_hooks_directory_fault },
     CU_TEST_INFO_NULL,
 };
 
@@ -746,6 +1649,16 @@ static CU_TestInfo render_tests[] = {
     { "patch check exit", test_patch_check_exit },
     { "error code to exit", test_exit_for_error_code },
     { "memory sizes", test_format_kib },
+    { "real drain table", test_drain_print_real },
+    { "dry-run table unchanged", test_drain_print_plan_unchanged },
+    { "real drain exit codes", test_drain_exit_real },
+    { "undrain exit codes", test_undrain_exit_codes },
+    { "undrain table", test_undrain_print },
+    { "view: terminal bars", test_view_tty },
+    { "view: small terminal", test_view_tty_small },
+    { "view: JSON events", test_view_json },
+    { "view: hostile values", test_view_hostile },
+    { "view: full", test_view_full },
     CU_TEST_INFO_NULL,
 };
 

@@ -3,7 +3,8 @@
  *
  * Every op round-trips through xm_request_encode and xm_request_parse;
  * then a table of hostile requests, each of which must be rejected with
- * a message naming the field at fault.  Also ids, names and states.
+ * a message naming the field at fault.  Also ids, names and states, and
+ * the notice rule (any drain may carry a notice, nothing else may).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,47 @@ test_defaults(void)
     CU_ASSERT_EQUAL(back.n_to, 0);
     CU_ASSERT_EQUAL(back.parallel, 0);
     CU_ASSERT_EQUAL(back.blocked, XM_BLOCKED_REFUSE);
+}
+
+/* The notice is the time guests get before they move: it goes with any
+ * blocked policy, not only with shutdown, and stays a drain field. */
+static void
+test_notice_any_drain(void)
+{
+    static const char *const texts[] = {
+        "{\"version\":1,\"op\":\"drain\",\"notice\":60}",
+        "{\"version\":1,\"op\":\"drain\",\"notice\":60,\"blocked\":"
+        "\"refuse\"}",
+        "{\"version\":1,\"op\":\"drain\",\"notice\":60,\"blocked\":"
+        "\"skip\"}",
+        "{\"version\":1,\"op\":\"drain\",\"notice\":60,\"blocked\":"
+        "\"shutdown\"}",
+    };
+    static const char undrain[] =
+        "{\"version\":1,\"op\":\"undrain\",\"notice\":60}";
+    char err[256];
+
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        CU_ASSERT_EQUAL(xm_request_parse(texts[i], strlen(texts[i]), &back,
+                                         err, sizeof(err)), XM_OK);
+        CU_ASSERT_EQUAL(back.notice_s, 60);
+        xm_request_dispose(&back);
+    }
+    req.op = XM_OP_DRAIN;
+    req.notice_s = 45;
+    req.blocked = XM_BLOCKED_REFUSE;
+    round_trip();
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"notice\":45"));
+    xm_request_dispose(&back);
+    free(json);
+    json = NULL;
+    req.blocked = XM_BLOCKED_SKIP;
+    round_trip();
+    CU_ASSERT_EQUAL(back.blocked, XM_BLOCKED_SKIP);
+    xm_request_dispose(&back);
+    CU_ASSERT_EQUAL(xm_request_parse(undrain, strlen(undrain), &back, err,
+                                     sizeof(err)), XM_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "notice"));
 }
 
 static void
@@ -320,6 +362,7 @@ static CU_TestInfo request_tests[] = {
     { "drain round trip", test_drain },
     { "drain example", test_drain_example },
     { "drain defaults", test_defaults },
+    { "notice with any drain", test_notice_any_drain },
     { "undrain round trip", test_undrain },
     { "patch apply round trip", test_patch_apply },
     { "patch revert round trip", test_patch_revert },

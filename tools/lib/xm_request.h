@@ -53,7 +53,7 @@ enum xm_req_op {
 enum xm_req_blocked {
     XM_BLOCKED_REFUSE,    /* refuse the whole drain (default) */
     XM_BLOCKED_SKIP,      /* leave it running here, drain the rest */
-    XM_BLOCKED_SHUTDOWN,  /* shut it down after notice_s seconds */
+    XM_BLOCKED_SHUTDOWN,  /* shut it down (after the notice, if any) */
 };
 
 struct xm_request {
@@ -64,7 +64,9 @@ struct xm_request {
     unsigned n_to;
     unsigned parallel;          /* drain: 0 = agent default */
     unsigned timeout_s;         /* 0 = agent default */
-    unsigned notice_s;          /* drain, with XM_BLOCKED_SHUTDOWN */
+    unsigned notice_s;          /* drain: maintenance notice given to
+                                 * guests before they move (or are shut
+                                 * down); any blocked policy */
     enum xm_req_blocked blocked;
     bool stay;                  /* undrain: do not bring guests back */
     char *payload;              /* patch apply/check: absolute dom0 path */

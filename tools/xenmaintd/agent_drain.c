@@ -522,6 +522,18 @@ notice_clear(struct drain *d, struct move *mv)
 
 /* ---- results ---- */
 
+/* Milliseconds written as seconds, without binary noise. */
+static void
+gen_seconds(struct xm_jgen *g, const char *key, int64_t ms)
+{
+    char num[32];
+    int len = snprintf(num, sizeof(num), "%lld.%03lld",
+                       (long long)(ms / 1000), (long long)(ms % 1000));
+
+    xm_jgen_key(g, key);
+    xm_jgen_raw(g, num, (size_t)len);
+}
+
 static void
 gen_move(struct xm_jgen *g, const struct drain *d, const struct move *mv)
 {
@@ -542,9 +554,8 @@ gen_move(struct xm_jgen *g, const struct drain *d, const struct move *mv)
     xm_jgen_kv_str(g, "outcome", mv->outcome[0] ? mv->outcome : "none");
     xm_jgen_kv_str(g, "why", mv->why);
     xm_jgen_kv_uint(g, "bytes", mv->bytes);
-    xm_jgen_key(g, "seconds");
-    xm_jgen_double(g, mv->t1_ms > mv->t0_ms && mv->t0_ms
-                      ? (mv->t1_ms - mv->t0_ms) / 1000.0 : 0.0);
+    gen_seconds(g, "seconds", mv->t1_ms > mv->t0_ms && mv->t0_ms
+                              ? mv->t1_ms - mv->t0_ms : 0);
     xm_jgen_map_close(g);
 }
 
@@ -653,10 +664,9 @@ drain_finish(struct drain *d)
                 if (d->mv[i].acked)
                     xm_jgen_str(g, d->mv[i].guest);
             xm_jgen_array_close(g);
-            xm_jgen_key(g, "waited_s");
-            xm_jgen_double(g, d->notice_end_ms > d->notice_t0_ms
-                              ? (d->notice_end_ms - d->notice_t0_ms) / 1000.0
-                              : 0.0);
+            gen_seconds(g, "waited_s", d->notice_end_ms > d->notice_t0_ms
+                                       ? d->notice_end_ms - d->notice_t0_ms
+                                       : 0);
             xm_jgen_map_close(g);
         }
     } else {
