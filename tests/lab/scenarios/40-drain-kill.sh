@@ -1,0 +1,81 @@
+#!/bin/bash
+# tests/lab/scenarios/40-drain-kill.sh -- the agent on A is killed (-9)
+# in the middle of a drain, while a guest streams to B.  Restarted, it
+# reads its journal back; with B's agent it resolves the migration that
+# was cut (finished or rolled back): every guest then runs exactly once,
+# no --incoming or --migratedaway domain is left on either host, A is
+# left cordoned with the reason, and `xl drain` run again completes.
+# lab-hosts: 2
+# lab-needs: project
+. "$(dirname "$0")/lib.sh"
+
+GUESTS="g1 g2 g3"
+
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+domains() { on "$1" "xl list" | awk 'NR > 1 {print $1}' | sort | xargs; }
+host_state() { on "$1" "xenstore-read /tool/xenmaint/host/state"; }
+transient() { on "$1" "xl list" | awk '/--incoming|--migratedaway/ {print $1}' | xargs; }
+
+step "both hosts active, no records of earlier drains"
+for h in A B; do
+    on $h 'rm -f /var/lib/xenmaint/away; xl undrain --stay --json > /dev/null'
+done
+
+step "three ticking guests on A"
+for g in $GUESTS; do "$LAB" guest A "$g" 128; done
+
+step "xl drain --parallel 1 on A, in the background"
+on A 'setsid sh -c "xl drain --parallel 1 --json > /run/drain1.out 2>&1" < /dev/null > /dev/null 2>&1 &'
+
+step "wait for a guest to stream into B (NAME--incoming there)"
+for i in $(seq 120); do
+    [[ -n $(transient B) ]] && break
+    sleep 0.5
+done
+[[ -n $(transient B) ]] || fail "no migration started within 60 s"
+echo "on B: $(transient B)"
+sleep 2
+
+step "kill -9 the agent on A mid-stream, then start it again"
+on A 'kill -9 "$(cat /run/xenmaintd.pid)"'
+"$LAB" agent-restart A
+on A 'grep -a "xenmaintd" /var/log/messages | grep -a "migration\|journal" | tail -n 5' || true
+
+step "the cut migration is resolved: no transient domain left"
+for i in $(seq 180); do
+    [[ -z $(transient A) && -z $(transient B) ]] && break
+    sleep 0.5
+done
+expect_eq "transient domains on A" "$(transient A)" ""
+expect_eq "transient domains on B" "$(transient B)" ""
+echo "A: $(domains A)   B: $(domains B)"
+
+step "every guest runs exactly once, and ticks"
+for g in $GUESTS; do
+    n=0
+    for h in A B; do on $h "xl domid $g" > /dev/null 2>&1 && n=$((n + 1)); done
+    expect_eq "copies of $g" "$n" 1
+    h=$(guest_field "$g" host)
+    t1=$(guest_field "$g" ticks); t1=${t1#*..}
+    sleep 2
+    t2=$(guest_field "$g" ticks); t2=${t2#*..}
+    ((t2 > t1)) || fail "$g does not tick on $h ($t1 -> $t2)"
+    echo "ok: $g ticks on $h ($t1 -> $t2)"
+done
+
+step "A stays cordoned, saying why"
+expect_eq "state of A" "$(host_state A)" cordoned
+on A 'xenstore-read /tool/xenmaint/host/reason'
+
+step "xl drain again completes: A empty, all three on B"
+rc=0
+out=$(on A 'xl drain --json') || rc=$?
+tail -n 1 <<< "$out" | json '"\n".join("%s -> %s: %s %s" % (m["guest"], m["to"], m["state"], m["why"]) for m in d["moves"])'
+expect_eq "xl drain exit status" "$rc" 0
+expect_eq "domains on A" "$(domains A)" "Domain-0"
+expect_eq "domains on B" "$(domains B)" "Domain-0 g1 g2 g3"
+expect_eq "state of A" "$(host_state A)" drained
+
+step "put A back in service"
+on A 'xl undrain --json > /dev/null' || fail "xl undrain failed"
+expect_eq "domains on A" "$(domains A)" "Domain-0 g1 g2 g3"
