@@ -962,6 +962,29 @@ test_retry_backoff(void)
     CU_ASSERT_EQUAL(m.state, XM_MIG_S_RECONNECT);
 }
 
+static void
+test_uuid_wire(void)
+{
+    static const char *const bad[] = {
+        "", "00112233445566778899aabbccddeef",
+        "00112233445566778899AABBCCDDEEFF",
+        "00112233445566778899aabbccddeeff0",
+        "0011223344556677-899aabbccddeeff",
+        "00112233-4455-6677-8899-aabbccddeeff",
+    };
+    uint8_t u[16], v[16];
+    char hex[33];
+
+    for (unsigned i = 0; i < 16; i++)
+        u[i] = (uint8_t)(i * 17);
+    xm_mig_uuid_hex(u, hex);
+    CU_ASSERT_STRING_EQUAL(hex, "00112233445566778899aabbccddeeff");
+    CU_ASSERT_EQUAL(xm_mig_uuid_parse(hex, v), XM_OK);
+    CU_ASSERT_EQUAL(memcmp(u, v, 16), 0);
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        CU_ASSERT_EQUAL(xm_mig_uuid_parse(bad[i], v), XM_ERR_INVAL);
+}
+
 static CU_TestInfo mig_tests[] = {
     { "init, names, refusal to start without a journal",
       test_init_and_names },
@@ -976,6 +999,7 @@ static CU_TestInfo mig_tests[] = {
     { "unexpected and unknown events in every state",
       test_unexpected_events_every_state },
     { "reconnect back-off", test_retry_backoff },
+    { "the uuid's wire form", test_uuid_wire },
     CU_TEST_INFO_NULL,
 };
 

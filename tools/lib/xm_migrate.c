@@ -999,3 +999,36 @@ xm_mig_adopt(struct xm_mig *m, const struct xm_journal_rec *rec,
     *n_r = n;
     return XM_OK;
 }
+
+/* ---- the uuid's wire form ---- */
+
+void
+xm_mig_uuid_hex(const uint8_t uuid[16], char hex_r[33])
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (unsigned i = 0; i < 16; i++) {
+        hex_r[2 * i] = digits[uuid[i] >> 4];
+        hex_r[2 * i + 1] = digits[uuid[i] & 15];
+    }
+    hex_r[32] = '\0';
+}
+
+int
+xm_mig_uuid_parse(const char *s, uint8_t uuid_r[16])
+{
+    if (strlen(s) != 32)
+        return XM_ERR_INVAL;
+    for (unsigned i = 0; i < 32; i++) {
+        char c = s[i];
+        int v = c >= '0' && c <= '9' ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return XM_ERR_INVAL;
+        if (i % 2 == 0)
+            uuid_r[i / 2] = (uint8_t)(v << 4);
+        else
+            uuid_r[i / 2] |= (uint8_t)v;
+    }
+    return XM_OK;
+}

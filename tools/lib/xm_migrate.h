@@ -257,6 +257,11 @@ struct xm_mig {
     bool leftover, name_stuck;
 };
 
+/* A uuid as the peer messages carry it: 32 lower-case hex digits. */
+void xm_mig_uuid_hex(const uint8_t uuid[16], char hex_r[33]);
+/* XM_ERR_INVAL for anything but 32 lower-case hex digits. */
+int xm_mig_uuid_parse(const char *s, uint8_t uuid_r[16]);
+
 /* XM_ERR_INVAL on a bad side, id, name or host. */
 int xm_mig_init(struct xm_mig *m, enum xm_mig_side side,
                 const struct xm_mig_ident *ident,

@@ -446,18 +446,33 @@ agent_drain_on_target(struct agent *a, struct mig *m, bool final)
 
 /* ---- notices ---- */
 
+/* Give path the schema's permissions for domid (see schema.txt). */
+static int
+set_schema_perms(struct agent *a, const char *path, uint32_t domid)
+{
+    const struct xm_schema_key *key = xm_schema_find(path);
+    struct xm_xs_perm perms[XM_XS_PERMS_MAX];
+    unsigned np;
+    int rc;
+
+    if (!key)
+        return XM_ERR_INVAL;
+    rc = xm_schema_perms(key, domid, perms, XM_XS_PERMS_MAX, &np);
+    if (!rc)
+        rc = a->d.xs->ops->set_perms(a->d.xs->ctx, XM_XS_NO_TXN, path,
+                                     perms, np);
+    return rc;
+}
+
 static void
 notice_write(struct drain *d, struct move *mv)
 {
     struct agent *a = d->a;
-    const struct xm_schema_key *key;
-    struct xm_xs_perm perms[XM_XS_PERMS_MAX];
     char dir[XM_XS_PATH_MAX], path[XM_XS_PATH_MAX];
     int64_t now = xm_clock_wall_s(a->d.clock);
     struct xm_jgen *g = xm_jgen_new(false);
     const char *text;
     size_t len;
-    unsigned np;
     int rc;
 
     if (!g)
@@ -476,18 +491,12 @@ notice_write(struct drain *d, struct move *mv)
                         mv->dom.domid);
     if (!rc)
         rc = a->d.xs->ops->mkdir(a->d.xs->ctx, XM_XS_NO_TXN, dir);
-    key = rc ? NULL : xm_schema_find(dir);
-    if (key && !xm_schema_perms(key, mv->dom.domid, perms, XM_XS_PERMS_MAX,
-                                &np))
-        rc = a->d.xs->ops->set_perms(a->d.xs->ctx, XM_XS_NO_TXN, dir, perms,
-                                     np);
+    if (!rc)
+        rc = set_schema_perms(a, dir, mv->dom.domid);
     if (!rc)
         rc = xm_xs_write_str(a->d.xs, XM_XS_NO_TXN, path, text);
-    key = rc ? NULL : xm_schema_find(path);
-    if (key && !xm_schema_perms(key, mv->dom.domid, perms, XM_XS_PERMS_MAX,
-                                &np))
-        rc = a->d.xs->ops->set_perms(a->d.xs->ctx, XM_XS_NO_TXN, path,
-                                     perms, np);
+    if (!rc)
+        rc = set_schema_perms(a, path, mv->dom.domid);
     if (rc)
         xm_log_warn("drain: cannot give %s its notice: %s", mv->guest,
                     xm_strerror(rc));
@@ -1078,16 +1087,24 @@ struct pull_ask {
     char host[XM_PROTO_HOST_MAX + 1];
 };
 
+/* *g, an array opened on first use; NULL without memory. */
+static struct xm_jgen *
+lazy_array(struct xm_jgen **g)
+{
+    if (!*g) {
+        *g = xm_jgen_new(false);
+        if (*g)
+            xm_jgen_array_open(*g);
+    }
+    return *g;
+}
+
 static void
 add_refused(struct drain *d, const char *guest, const char *from,
             const char *why)
 {
-    if (!d->refused) {
-        d->refused = xm_jgen_new(false);
-        if (!d->refused)
-            return;
-        xm_jgen_array_open(d->refused);
-    }
+    if (!lazy_array(&d->refused))
+        return;
     xm_jgen_map_open(d->refused);
     xm_jgen_kv_str(d->refused, "guest", guest);
     xm_jgen_kv_str(d->refused, "from", from);
@@ -1098,12 +1115,8 @@ add_refused(struct drain *d, const char *guest, const char *from,
 static void
 add_unreachable(struct drain *d, const char *host, const char *error)
 {
-    if (!d->unreachable) {
-        d->unreachable = xm_jgen_new(false);
-        if (!d->unreachable)
-            return;
-        xm_jgen_array_open(d->unreachable);
-    }
+    if (!lazy_array(&d->unreachable))
+        return;
     xm_jgen_map_open(d->unreachable);
     xm_jgen_kv_str(d->unreachable, "host", host);
     xm_jgen_kv_str(d->unreachable, "error", error);
@@ -1224,8 +1237,7 @@ pull_request(struct drain *d, const struct away_rec *recs, size_t n,
     for (size_t i = 0; i < n; i++) {
         if (strcmp(recs[i].host, host))
             continue;
-        for (unsigned j = 0; j < 16; j++)
-            snprintf(hex + 2 * j, 3, "%02x", recs[i].uuid[j]);
+        xm_mig_uuid_hex(recs[i].uuid, hex);
         xm_jgen_map_open(g);
         xm_jgen_kv_str(g, "uuid", hex);
         xm_jgen_kv_str(g, "name", recs[i].name);
@@ -1374,7 +1386,8 @@ agent_pull(struct agent *a, const char *peer, struct agent_conn *conn,
         uint8_t uuid[16];
         struct move *mv;
 
-        if (xm_json_get_str(e, "uuid", &uuids) || agent_uuid_parse(uuids, uuid) ||
+        if (xm_json_get_str(e, "uuid", &uuids) ||
+            xm_mig_uuid_parse(uuids, uuid) ||
             xm_json_get_str(e, "name", &name) || !xm_mig_name_valid(name))
             continue;
         for (size_t k = 0; k < n_doms; k++)

@@ -5,6 +5,8 @@
 #ifndef XM_AGENT_INT_H
 #define XM_AGENT_INT_H
 
+#include <stdio.h>
+
 #include "agent.h"
 #include "migexec.h"
 #include "xm_journal.h"
@@ -88,6 +90,11 @@ int target_names(struct job *job, const char ***names_r, unsigned *n_r);
  * peers).  An error: done will not be called. */
 int ask_peers(struct job *job, const char *const *names, unsigned n,
                agent_peer_status_fn *done);
+/* Replace path atomically: fill writes the new content into a
+ * temporary file, which is flushed, synced and renamed over path.  On
+ * any error path is untouched and the error returned. */
+typedef int agent_fill_fn(FILE *out, void *arg);
+int agent_replace_file(const char *path, agent_fill_fn *fill, void *arg);
 int agent_set_state(struct agent *a, const char *state, const char *reason);
 
 /* agent_mig.c: the migration table */
@@ -103,8 +110,6 @@ int mig_start_source(struct agent *a, const struct xm_domain *d,
 int mig_abort(struct mig *m, const char *why);
 struct mig *mig_find(struct agent *a, const char *id, enum xm_mig_side side);
 uint64_t mig_bytes(const struct mig *m);
-/* 32 lower-case hex digits -> 16 bytes; XM_ERR_INVAL otherwise. */
-int agent_uuid_parse(const char *s, uint8_t uuid_r[16]);
 const char *mig_move_state(const struct mig *m); /* done, stayed, ... */
 /* Guests that left this host (the undrain brings them back). */
 struct away_rec {

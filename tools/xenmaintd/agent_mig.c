@@ -88,32 +88,6 @@ hostview_dispose(struct hostview *hv)
 
 /* ---- away records: guests that left this host ---- */
 
-static void
-uuid_hex(const uint8_t uuid[16], char hex_r[33])
-{
-    for (unsigned i = 0; i < 16; i++)
-        snprintf(hex_r + 2 * i, 3, "%02x", uuid[i]);
-}
-
-int
-agent_uuid_parse(const char *s, uint8_t uuid_r[16])
-{
-    if (strlen(s) != 32)
-        return XM_ERR_INVAL;
-    for (unsigned i = 0; i < 32; i++) {
-        char c = s[i];
-        int v = c >= '0' && c <= '9' ? c - '0'
-              : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (v < 0)
-            return XM_ERR_INVAL;
-        if (i % 2 == 0)
-            uuid_r[i / 2] = (uint8_t)(v << 4);
-        else
-            uuid_r[i / 2] |= (uint8_t)v;
-    }
-    return XM_OK;
-}
-
 /* One line per guest: "UUIDHEX NAME HOST".  A line that does not parse
  * is skipped with a warning: the file is ours, but disks lie. */
 int
@@ -135,7 +109,7 @@ agent_away_load(struct agent *a, struct away_rec **recs_r, size_t *n_r)
         struct away_rec *grown, r;
 
         if (sscanf(line, "%39s %65s %64s", hex, name, host) != 3 ||
-            agent_uuid_parse(hex, r.uuid) || !xm_mig_name_valid(name) ||
+            xm_mig_uuid_parse(hex, r.uuid) || !xm_mig_name_valid(name) ||
             !xm_proto_host_valid(host)) {
             xm_log_warn("%s: a malformed line skipped", path);
             continue;
@@ -157,51 +131,51 @@ agent_away_load(struct agent *a, struct away_rec **recs_r, size_t *n_r)
     return XM_OK;
 }
 
+struct away_change {
+    const struct away_rec *recs;
+    size_t n;
+    const uint8_t *uuid;
+    const char *name, *host;
+};
+
+static int
+fill_away(FILE *out, void *arg)
+{
+    const struct away_change *ch = arg;
+    char hex[33];
+
+    for (size_t i = 0; i < ch->n; i++) {
+        if (memcmp(ch->recs[i].uuid, ch->uuid, 16) == 0)
+            continue;
+        xm_mig_uuid_hex(ch->recs[i].uuid, hex);
+        fprintf(out, "%s %s %s\n", hex, ch->recs[i].name, ch->recs[i].host);
+    }
+    if (ch->name) {
+        xm_mig_uuid_hex(ch->uuid, hex);
+        fprintf(out, "%s %s %s\n", hex, ch->name, ch->host);
+    }
+    return XM_OK;
+}
+
 /* Rewrite the file without uuid, and with (uuid, name, host) when name
- * is given.  Atomic: temporary file, then rename. */
+ * is given. */
 static int
 away_update(struct agent *a, const uint8_t uuid[16], const char *name,
             const char *host)
 {
-    char path[512], tmp[520], hex[33];
+    struct away_change ch = { .uuid = uuid, .name = name, .host = host };
     struct away_rec *recs = NULL;
-    size_t n = 0;
-    FILE *f;
+    char path[512];
     int rc;
 
-    rc = agent_away_load(a, &recs, &n);
+    rc = agent_away_load(a, &recs, &ch.n);
     if (rc)
         return rc;
+    ch.recs = recs;
     snprintf(path, sizeof(path), "%s/" AWAY_FILE, a->d.cfg->state_dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (!f) {
-        free(recs);
-        return xm_err_from_errno(errno);
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (memcmp(recs[i].uuid, uuid, 16) == 0)
-            continue;
-        uuid_hex(recs[i].uuid, hex);
-        fprintf(f, "%s %s %s\n", hex, recs[i].name, recs[i].host);
-    }
-    if (name) {
-        uuid_hex(uuid, hex);
-        fprintf(f, "%s %s %s\n", hex, name, host);
-    }
+    rc = agent_replace_file(path, fill_away, &ch);
     free(recs);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        rc = xm_err_from_errno(errno);
-        fclose(f);
-        unlink(tmp);
-        return rc;
-    }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        rc = xm_err_from_errno(errno);
-        unlink(tmp);
-        return rc;
-    }
-    return XM_OK;
+    return rc;
 }
 
 /* ---- the table ---- */
@@ -590,7 +564,8 @@ answer_status(struct agent *a, const char *peer, struct agent_conn *conn,
                        sizeof(err));
     if (rc || xm_json_get_str(doc, "id", &id) || !xm_mig_id_valid(id) ||
         xm_json_get_str(doc, "name", &name) || !xm_mig_name_valid(name) ||
-        xm_json_get_str(doc, "uuid", &uuids) || agent_uuid_parse(uuids, uuid)) {
+        xm_json_get_str(doc, "uuid", &uuids) ||
+        xm_mig_uuid_parse(uuids, uuid)) {
         xm_json_free(doc);
         return XM_ERR_PROTO;
     }

@@ -50,32 +50,50 @@ agent_load_state(struct agent *a)
     fclose(f);
 }
 
+int
+agent_replace_file(const char *path, agent_fill_fn *fill, void *arg)
+{
+    char tmp[600];
+    FILE *f;
+    int rc = XM_OK;
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return XM_ERR_TOOBIG;
+    f = fopen(tmp, "w");
+    if (!f)
+        return xm_err_from_errno(errno);
+    rc = fill(f, arg);
+    if (!rc && (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0))
+        rc = xm_err_from_errno(errno);
+    if (fclose(f) != 0 && !rc)
+        rc = xm_err_from_errno(errno);
+    if (!rc && rename(tmp, path) != 0)
+        rc = xm_err_from_errno(errno);
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+static int
+fill_state(FILE *out, void *arg)
+{
+    return fprintf(out, "%s\n", (const char *)arg) < 0 ? XM_ERR_IO : XM_OK;
+}
+
 /* Change the host state, persist it, publish it. */
 int
 agent_set_state(struct agent *a, const char *state, const char *reason)
 {
-    char path[512], tmp[520];
-    FILE *f;
-    int rc = XM_OK;
+    char path[512];
+    int rc;
 
     snprintf(a->state, sizeof(a->state), "%s", state);
     snprintf(a->reason, sizeof(a->reason), "%s", reason ? reason : "");
     snprintf(path, sizeof(path), "%s/host-state", a->d.cfg->state_dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%s\n", state) < 0 || fflush(f) != 0 ||
-        fsync(fileno(f)) != 0) {
-        rc = xm_err_from_errno(errno);
-    }
-    if (f && fclose(f) != 0 && !rc)
-        rc = xm_err_from_errno(errno);
-    if (!rc && rename(tmp, path) != 0)
-        rc = xm_err_from_errno(errno);
-    if (rc) {
-        unlink(tmp);
+    rc = agent_replace_file(path, fill_state, a->state);
+    if (rc)
         xm_log_err("cannot save the host state in %s: %s", path,
                    xm_strerror(rc));
-    }
     xm_log_info("host state: %s%s%s", state, a->reason[0] ? " -- " : "",
                 a->reason);
     if (agent_publish_host(a) != XM_OK)

@@ -95,38 +95,40 @@ ids_lookup(struct agent *a, struct xm_lp_loaded *loaded, size_t n)
     fclose(f);
 }
 
-/* Rewrite the record without name, then with (name, hex) if hex. */
-static void
-ids_update(struct agent *a, const char *name, const char *hex)
-{
-    char path[512], tmp[520], line[300], other[XM_LP_NAME_MAX + 1];
-    FILE *in, *out;
+struct ids_change {
+    const char *path, *name, *hex;
+};
 
-    ids_path(a, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    out = fopen(tmp, "w");
-    if (!out) {
-        xm_log_warn("%s: %s", tmp, strerror(errno));
-        return;
-    }
-    in = fopen(path, "r");
+static int
+fill_ids(FILE *out, void *arg)
+{
+    const struct ids_change *ch = arg;
+    char line[300], other[XM_LP_NAME_MAX + 1];
+    FILE *in = fopen(ch->path, "r");
+
     while (in && fgets(line, sizeof(line), in)) {
-        if (sscanf(line, "%127s", other) == 1 && strcmp(other, name) != 0)
+        if (sscanf(line, "%127s", other) == 1 && strcmp(other, ch->name))
             fputs(line, out);
     }
     if (in)
         fclose(in);
-    if (hex && hex[0])
-        fprintf(out, "%s %s\n", name, hex);
-    if (fflush(out) != 0 || fsync(fileno(out)) != 0) {
-        xm_log_warn("%s: %s", tmp, strerror(errno));
-        fclose(out);
-        unlink(tmp);
-        return;
-    }
-    fclose(out);
-    if (rename(tmp, path) != 0)
-        xm_log_warn("%s: %s", path, strerror(errno));
+    if (ch->hex && ch->hex[0])
+        fprintf(out, "%s %s\n", ch->name, ch->hex);
+    return XM_OK;
+}
+
+/* Rewrite the record without name, then with (name, hex) if hex. */
+static void
+ids_update(struct agent *a, const char *name, const char *hex)
+{
+    char path[512];
+    struct ids_change ch = { path, name, hex };
+    int rc;
+
+    ids_path(a, path, sizeof(path));
+    rc = agent_replace_file(path, fill_ids, &ch);
+    if (rc)
+        xm_log_warn("%s: %s", path, xm_strerror(rc));
 }
 
 /* ---- what the hypervisor holds now ---- */

@@ -149,32 +149,6 @@ chan_forward(struct migexec *x)
     xm_buf_reset(&x->scratch);
 }
 
-static void
-uuid_hex(const uint8_t uuid[16], char hex_r[33])
-{
-    for (unsigned i = 0; i < 16; i++)
-        snprintf(hex_r + 2 * i, 3, "%02x", uuid[i]);
-}
-
-static int
-uuid_parse(const char *s, uint8_t uuid_r[16])
-{
-    if (strlen(s) != 32)
-        return XM_ERR_INVAL;
-    for (unsigned i = 0; i < 32; i++) {
-        char c = s[i];
-        int v = c >= '0' && c <= '9' ? c - '0'
-              : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (v < 0)
-            return XM_ERR_INVAL;
-        if (i % 2 == 0)
-            uuid_r[i / 2] = (uint8_t)(v << 4);
-        else
-            uuid_r[i / 2] |= (uint8_t)v;
-    }
-    return XM_OK;
-}
-
 /* The OFFER: who, how big, and the guest's config. */
 static int
 send_offer(struct migexec *x)
@@ -206,7 +180,7 @@ send_offer(struct migexec *x)
         rc = XM_ERR_NOMEM;
         goto out;
     }
-    uuid_hex(x->m.ident.uuid, hex);
+    xm_mig_uuid_hex(x->m.ident.uuid, hex);
     xm_jgen_map_open(g);
     xm_jgen_kv_str(g, "id", x->m.ident.id);
     xm_jgen_kv_str(g, "name", x->m.ident.name);
@@ -244,7 +218,7 @@ send_json(struct migexec *x, uint16_t type, const char *key,
     xm_jgen_map_open(g);
     xm_jgen_kv_str(g, "id", x->m.ident.id);
     if (type == XM_MSG_MIGRATE_STATUS_REQ) {
-        uuid_hex(x->m.ident.uuid, hex);
+        xm_mig_uuid_hex(x->m.ident.uuid, hex);
         xm_jgen_kv_str(g, "name", x->m.ident.name);
         xm_jgen_kv_str(g, "uuid", hex);
     }
@@ -982,7 +956,7 @@ offer_fields(const xm_json *doc, struct xm_mig_ident *ident_r)
     if (xm_json_get_str(doc, "id", &id) || !xm_mig_id_valid(id)
         || xm_json_get_str(doc, "name", &name) || !xm_mig_name_valid(name)
         || xm_json_get_str(doc, "uuid", &uuid)
-        || uuid_parse(uuid, ident_r->uuid)
+        || xm_mig_uuid_parse(uuid, ident_r->uuid)
         || xm_json_get_str(doc, "source", &src)
         || !xm_proto_host_valid(src)
         || xm_json_get_str(doc, "target", &dst)

@@ -688,65 +688,76 @@ on_query_timeout(void *arg)
     query_finish(q);
 }
 
+/* Start an outgoing connection to the peer called name: connecting,
+ * TLS set up, the hellos to follow.  XM_OK and *c_r, or an error with
+ * its text in why. */
+static int
+conn_dial(struct peer_link *link, const char *name, struct peer_conn **c_r,
+          char *why, size_t whylen)
+{
+    const struct xm_peer_cfg *peer = xm_config_peer(link->cfg, name);
+    struct addrinfo *ai = NULL;
+    struct peer_conn *c;
+    int fd, r, rc;
+
+    if (!peer) {
+        snprintf(why, whylen, "not a peer of this host");
+        return XM_ERR_NOTFOUND;
+    }
+    if (!link->tls) {
+        snprintf(why, whylen, "%s", link->tls_error);
+        return XM_ERR_CONFIG;
+    }
+    if (resolve(peer->address, peer->port, &ai) != XM_OK) {
+        snprintf(why, whylen, "its address is not numeric");
+        return XM_ERR_CONFIG;
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+                SOCK_CLOEXEC, 0);
+    r = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (r < 0 && errno != EINPROGRESS) {
+        rc = xm_err_from_errno(errno);
+        snprintf(why, whylen, "cannot connect to %s port %u: %s",
+                 peer->address, peer->port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    r = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &r, sizeof(r));
+    c = conn_new(link, fd, true, peer->name, PEER_QUERY_TIMEOUT_MS);
+    if (!c) {
+        close(fd);
+        snprintf(why, whylen, "%s", xm_strerror(XM_ERR_NOMEM));
+        return XM_ERR_NOMEM;
+    }
+    if (xm_tls_conn_new_client(link->tls, c->fd, peer->name, &c->tls)) {
+        conn_close(c);
+        snprintf(why, whylen, "cannot set up TLS");
+        return XM_ERR_TLS;
+    }
+    c->phase = C_CONNECTING;
+    conn_update_events(c);
+    *c_r = c;
+    return XM_OK;
+}
+
 /* Open the connection that asks one peer. */
 static void
 query_start_one(struct status_query *q, unsigned slot)
 {
-    struct peer_link *link = q->link;
-    const struct xm_peer_cfg *peer = xm_config_peer(link->cfg,
-                                                    q->slots[slot].name);
-    struct addrinfo *ai = NULL;
-    struct peer_conn *c;
-    char why[200];
-    int fd = -1, r;
+    struct peer_conn *c = NULL;
+    char why[300];
+    int rc;
 
-    if (!peer) {
-        query_slot_done(q, slot, XM_ERR_NOTFOUND,
-                        "not a peer of this host", NULL);
+    rc = conn_dial(q->link, q->slots[slot].name, &c, why, sizeof(why));
+    if (rc) {
+        query_slot_done(q, slot, rc, why, NULL);
         return;
     }
-    if (!link->tls) {
-        query_slot_done(q, slot, XM_ERR_CONFIG, link->tls_error, NULL);
-        return;
-    }
-    if (resolve(peer->address, peer->port, &ai) != XM_OK) {
-        query_slot_done(q, slot, XM_ERR_CONFIG,
-                        "its address is not numeric", NULL);
-        return;
-    }
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-                SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        goto fail_errno;
-    r = connect(fd, ai->ai_addr, ai->ai_addrlen);
-    if (r < 0 && errno != EINPROGRESS)
-        goto fail_errno;
-    freeaddrinfo(ai);
-    ai = NULL;
-    c = conn_new(link, fd, true, peer->name, PEER_QUERY_TIMEOUT_MS);
-    if (!c) {
-        close(fd);
-        query_slot_done(q, slot, XM_ERR_NOMEM, NULL, NULL);
-        return;
-    }
-    fd = -1;                    /* the connection owns it */
     c->query = q;
     c->slot = slot;
-    if (xm_tls_conn_new_client(link->tls, c->fd, peer->name, &c->tls)) {
-        conn_fail(c, XM_ERR_TLS, "cannot set up TLS");
-        return;
-    }
-    c->phase = C_CONNECTING;
-    conn_update_events(c);
-    return;
-
-fail_errno:
-    snprintf(why, sizeof(why), "cannot connect to %s port %u: %s",
-             peer->address, peer->port, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    freeaddrinfo(ai);
-    query_slot_done(q, slot, XM_ERR_IO, why, NULL);
 }
 
 static int
@@ -884,52 +895,19 @@ static int
 mchan_connect(void *ctx)
 {
     struct peer_mchan *mc = ctx;
-    struct peer_link *link = mc->link;
-    const struct xm_peer_cfg *peer;
-    struct addrinfo *ai = NULL;
-    struct peer_conn *c;
-    int fd, r, rc;
+    struct peer_conn *c = NULL;
+    char why[300];
+    int rc;
 
     if (mc->conn)
         return mc->conn->hello_seen ? XM_OK : XM_ERR_BUSY;
-    peer = xm_config_peer(link->cfg, mc->peer);
-    if (!peer)
-        return XM_ERR_NOTFOUND;
-    if (!link->tls)
-        return XM_ERR_CONFIG;
-    if (resolve(peer->address, peer->port, &ai) != XM_OK)
-        return XM_ERR_CONFIG;
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-                SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        rc = xm_err_from_errno(errno);
-        freeaddrinfo(ai);
+    rc = conn_dial(mc->link, mc->peer, &c, why, sizeof(why));
+    if (rc) {
+        xm_log_warn("peer %s: %s", mc->peer, why);
         return rc;
-    }
-    r = connect(fd, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    if (r < 0 && errno != EINPROGRESS) {
-        rc = xm_err_from_errno(errno);
-        xm_log_warn("peer %s: cannot connect to %s port %u: %s", mc->peer,
-                    peer->address, peer->port, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    r = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &r, sizeof(r));
-    c = conn_new(link, fd, true, peer->name, PEER_QUERY_TIMEOUT_MS);
-    if (!c) {
-        close(fd);
-        return XM_ERR_NOMEM;
-    }
-    if (xm_tls_conn_new_client(link->tls, c->fd, peer->name, &c->tls)) {
-        conn_close(c);
-        return XM_ERR_TLS;
     }
     c->mchan = mc;
     mc->conn = c;
-    c->phase = C_CONNECTING;
-    conn_update_events(c);
     return XM_ERR_BUSY;
 }
 
@@ -1117,23 +1095,7 @@ peer_link_free(struct peer_link *link)
         return;
     while (link->mchans)
         chan_close(link, link->mchans);
-    while (link->conns) {
-        struct peer_conn *c = link->conns;
-        if (c->query) {
-            query_slot_done(c->query, c->slot, XM_ERR_CANCELLED,
-                            "the agent is stopping", NULL);
-            c->query = NULL;
-        }
-        conn_close(c);
-    }
-    while (link->queries) {
-        struct status_query *q = link->queries;
-        for (unsigned i = 0; i < q->n; i++)
-            if (q->slots[i].rc == XM_ERR_BUSY)
-                q->slots[i].rc = XM_ERR_CANCELLED;
-        q->pending = 0;
-        query_finish(q);
-    }
+    peer_link_shutdown(link);
     xm_loop_del_fd(link->loop, link->listen_lfd);
     if (link->listen_fd >= 0)
         close(link->listen_fd);

@@ -11,9 +11,6 @@
 # lab-needs: project
 . "$(dirname "$0")/lib.sh"
 
-# json EXPR: evaluate a Python expression over the JSON on stdin (as d)
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-
 agent_pid() { on "$1" 'cat /run/xenmaintd.pid'; }
 
 check_agents() {

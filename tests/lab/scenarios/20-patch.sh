@@ -13,7 +13,6 @@
 . "$(dirname "$0")/lib.sh"
 
 D=$LAB_LIVEPATCH_DIR
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # loaded HOST -> names of loaded payloads, comma separated
 loaded() {

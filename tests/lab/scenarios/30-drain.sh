@@ -14,11 +14,8 @@
 GUESTS="g1 g2 g3"
 MAX_GAP=30      # seconds: generous bound for a 128 MiB guest under TCG
 
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # last_json: the last line of a JSON-lines output (the result document)
 last_json() { tail -n 1; }
-domains() { on "$1" "xl list" | awk 'NR > 1 {print $1}' | sort | xargs; }
-host_state() { on "$1" "xenstore-read /tool/xenmaint/host/state"; }
 
 # ticking NAME HOST: NAME runs on HOST and its tick count goes up
 ticking() {
@@ -34,10 +31,7 @@ ticking() {
 }
 
 step "both hosts active, no records of earlier drains"
-for h in A B; do
-    on $h 'rm -f /var/lib/xenmaint/away; xl undrain --stay --json > /dev/null'
-    expect_eq "state of $h" "$(host_state $h)" active
-done
+agents_reset
 
 step "three ticking guests on A"
 for g in $GUESTS; do "$LAB" guest A "$g" 128; done

@@ -11,15 +11,10 @@
 
 GUESTS="g1 g2 g3"
 
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-domains() { on "$1" "xl list" | awk 'NR > 1 {print $1}' | sort | xargs; }
-host_state() { on "$1" "xenstore-read /tool/xenmaint/host/state"; }
 transient() { on "$1" "xl list" | awk '/--incoming|--migratedaway/ {print $1}' | xargs; }
 
 step "both hosts active, no records of earlier drains"
-for h in A B; do
-    on $h 'rm -f /var/lib/xenmaint/away; xl undrain --stay --json > /dev/null'
-done
+agents_reset
 
 step "three ticking guests on A"
 for g in $GUESTS; do "$LAB" guest A "$g" 128; done

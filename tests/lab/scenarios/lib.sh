@@ -29,3 +29,22 @@ guest_field() { "$LAB" ticks "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 # seconds_since T0 -> whole seconds since T0 (date +%s.%N)
 seconds_since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
+
+# json EXPR: evaluate python EXPR over the JSON document on stdin (as d)
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# domains HOST -> the domain names on HOST, sorted, on one line
+domains() { on "$1" "xl list" | awk 'NR > 1 {print $1}' | sort | xargs; }
+
+# host_state HOST -> the agent's host state (active, drained, ...)
+host_state() { on "$1" "xenstore-read /tool/xenmaint/host/state"; }
+
+# agents_reset: every host active again, with no record of guests that
+# left it (lab reset destroys the guests but leaves the agents' state)
+agents_reset() {
+    local h
+    for h in $LAB_HOSTS; do
+        on "$h" 'rm -f /var/lib/xenmaint/away; xl undrain --stay --json > /dev/null'
+        expect_eq "state of $h" "$(host_state "$h")" active
+    done
+}
