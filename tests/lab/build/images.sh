@@ -3,9 +3,13 @@
 # filesystem (as an initramfs cpio) and the PV guest image.
 #
 # dom0: debootstrap minbase of LAB_SUITE (main only, so xen-utils-4.17 is
-# the pinned LAB_XEN_VERSION, verified below) with LAB_DOM0_PACKAGES, the
-# Debian kernel's modules pruned to LAB_DOM0_MODULES and their
-# dependencies, docs/locales/python/firmware removed.  It carries no /init:
+# the pinned LAB_XEN_VERSION and OpenSSH LAB_OPENSSH_VERSION, both verified
+# below) with LAB_DOM0_PACKAGES, the Debian kernel's modules pruned to
+# LAB_DOM0_MODULES and their dependencies, docs/locales/python/firmware
+# removed.  ssh: a pool root key pair made here (every host booted from
+# this image has it: root of each dom0 may ssh to the others, from the lab
+# link only), client settings for the lab link, no host keys (dom0/init
+# makes each host its own and starts sshd on the lab address).  No /init:
 # `lab up` appends the lab's own dom0 files (tests/lab/dom0) and the
 # project's binaries as further cpio archives at every boot.
 # guest: the same Debian kernel and a tiny busybox initramfs whose /init
@@ -34,13 +38,21 @@ bootstrap_rootfs() {
         ${LAB_DEB_CACHE:+--cache-dir="$LAB_DEB_CACHE"} "$LAB_SUITE" "$ROOT" ${LAB_MIRROR:+"$LAB_MIRROR"}
 }
 
-verify_versions() {
+# pinned PKG VERSION: fail unless dom0 got exactly VERSION of PKG
+pinned() {
     local have
-    have=$(chroot "$ROOT" dpkg-query -W -f='${Version}' "$LAB_XEN_UTILS_PKG")
-    [[ $have == "$LAB_XEN_VERSION" ]] ||
-        { echo "images: dom0 got $LAB_XEN_UTILS_PKG $have, pinned $LAB_XEN_VERSION" >&2; exit 1; }
+    have=$(chroot "$ROOT" dpkg-query -W -f='${Version}' "$1")
+    [[ $have == "$2" ]] ||
+        { echo "images: dom0 got $1 $have, pinned $2 (build/pins.sh)" >&2; exit 1; }
+}
+
+verify_versions() {
+    local p
+    pinned "$LAB_XEN_UTILS_PKG" "$LAB_XEN_VERSION"
+    for p in $LAB_OPENSSH_PKGS; do pinned "$p" "$LAB_OPENSSH_VERSION"; done
     chroot "$ROOT" dpkg-query -W -f='${Package} ${Version}\n' \
-        "$LAB_XEN_UTILS_PKG" 'linux-image-*' busybox-static socat | awk 'NF == 2' > "$OUT/VERSIONS"
+        "$LAB_XEN_UTILS_PKG" 'linux-image-*' busybox-static socat $LAB_OPENSSH_PKGS |
+        awk 'NF == 2' > "$OUT/VERSIONS"
     cat "$OUT/VERSIONS"
 }
 
@@ -58,6 +70,36 @@ prune_modules() {
     rm -rf "$ROOT/lib/modules/$kver/kernel"
     cp -a "$keep/lib/modules/$kver/kernel" "$ROOT/lib/modules/$kver/"
     chroot "$ROOT" depmod "$kver"
+}
+
+# setup_ssh: root's key pair for the pool (made once per image build; the
+# public key is authorized from the lab link 192.0.2.0/24 only), the
+# client's settings for the lab link (no host key prompts: the hosts get
+# fresh host keys at every boot; batch mode, so a failure never waits for
+# a password), and no host keys in the image: dom0/init generates them.
+setup_ssh() {
+    local d=$ROOT/root/.ssh
+    step "ssh: pool root key pair, client settings for the lab link"
+    install -d -m 700 "$d"
+    rm -f "$d/id_ed25519" "$d/id_ed25519.pub"
+    chroot "$ROOT" ssh-keygen -q -t ed25519 -N '' -C "xenmaint-lab pool root" -f /root/.ssh/id_ed25519
+    printf 'from="192.0.2.0/24" %s\n' "$(cat "$d/id_ed25519.pub")" > "$d/authorized_keys"
+    chmod 600 "$d/authorized_keys" "$d/id_ed25519"
+    cat > "$ROOT/etc/ssh/ssh_config.d/xenmaint-lab.conf" <<'CONF'
+# xenmaint lab (tests/lab/build/images.sh): the dom0s of the lab link
+# trust each other with the pool root key; fresh host keys at every boot.
+Host 192.0.2.*
+    User root
+    IdentityFile /root/.ssh/id_ed25519
+    StrictHostKeyChecking no
+    UserKnownHostsFile /dev/null
+    LogLevel ERROR
+    BatchMode yes
+    ConnectTimeout 15
+    ServerAliveInterval 15
+    ServerAliveCountMax 4
+CONF
+    rm -f "$ROOT"/etc/ssh/ssh_host_*_key "$ROOT"/etc/ssh/ssh_host_*_key.pub
 }
 
 build_guest() {
@@ -98,6 +140,7 @@ main() {
     kver=$(ls "$ROOT/lib/modules" | head -1)
     cp "$ROOT/boot/vmlinuz-$kver" "$OUT/vmlinuz"
     prune_modules "$kver"
+    setup_ssh
     build_guest
     pack_dom0
     ls -la "$OUT"

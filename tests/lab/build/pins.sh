@@ -21,10 +21,18 @@ LAB_XEN_UTILS_PKG=xen-utils-4.17
 # live-migrate PV guests (log-dirty mode), livepatch for `xen-livepatch`.
 LAB_XEN_CONFIG_DELTA="CONFIG_SHADOW_PAGING=y CONFIG_LIVEPATCH=y"
 
+# OpenSSH in dom0: sshd on the lab link and the client, so that plain
+# `xl migrate GUEST 192.0.2.2` (xl's default transport: ssh) works between
+# the hosts, as the baseline of bench/lab-drain.  Pinned like Xen: the
+# version of LAB_SUITE main, checked after debootstrap (a Debian point
+# release replacing it makes a build from nothing fail: bump it here).
+LAB_OPENSSH_VERSION=1:9.2p1-2+deb12u10
+LAB_OPENSSH_PKGS="openssh-server openssh-client"
+
 # Packages of the dom0 image on top of debootstrap's minbase.  Runtime
 # libraries the project links against are listed here too.
 LAB_DOM0_PACKAGES="$LAB_XEN_UTILS_PKG linux-image-amd64 iproute2 busybox-static
- socat kmod procps coreutils libyajl2 libssl3 libelf1"
+ socat kmod procps coreutils libyajl2 libssl3 libelf1 $LAB_OPENSSH_PKGS"
 
 # Kernel modules dom0 loads (their dependencies are kept too); the rest of
 # the kernel's modules are pruned from the image.
