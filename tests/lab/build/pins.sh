@@ -32,7 +32,8 @@ LAB_OPENSSH_PKGS="openssh-server openssh-client"
 # Packages of the dom0 image on top of debootstrap's minbase.  Runtime
 # libraries the project links against are listed here too.
 LAB_DOM0_PACKAGES="$LAB_XEN_UTILS_PKG linux-image-amd64 iproute2 busybox-static
- socat kmod procps coreutils libyajl2 libssl3 libelf1 $LAB_OPENSSH_PKGS"
+ socat kmod procps coreutils libyajl2 libssl3 libelf1 libzstd1 liblz4-1
+ $LAB_OPENSSH_PKGS"
 
 # Kernel modules dom0 loads (their dependencies are kept too); the rest of
 # the kernel's modules are pruned from the image.
