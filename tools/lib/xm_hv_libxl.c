@@ -1010,6 +1010,10 @@ static const struct xm_hv_ops hv_libxl_ops = {
     .close = hvl_close,
 };
 
+static const libxl_childproc_hooks childproc_hooks = {
+    .chldowner = libxl_sigchld_owner_libxl_always_selective_reap,
+};
+
 int
 xm_hv_libxl_open(struct xm_hv *hv_r)
 {
@@ -1035,6 +1039,9 @@ xm_hv_libxl_open(struct xm_hv *hv_r)
         rc = XM_ERR_HV;
         goto out;
     }
+    /* libxl reaps only its own children (the save/restore helpers);
+     * the agent reaps its own (a manifest's verify command) itself. */
+    libxl_childproc_setmode(h->ctx, &childproc_hooks, NULL);
     h->xch = xc_interface_open(xm_progress_logger_xtl(h->logger),
                                xm_progress_logger_xtl(h->logger), 0);
     if (!h->xch) {

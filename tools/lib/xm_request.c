@@ -24,6 +24,8 @@
                  OPBIT(XM_OP_PATCH_APPLY) | OPBIT(XM_OP_PATCH_REVERT) | \
                  OPBIT(XM_OP_PATCH_LIST) | OPBIT(XM_OP_PATCH_CHECK) | \
                  OPBIT(XM_OP_STATUS))
+/* a patch apply drains first: it takes the drain's options */
+#define OPS_DRAINING (OPBIT(XM_OP_DRAIN) | OPBIT(XM_OP_PATCH_APPLY))
 
 enum request_field {
     F_VERSION, F_OP, F_DRY_RUN, F_TO, F_PARALLEL, F_TIMEOUT, F_NOTICE,
@@ -37,14 +39,14 @@ static const struct {
 } request_fields[F_COUNT] = {
     [F_VERSION] = { "version", OPS_ALL, OPS_ALL },
     [F_OP] = { "op", OPS_ALL, OPS_ALL },
-    [F_DRY_RUN] = { "dry_run", OPBIT(XM_OP_DRAIN), 0 },
-    [F_TO] = { "to", OPBIT(XM_OP_DRAIN), 0 },
-    [F_PARALLEL] = { "parallel", OPBIT(XM_OP_DRAIN), 0 },
+    [F_DRY_RUN] = { "dry_run", OPS_DRAINING, 0 },
+    [F_TO] = { "to", OPS_DRAINING, 0 },
+    [F_PARALLEL] = { "parallel", OPS_DRAINING, 0 },
     [F_TIMEOUT] = { "timeout", OPBIT(XM_OP_DRAIN) | OPBIT(XM_OP_UNDRAIN) |
                     OPBIT(XM_OP_PATCH_APPLY) | OPBIT(XM_OP_PATCH_REVERT),
                     0 },
-    [F_NOTICE] = { "notice", OPBIT(XM_OP_DRAIN), 0 },
-    [F_BLOCKED] = { "blocked", OPBIT(XM_OP_DRAIN), 0 },
+    [F_NOTICE] = { "notice", OPS_DRAINING, 0 },
+    [F_BLOCKED] = { "blocked", OPS_DRAINING, 0 },
     [F_STAY] = { "stay", OPBIT(XM_OP_UNDRAIN), 0 },
     [F_PAYLOAD] = { "payload",
                     OPBIT(XM_OP_PATCH_APPLY) | OPBIT(XM_OP_PATCH_CHECK),

@@ -16,7 +16,8 @@
  *   op            fields it may carry
  *   drain         dry_run to parallel timeout notice blocked
  *   undrain       stay timeout
- *   patch-apply   payload (required) in_place timeout
+ *   patch-apply   payload (required) in_place timeout, and the drain's
+ *                 dry_run to parallel notice blocked (without in_place)
  *   patch-revert  name (required) timeout
  *   patch-check   payload (required)
  *   patch-list    -
@@ -59,7 +60,7 @@ enum xm_req_blocked {
 struct xm_request {
     int version;                /* XM_REQ_VERSION */
     enum xm_req_op op;
-    bool dry_run;               /* drain */
+    bool dry_run;               /* drain, patch apply */
     char **to;                  /* drain: allowed target hosts */
     unsigned n_to;
     unsigned parallel;          /* drain: 0 = agent default */

@@ -52,6 +52,7 @@ agent_free(struct agent *a)
 
     if (!a)
         return;
+    agent_patch_dispose(a);
     agent_drain_dispose(a);
     agent_mig_dispose(a);
     for (job = a->jobs; job; job = next) {
@@ -192,6 +193,10 @@ job_progress(struct job *job, unsigned pct)
 {
     char path[XM_XS_PATH_MAX];
 
+    if (pct > 100)
+        pct = 100;
+    if (job->done)              /* a step: its share of the parent's */
+        pct = job->pct_base + pct * job->pct_span / 100;
     if (xm_xs_path(path, "/tool/xenmaint/job/%s/progress", job->id) == 0)
         xm_xs_writef(job->a->d.xs, XM_XS_NO_TXN, path, "%u",
                      pct > 100 ? 100 : pct);
@@ -233,6 +238,12 @@ job_finish(struct job *job, int code, const char *result,
         if (error_result(code, message, &err_json) == XM_OK)
             result = err_json;
     }
+    if (job->done) {            /* a step: its parent hears of it */
+        job->done(job->done_arg, code, result, message);
+        free(err_json);
+        job_free(job);
+        return;
+    }
     rc = xm_xs_path(path, "/tool/xenmaint/job/%s/result", job->id);
     if (!rc && result)
         rc = xm_xs_write_big(a->d.xs, XM_XS_NO_TXN, path, result,
@@ -273,6 +284,94 @@ job_finish_json(struct job *job, struct xm_jgen *g)
     else
         job_finish(job, XM_OK, json, NULL);
     free(json);
+}
+
+struct job *
+job_child_new(struct job *parent, enum xm_req_op op, bool dry_run,
+              job_done_fn *done, void *arg, unsigned pct_base,
+              unsigned pct_span)
+{
+    struct xm_request r = parent->req;  /* shallow: only encoded */
+    struct job *job;
+    char *json = NULL, err[128];
+    int rc;
+
+    /* the parent's options that the op takes, through the encoder and
+     * the strict parser: a deep copy that cannot drift from them */
+    r.op = op;
+    r.dry_run = op == XM_OP_DRAIN && dry_run;
+    r.stay = false;
+    r.payload = NULL;
+    r.in_place = false;
+    r.name = NULL;
+    job = calloc(1, sizeof(*job));
+    if (!job)
+        return NULL;
+    xm_request_init(&job->req);
+    rc = xm_request_encode(&r, &json);
+    if (!rc)
+        rc = xm_request_parse(json, strlen(json), &job->req, err,
+                              sizeof(err));
+    free(json);
+    if (rc) {
+        xm_log_err("job %s: cannot make its %s step: %s", parent->id,
+                   xm_req_op_name(op), xm_strerror(rc));
+        job_free(job);
+        return NULL;
+    }
+    job->a = parent->a;
+    snprintf(job->id, sizeof(job->id), "%s", parent->id);
+    job->parsed = true;
+    job->done = done;
+    job->done_arg = arg;
+    job->pct_base = pct_base;
+    job->pct_span = pct_span;
+    return job;
+}
+
+void
+job_child_discard(struct job *job)
+{
+    if (job && job->done)
+        job_free(job);
+}
+
+void
+job_step(struct job *job, const char *step)
+{
+    job_write(job, "/tool/xenmaint/job/%s/step", step);
+    xm_log_info("job %s: %s", job->id, step);
+}
+
+struct job *
+job_resume(struct agent *a, const char *id, const char *json)
+{
+    struct job *job;
+    char err[256];
+
+    if (!xm_request_id_valid(id))
+        return NULL;
+    job = calloc(1, sizeof(*job));
+    if (!job)
+        return NULL;
+    job->a = a;
+    snprintf(job->id, sizeof(job->id), "%s", id);
+    xm_request_init(&job->req);
+    if (xm_request_parse(json, strlen(json), &job->req, err,
+                         sizeof(err)) != XM_OK) {
+        xm_log_err("job %s: cannot resume it: its request: %s", id, err);
+        job_free(job);
+        return NULL;
+    }
+    job->parsed = true;
+    job->next = a->jobs;
+    a->jobs = job;
+    /* a client that waited saw the agent go; one that reads now sees
+     * the job running again */
+    job_write(job, "/tool/xenmaint/job/%s/op", xm_req_op_name(job->req.op));
+    job_write(job, "/tool/xenmaint/job/%s/state",
+              xm_job_state_name(XM_JOB_RUNNING));
+    return job;
 }
 
 /* ---- taking requests ---- */
@@ -412,6 +511,9 @@ agent_start(struct agent *a)
         strcmp(a->state, "undraining") == 0)
         agent_set_state(a, "cordoned", "a drain was interrupted by an "
                         "agent restart: run xl drain again, or xl undrain");
+    if (strcmp(a->state, "patching") == 0)
+        agent_set_state(a, "cordoned", "a patch was interrupted by an "
+                        "agent restart");
     /* Without a journal no migration may start (each one is refused
      * with the reason); everything else still works. */
     if (agent_mig_init(a) != XM_OK)
@@ -446,6 +548,8 @@ agent_start(struct agent *a)
     if (rc)
         return rc;
     a->started = true;
+    /* a patch apply cut short by the last stop goes on first */
+    agent_patch_start(a);
     /* requests written while no agent ran */
     scan_requests(a);
     return XM_OK;

@@ -276,7 +276,7 @@ struct drain {
     char *targets_json, *blocked_json;
     bool cancelled;
     char prev_state[32];        /* drain: the state before cordoning */
-    char prev_reason[128];
+    char prev_reason[256];
     /* notice */
     bool noticing;
     unsigned notice_s;
@@ -1461,7 +1461,9 @@ void
 agent_drain_dispose(struct agent *a)
 {
     if (a->drain) {
-        a->drain->job = NULL;   /* the job list frees it */
+        /* the job list frees a job; a step of one is freed here */
+        job_child_discard(a->drain->job);
+        a->drain->job = NULL;
         drain_free(a->drain);
     }
     while (a->pulls)

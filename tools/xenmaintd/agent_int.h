@@ -13,12 +13,24 @@
 #include "xm_migrate.h"
 #include "xm_request.h"
 
+/* How a step of another job answers (see job_child_new). */
+typedef void job_done_fn(void *arg, int code, const char *result,
+                         const char *message);
+
 struct job {
     struct agent *a;
     char id[XM_REQ_ID_MAX + 1];
     struct xm_request req;
     bool parsed;                /* req holds a valid request */
     struct job *next;
+    /* A step of another job (a patch apply's drain and undrain): it has
+     * its parent's id (its per-guest keys and cancel key are the
+     * parent's), is not in the job list, and answers through done
+     * instead of xenstore.  Its progress maps into the parent's as
+     * pct_base + pct * pct_span / 100. */
+    job_done_fn *done;
+    void *done_arg;
+    unsigned pct_base, pct_span;
 };
 
 struct mig;
@@ -54,12 +66,13 @@ struct agent {
     struct mig *migs;
     struct drain *drain;        /* the drain or undrain running */
     struct drain *pulls;        /* peers' undrains we serve */
+    struct flow *patch;         /* the patch apply running */
     struct xm_loop_fd *xs_fd;
     struct job *jobs;           /* running */
     char **done_ids;            /* finished, oldest first */
     unsigned n_done;
     char state[32];             /* host state, as in the schema */
-    char reason[128];
+    char reason[256];
     bool started;
     bool stopping;              /* agent_stop was called */
     int failed;                 /* why the agent stopped itself */
@@ -75,6 +88,19 @@ void job_finish(struct job *job, int code, const char *result,
 /* Answer the job with the document in g, or with the generator's error
  * when g could not produce one. */
 void job_finish_json(struct job *job, struct xm_jgen *g);
+/* A step of parent running op with the parent's options (dry_run only
+ * for a drain); NULL without memory.  The caller runs it with
+ * agent_drain_job / agent_undrain_job; done hears its answer once. */
+struct job *job_child_new(struct job *parent, enum xm_req_op op,
+                          bool dry_run, job_done_fn *done, void *arg,
+                          unsigned pct_base, unsigned pct_span);
+/* Free a step that will never answer (the agent is going away). */
+void job_child_discard(struct job *job);
+/* A job that is being run again after an agent restart (patch apply):
+ * listed like a new one, its keys under its old id. */
+struct job *job_resume(struct agent *a, const char *id, const char *json);
+/* The step a long job is in: /tool/xenmaint/job/<id>/step. */
+void job_step(struct job *job, const char *step);
 
 /* agent_ops.c */
 void agent_load_state(struct agent *a);
@@ -82,6 +108,13 @@ void agent_run_job(struct job *job);
 
 /* agent_patch.c: patch check, apply, revert */
 void agent_patch_job(struct job *job);
+/* At start: resume a patch apply the journal says was cut short, and
+ * notice a reboot after reboot-required. */
+void agent_patch_start(struct agent *a);
+void agent_patch_dispose(struct agent *a);
+/* A test hook: with XENMAINT_CRASH_AT=name in the agent's environment,
+ * the agent kills itself (SIGKILL) when it reaches that point. */
+void agent_crash_point(const char *name);
 
 /* agent_ops.c */
 /* Names of all configured peers, or of the request's --to list. */

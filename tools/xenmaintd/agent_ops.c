@@ -10,6 +10,7 @@
  * agent_patch.c.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,4 +351,16 @@ agent_run_job(struct job *job)
                    "xenmaintd yet");
         break;
     }
+}
+
+void
+agent_crash_point(const char *name)
+{
+    const char *want = getenv("XENMAINT_CRASH_AT");
+
+    if (!want || strcmp(want, name))
+        return;
+    xm_log_err("crash point %s reached (XENMAINT_CRASH_AT): the agent "
+               "kills itself", name);
+    raise(SIGKILL);
 }
