@@ -291,7 +291,9 @@ on_exec_done(void *arg, struct migexec *x, const struct migexec_result *res,
         m->t1_ms = xm_clock_mono_ms(a->d.clock);
         mig_schedule_reap(m);
         if (m->res.outcome == XM_MIG_OK) {
-            rc = m->side == XM_MIG_SOURCE
+            /* a guest sent home by an undrain ('u' ids, agent_drain.c)
+             * is not one of ours that left: only a drain's move is */
+            rc = m->side == XM_MIG_SOURCE && m->ident.id[0] != 'u'
                 ? away_update(a, m->ident.uuid, m->ident.name, m->peer)
                 : away_update(a, m->ident.uuid, NULL, NULL);
             if (rc)

@@ -709,7 +709,7 @@ static void
 flow_gen(struct flow *f, struct xm_jgen *g)
 {
     struct agent *a = f->a;
-    char hex[2 * XM_BUILDID_MAX + 1];
+    char hex[2 * XM_BUILDID_MAX + 1], secs[32];
 
     xm_jgen_kv_str(g, "host", a->d.cfg->host_name);
     if (f->rec.name[0])
@@ -734,8 +734,10 @@ flow_gen(struct flow *f, struct xm_jgen *g)
         xm_jgen_map_open(g);
         xm_jgen_kv_str(g, "step", s->name);
         xm_jgen_kv_str(g, "result", s->result);
+        snprintf(secs, sizeof(secs), "%lld.%lld", (long long)(s->ms / 1000),
+                 (long long)(s->ms % 1000 / 100));
         xm_jgen_key(g, "seconds");
-        xm_jgen_double(g, (double)(s->ms / 100) / 10.0);
+        xm_jgen_raw(g, secs, strlen(secs));
         if (s->msg[0])
             xm_jgen_kv_str(g, "message", s->msg);
         xm_jgen_map_close(g);
@@ -1124,6 +1126,8 @@ flow_run_done(struct flow *f, struct patch_run *p, int rc, const char *why)
                      "failed", why);
         else
             snprintf(msg, sizeof(msg), "%s", why);
+        if (taken_out)
+            step_end(f, "ok", "reverted and unloaded");
         run_free(p);
         flow_fail(f, rc ? rc : XM_ERR_STATE,
                   taken_out ? "reverted" : NULL, msg, HOST_CORDON);
@@ -1476,9 +1480,13 @@ drain_done(void *arg, int code, const char *result, const char *message)
     if (f->reboot) {
         char why[512];
 
-        snprintf(why, sizeof(why), "no livepatch of %s fits this "
-                 "hypervisor: drained for a reboot into a fixed one; after "
-                 "it, xl undrain brings the guests back", f->rec.xsa);
+        char hex[2 * XM_BUILDID_MAX + 1];
+
+        xm_buildid_hex(f->rec.xen_id.id, f->rec.xen_id.len, hex);
+        snprintf(why, sizeof(why), "no livepatch in the manifest fits "
+                 "this hypervisor (build-id %s): drained for a reboot into "
+                 "a fixed one; after it, xl undrain brings the guests back",
+                 hex);
         flow_fail(f, XM_ERR_STATE, "reboot-required", why, HOST_REBOOT);
         return;
     }
