@@ -1,25 +1,24 @@
 /*
  * lpcheck_test.c -- livepatch pre-flight (xm_lpcheck) against synthetic
- * payloads that each test writes with libelf (gelf) into a temp dir: a
- * well-formed one, and ones broken the ways Xen 4.17 refuses (truncated
- * at every few bytes, not ELF, 32-bit, another machine, missing
- * sections, bad notes); then the host checks (hypervisor build-id,
- * stack order, replace, duplicates, size, names) and the name a file
- * path gives.
+ * payloads that each test writes into a temp dir with tests/fakes/
+ * lp_payload (libelf): a well-formed one, and ones broken the ways Xen
+ * 4.17 refuses (truncated at every few bytes, not ELF, 32-bit, another
+ * machine, missing sections, bad notes); then the host checks
+ * (hypervisor build-id, stack order, replace, duplicates, size, names)
+ * and the name a file path gives.
  */
-#include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "harness.h"
+#include "lp_payload.h"
 #include "xm_err.h"
 #include "xm_lpcheck.h"
 
-#define ID_LEN 20
+#define ID_LEN LP_PAYLOAD_ID_LEN
 
 static const uint8_t XEN_ID[ID_LEN] = { 0x5e, 0x00, 0xb0, 0xfd, 0x12, 0xa5,
     0x2f, 0x00, 0x22, 0x68, 0xd3, 0xe3, 0x75, 0xba, 0x74, 0xe8, 0x47, 0x35,
@@ -28,25 +27,8 @@ static const char XEN_HEX[] = "5e00b0fd12a52f002268d3e375ba74e84735c1de";
 static const char OTHER_HEX[] = "00112233445566778899aabbccddeeff00112233";
 static const char SELF_HEX[] = "c64916bae2d8ad63c360cb050482d1f7d9bee1c7";
 
-/* What the synthetic payload looks like. */
-struct spec {
-    int elfclass;
-    int machine;
-    int type;
-    bool funcs, depends, xen_depends, build_id, symtab;
-    bool hook_load;
-    unsigned nfuncs;
-    uint8_t func_version;
-    size_t funcs_extra;             /* bytes past whole entries */
-    uint32_t depends_note_type;
-    size_t depends_empty;           /* 1: .livepatch.depends of 0 bytes */
-    uint8_t self[ID_LEN], dep[ID_LEN], xen[ID_LEN];
-    size_t pad;                     /* a PROGBITS section of pad bytes */
-    size_t bss;                     /* an alloc NOBITS section */
-};
-
 static char dir[64];
-static struct spec S;
+static struct lp_spec S;
 static uint8_t *img;
 static size_t img_len;
 static char err[512];
@@ -66,14 +48,7 @@ setup(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/xm-lpcheck-XXXXXX");
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-    memset(&S, 0, sizeof(S));
-    S.elfclass = ELFCLASS64;
-    S.machine = EM_X86_64;
-    S.type = ET_REL;
-    S.funcs = S.depends = S.xen_depends = S.build_id = S.symtab = true;
-    S.nfuncs = 1;
-    S.func_version = XM_LP_PAYLOAD_VERSION;
-    S.depends_note_type = NT_GNU_BUILD_ID;
+    lp_spec_default(&S);
     hex_to(SELF_HEX, S.self);
     memcpy(S.dep, XEN_ID, ID_LEN);
     memcpy(S.xen, XEN_ID, ID_LEN);
@@ -94,172 +69,20 @@ teardown(void)
     CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
-/* ---- the payload writer ------------------------------------------ */
-
-struct sec {
-    const char *name;
-    uint32_t type;
-    uint64_t flags, align, entsize;
-    void *data;
-    size_t size;
-    uint32_t link;
-};
-
-static void *
-note(uint32_t type, const uint8_t id[ID_LEN], size_t *len_r)
-{
-    uint32_t hdr[3] = { 4, ID_LEN, type };
-    uint8_t *n = calloc(1, 12 + 4 + ID_LEN);
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
-    memcpy(n, hdr, sizeof(hdr));
-    memcpy(n + 12, "GNU", 4);
-    memcpy(n + 16, id, ID_LEN);
-    *len_r = 12 + 4 + ID_LEN;
-    return n;
-}
-
-static void *
-funcs(const struct spec *s, size_t *len_r)
-{
-    size_t len = s->nfuncs * XM_LP_FUNC_SIZE + s->funcs_extra;
-    uint8_t *f = calloc(1, len ? len : 1);
-    uint32_t old_size = 16;
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    for (unsigned i = 0; i < s->nfuncs; i++) {
-        memcpy(f + i * XM_LP_FUNC_SIZE + 28, &old_size, 4);
-        f[i * XM_LP_FUNC_SIZE + 32] = s->func_version;
-    }
-    *len_r = len;
-    return f;
-}
-
 /* Write the payload of spec s into the temp dir and read it back. */
 static void
-build(const struct spec *s)
+build(const struct lp_spec *s)
 {
-    struct sec secs[16];
-    size_t n = 0, shstr_len = 1, off;
-    char path[128], *shstr;
-    int fd;
-    Elf *elf;
-    GElf_Ehdr eh;
-    size_t len;
-
-    memset(secs, 0, sizeof(secs));
-    if (s->build_id) {
-        secs[n] = (struct sec){ ".note.gnu.build-id", SHT_NOTE, SHF_ALLOC,
-                                4, 0, note(NT_GNU_BUILD_ID, s->self, &len),
-                                0, 0 };
-        secs[n++].size = len;
-    }
-    if (s->depends) {
-        secs[n] = (struct sec){ ".livepatch.depends", SHT_PROGBITS,
-                                SHF_ALLOC, 1, 0,
-                                note(s->depends_note_type, s->dep, &len),
-                                0, 0 };
-        secs[n++].size = s->depends_empty ? 0 : len;
-    }
-    if (s->xen_depends) {
-        secs[n] = (struct sec){ ".livepatch.xen_depends", SHT_PROGBITS,
-                                SHF_ALLOC, 1, 0,
-                                note(NT_GNU_BUILD_ID, s->xen, &len), 0, 0 };
-        secs[n++].size = len;
-    }
-    if (s->funcs) {
-        secs[n] = (struct sec){ ".livepatch.funcs", SHT_PROGBITS,
-                                SHF_ALLOC | SHF_WRITE, 8, 0,
-                                funcs(s, &len), 0, 0 };
-        secs[n++].size = len;
-    }
-    if (s->hook_load) {
-        secs[n] = (struct sec){ ".livepatch.hooks.load", SHT_PROGBITS,
-                                SHF_ALLOC | SHF_WRITE, 8, 0,
-                                calloc(1, 8), 8, 0 };
-        CU_ASSERT_PTR_NOT_NULL_FATAL(secs[n].data);
-        n++;
-    }
-    if (s->pad) {
-        secs[n] = (struct sec){ ".rodata.pad", SHT_PROGBITS, SHF_ALLOC, 1,
-                                0, calloc(1, s->pad), s->pad, 0 };
-        CU_ASSERT_PTR_NOT_NULL_FATAL(secs[n].data);
-        n++;
-    }
-    if (s->bss) {
-        secs[n] = (struct sec){ ".bss", SHT_NOBITS, SHF_ALLOC | SHF_WRITE,
-                                8, 0, NULL, s->bss, 0 };
-        n++;
-    }
-    if (s->symtab) {
-        size_t esz = s->elfclass == ELFCLASS64 ? 24 : 16;
-
-        secs[n] = (struct sec){ ".strtab", SHT_STRTAB, 0, 1, 0,
-                                calloc(1, 1), 1, 0 };
-        CU_ASSERT_PTR_NOT_NULL_FATAL(secs[n].data);
-        n++;
-        secs[n] = (struct sec){ ".symtab", SHT_SYMTAB, 0, 8, esz,
-                                calloc(1, esz), esz, (uint32_t)n };
-        CU_ASSERT_PTR_NOT_NULL_FATAL(secs[n].data);
-        n++;
-    }
-    for (size_t i = 0; i < n; i++)
-        shstr_len += strlen(secs[i].name) + 1;
-    shstr_len += sizeof(".shstrtab");
-    shstr = calloc(1, shstr_len);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(shstr);
-    secs[n] = (struct sec){ ".shstrtab", SHT_STRTAB, 0, 1, 0, shstr,
-                            shstr_len, 0 };
-    n++;
+    char path[128], msg[256];
 
     snprintf(path, sizeof(path), "%s/p.livepatch", dir);
-    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    CU_ASSERT_FATAL(fd >= 0);
-    elf = elf_begin(fd, ELF_C_WRITE, NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(elf);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(gelf_newehdr(elf, s->elfclass));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(gelf_getehdr(elf, &eh));
-    eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    eh.e_type = (GElf_Half)s->type;
-    eh.e_machine = (GElf_Half)s->machine;
-    eh.e_version = EV_CURRENT;
-    eh.e_shstrndx = (GElf_Half)n;
-    off = 1;
-    for (size_t i = 0; i < n; i++) {
-        Elf_Scn *scn = elf_newscn(elf);
-        Elf_Data *d;
-        GElf_Shdr sh;
-
-        CU_ASSERT_PTR_NOT_NULL_FATAL(scn);
-        d = elf_newdata(scn);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-        d->d_buf = secs[i].data;
-        d->d_size = secs[i].size;
-        d->d_type = ELF_T_BYTE;
-        d->d_align = secs[i].align;
-        CU_ASSERT_PTR_NOT_NULL_FATAL(gelf_getshdr(scn, &sh));
-        memcpy(shstr + off, secs[i].name, strlen(secs[i].name) + 1);
-        sh.sh_name = (GElf_Word)off;
-        off += strlen(secs[i].name) + 1;
-        sh.sh_type = secs[i].type;
-        sh.sh_flags = secs[i].flags;
-        sh.sh_addralign = secs[i].align;
-        sh.sh_entsize = secs[i].entsize;
-        sh.sh_link = secs[i].link;
-        CU_ASSERT_FATAL(gelf_update_shdr(scn, &sh) != 0);
-    }
-    CU_ASSERT_FATAL(gelf_update_ehdr(elf, &eh) != 0);
-    CU_ASSERT_FATAL(elf_update(elf, ELF_C_WRITE) > 0);
-    elf_end(elf);
-    for (size_t i = 0; i < n; i++)
-        free(secs[i].data);
-
     free(img);
-    img_len = (size_t)lseek(fd, 0, SEEK_END);
-    img = malloc(img_len);
+    img = NULL;
+    img_len = 0;
+    msg[0] = '\0';
+    if (lp_payload_build(s, path, &img, &img_len, msg, sizeof(msg)))
+        fprintf(stderr, "\n  lp_payload_build: %s\n", msg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(img);
-    CU_ASSERT_EQUAL_FATAL(pread(fd, img, img_len, 0), (ssize_t)img_len);
-    close(fd);
 }
 
 static int

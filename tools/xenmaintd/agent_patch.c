@@ -105,6 +105,8 @@ struct flow {
     bool have_m;
     int idx;                    /* manifest payload, -1: a bare payload */
     char path[4096];            /* the payload file */
+    void *data;                 /* its bytes, as the pre-flight saw them */
+    size_t len;
     struct xm_buildid depends;  /* its .livepatch.depends, when read */
     bool have_depends;
     bool in_place, dry_run, resumed;
@@ -521,11 +523,14 @@ patch_poll(void *arg)
         return;
     }
     rc = hv->ops->lp_get(hv->ctx, p->name, &st);
-    if (rc == XM_OK && st.rc == -EAGAIN) {
+    /* pending, or its status unreadable for now: read it again */
+    if ((rc == XM_OK && st.rc == -EAGAIN) ||
+        (rc != XM_OK && rc != XM_ERR_NOTFOUND)) {
         if (xm_clock_mono_ms(a->d.clock) > p->deadline_ms) {
             audit(p, "wait", XM_ERR_TIMEOUT, "action still pending");
             run_end(p, XM_ERR_TIMEOUT, "the hypervisor did not finish "
-                    "the livepatch action in time");
+                    "the livepatch action in time, or its status could "
+                    "not be read: the payload's state is unknown");
             return;
         }
         arm(p, POLL_MS);
@@ -614,6 +619,19 @@ flow_save(struct flow *f, enum xm_pf_phase phase)
     return rc;
 }
 
+/* The flow's end could not be journaled: remove the record, so that
+ * no later start resumes a flow that was answered. */
+static void
+flow_forget(struct flow *f)
+{
+    char path[512];
+
+    flow_path(f->a, path, sizeof(path));
+    if (unlink(path) != 0 && errno != ENOENT)
+        xm_log_err("%s: %s: a later start may resume patch %s", path,
+                   strerror(errno), f->rec.job);
+}
+
 static int64_t
 flow_now(const struct flow *f)
 {
@@ -689,6 +707,7 @@ flow_free(struct flow *f)
     }
     xm_pf_rec_dispose(&f->rec);
     xm_manifest_dispose(&f->m);
+    free(f->data);
     free(f->drain_json);
     free(f->undrain_json);
     free(f->vout);
@@ -769,9 +788,11 @@ flow_succeed(struct flow *f, const char *state, const char *message)
 {
     struct xm_jgen *g;
 
-    if (f->rec.phase && !f->dry_run && flow_save(f, XM_PF_DONE))
+    if (f->rec.phase && !f->dry_run && flow_save(f, XM_PF_DONE)) {
+        flow_forget(f);
         xm_log_warn("patch %s: could not journal its end (it will not "
                     "be resumed: it is over)", f->job->id);
+    }
     g = xm_jgen_new(false);
     if (!g) {
         job_finish(f->job, XM_ERR_NOMEM, NULL, NULL);
@@ -829,9 +850,11 @@ flow_fail(struct flow *f, int rc, const char *code_name, const char *msg,
     if (f->rec.phase && !f->dry_run) {
         snprintf(f->rec.reason, sizeof(f->rec.reason), "%s", msg);
         if (flow_save(f, after == HOST_REBOOT ? XM_PF_REBOOT_REQUIRED
-                                              : XM_PF_FAILED))
+                                              : XM_PF_FAILED)) {
+            flow_forget(f);
             xm_log_warn("patch %s: could not journal its end",
                         f->job->id);
+        }
     }
     g = xm_jgen_new(false);
     if (g) {
@@ -963,6 +986,11 @@ flow_preflight(struct flow *f, struct pre_fail *why)
     f->depends = info.depends;
     f->have_depends = true;
     out = f->loaded ? PRE_LOADED : PRE_UPLOAD;
+    /* the bytes checked are the bytes uploaded: no second read */
+    free(f->data);
+    f->data = data;
+    f->len = len;
+    data = NULL;
 out:
     free(data);
     hostview_dispose(&h);
@@ -990,23 +1018,18 @@ flow_run_new(struct flow *f)
 }
 
 static void flow_apply(struct flow *f);
+static void flow_send(struct flow *f);
 static void flow_verify(struct flow *f);
 static void flow_undrain(struct flow *f);
 
 /* ---- upload ---- */
 
-/* Pre-flight (again) and upload; then apply. */
+/* Pre-flight again (after the drain, or on a resume), then upload. */
 static void
 flow_upload(struct flow *f)
 {
-    struct agent *a = f->a;
     struct pre_fail why;
-    struct patch_run *p;
     enum pre pre;
-    void *data = NULL;
-    size_t len = 0;
-    char err[512];
-    int rc;
 
     step_begin(f, "preflight");
     pre = flow_preflight(f, &why);
@@ -1036,6 +1059,18 @@ flow_upload(struct flow *f)
         break;
     }
     step_end(f, "ok", NULL);
+    flow_send(f);
+}
+
+/* Journal, then upload the bytes the pre-flight checked; then apply. */
+static void
+flow_send(struct flow *f)
+{
+    struct agent *a = f->a;
+    struct patch_run *p;
+    char err[512];
+    int rc;
+
     if (flow_save(f, XM_PF_UPLOADING)) {
         flow_fail(f, XM_ERR_IO, NULL, "cannot journal the upload: nothing "
                   "was uploaded", HOST_CORDON);
@@ -1046,19 +1081,17 @@ flow_upload(struct flow *f)
     step_begin(f, "upload");
     flow_progress(f, 30);
     p = flow_run_new(f);
-    rc = p ? read_file(f->path, XM_LP_MAX_SIZE, &data, &len, err,
-                       sizeof(err)) : XM_ERR_NOMEM;
-    if (rc) {
+    if (!p || !f->data) {
         free(p);
         f->run = NULL;
-        flow_fail(f, rc, NULL, rc == XM_ERR_NOMEM ? "out of memory" : err,
-                  HOST_CORDON);
+        flow_fail(f, XM_ERR_NOMEM, NULL, "out of memory", HOST_CORDON);
         return;
     }
     f->start_ms = flow_now(f);
     p->start_ms = f->start_ms;
-    rc = a->d.hv->ops->lp_upload(a->d.hv->ctx, p->name, data, len);
-    free(data);
+    rc = a->d.hv->ops->lp_upload(a->d.hv->ctx, p->name, f->data, f->len);
+    free(f->data);
+    f->data = NULL;
     if (rc) {
         audit(p, "upload", rc, xm_strerror(rc));
         free(p);
@@ -1090,8 +1123,16 @@ flow_apply(struct flow *f)
     struct patch_run *p;
 
     if (flow_save(f, XM_PF_APPLYING)) {
-        flow_fail(f, XM_ERR_IO, NULL, "cannot journal the apply: the "
-                  "payload is loaded, not applied", HOST_CORDON);
+        struct xm_hv *hv = f->a->d.hv;
+        bool out = hv->ops->lp_action(hv->ctx, f->rec.name, XM_LP_UNLOAD,
+                                      0) == XM_OK;
+
+        if (out)
+            ids_update(f->a, f->rec.name, NULL);
+        flow_fail(f, XM_ERR_IO, NULL, out ? "cannot journal the apply: the "
+                  "payload was unloaded again, nothing applied"
+                  : "cannot journal the apply: the payload is loaded, not "
+                  "applied", HOST_CORDON);
         return;
     }
     if (!f->in_place && strcmp(f->a->state, "patching"))
@@ -1133,15 +1174,16 @@ flow_run_done(struct flow *f, struct patch_run *p, int rc, const char *why)
                   taken_out ? "reverted" : NULL, msg, HOST_CORDON);
         return;
     }
+    snprintf(msg, sizeof(msg), "%s", why ? why : "");  /* why may be p's */
     run_free(p);
     if (rc) {
-        flow_fail(f, rc, taken_out ? "reverted" : NULL, why, HOST_CORDON);
+        flow_fail(f, rc, taken_out ? "reverted" : NULL, msg, HOST_CORDON);
         return;
     }
     step_end(f, "ok", NULL);
     if (flow_save(f, XM_PF_VERIFYING)) {
-        flow_fail(f, XM_ERR_IO, NULL, "cannot journal the verify step",
-                  HOST_CORDON);
+        flow_fail(f, XM_ERR_IO, NULL, "cannot journal the verify step: "
+                  "the payload is applied, not verified", HOST_CORDON);
         return;
     }
     flow_verify(f);
@@ -1378,8 +1420,8 @@ flow_verify(struct flow *f)
     rc = hostview_load(f->a, &h);
     if (rc) {
         hostview_dispose(&h);
-        flow_fail(f, rc, NULL, "cannot read the hypervisor's state to "
-                  "verify the payload", HOST_CORDON);
+        verify_failed(f, "cannot read the hypervisor's state to verify "
+                      "the payload");
         return;
     }
     for (size_t i = 0; i < h.view.npayloads; i++)
@@ -1685,7 +1727,7 @@ op_patch_apply(struct job *job)
         if (pre == PRE_LOADED)
             flow_apply(f);
         else
-            flow_upload(f);
+            flow_send(f);
         return;
     }
     flow_drain(f);
