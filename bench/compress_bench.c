@@ -31,6 +31,11 @@
  * and 1000 MB/s, with the choice xm_comp_auto_choose makes.  Figures,
  * never pass or fail.  Build it as bench/README.md says for plan_bench
  * (no sanitizers, -O2): `make bench`, then ./bench/compress_bench.
+ *
+ * `compress_bench FILE` measures FILE instead (its first 64 MiB, whole
+ * 256 KiB chunks), e.g. a real guest's stream from `xl save -c GUEST
+ * FILE`, and says how many of its 4 KiB blocks are zero.  Copied into a
+ * lab dom0 it times the codecs on the lab's own (emulated) CPU.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +47,10 @@
 
 #define KIB 1024u
 #define PAGE (4 * KIB)
-#define BUF_LEN (64u * KIB * KIB)
+#define BUF_MAX (64u * KIB * KIB)
+#define CHUNK_MAX (256u * KIB)
+
+static size_t buf_len = BUF_MAX;    /* bytes measured */
 #define RUNS 3
 #define GUEST_MB (1024.0 * 1024 * 1024 / 1e6)   /* 1 GiB in MB */
 
@@ -220,7 +228,7 @@ run_memcpy(const uint8_t *buf, size_t chunk, uint8_t *out,
     res->enc_s = res->dec_s = 1e9;
     for (int run = 0; run < RUNS; run++) {
         double t = now();
-        for (size_t off = 0; off < BUF_LEN; off += chunk) {
+        for (size_t off = 0; off < buf_len; off += chunk) {
             memcpy(out, buf + off, chunk);
             sink ^= out[chunk - 1];
         }
@@ -229,7 +237,7 @@ run_memcpy(const uint8_t *buf, size_t chunk, uint8_t *out,
             res->enc_s = t;
     }
     res->dec_s = res->enc_s;
-    res->block_bytes = BUF_LEN;
+    res->block_bytes = buf_len;
     (void)sink;
 }
 
@@ -250,7 +258,7 @@ run_codec(const char *spec_text, const uint8_t *buf, size_t chunk,
     struct xm_comp_codec *enc = NULL, *dec = NULL;
     struct xm_comp_spec spec;
     char err[160];
-    size_t n_chunks = BUF_LEN / chunk, stride = xm_comp_bound(chunk), n;
+    size_t n_chunks = buf_len / chunk, stride = xm_comp_bound(chunk), n;
     int rc;
 
     if (xm_comp_spec_parse(spec_text, &spec, err, sizeof(err)) ||
@@ -287,7 +295,7 @@ run_codec(const char *spec_text, const uint8_t *buf, size_t chunk,
         if (t < res->dec_s)
             res->dec_s = t;
     }
-    if (memcmp(back, buf, BUF_LEN) != 0) {
+    if (memcmp(back, buf, buf_len) != 0) {
         fprintf(stderr, "compress_bench: %s: decoded data differs\n",
                 spec_text);
         exit(1);
@@ -301,7 +309,7 @@ run_codec(const char *spec_text, const uint8_t *buf, size_t chunk,
 static double
 mbps(double seconds)
 {
-    return BUF_LEN / 1e6 / seconds;
+    return buf_len / 1e6 / seconds;
 }
 
 static struct xm_comp_sample
@@ -313,7 +321,7 @@ as_sample(const struct result *r)
     memset(&s, 0, sizeof(s));
     xm_comp_spec_parse(r->name, &s.spec, err, sizeof(err));
     s.mbps = mbps(r->enc_s);
-    s.ratio = (double)BUF_LEN / (double)r->block_bytes;
+    s.ratio = (double)buf_len / (double)r->block_bytes;
     return s;
 }
 
@@ -354,22 +362,62 @@ report(size_t chunk, const struct result *base, const struct result *res,
     }
 }
 
+/* Up to BUF_MAX bytes of path into buf, whole CHUNK_MAX chunks. */
+static void
+file_fill(const char *path, uint8_t *buf)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n, zero = 0;
+
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    n = fread(buf, 1, BUF_MAX, f);
+    fclose(f);
+    n -= n % CHUNK_MAX;
+    if (n == 0) {
+        fprintf(stderr, "compress_bench: %s: less than %u KiB\n", path,
+                CHUNK_MAX / KIB);
+        exit(2);
+    }
+    buf_len = n;
+    for (size_t off = 0; off < n; off += PAGE) {
+        size_t i = 0;
+
+        while (i < PAGE && buf[off + i] == 0)
+            i++;
+        zero += i == PAGE;
+    }
+    printf("compress_bench: %s, its first %zu MiB: %.1f%% of its 4 KiB "
+           "blocks are zero\n", path, n / KIB / KIB,
+           100.0 * (double)zero / (double)(n / PAGE));
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
     static const size_t chunks[] = { 64 * KIB, 256 * KIB };
     static const char *const specs[] = { "lz4", "zstd:1", "zstd:3" };
-    uint8_t *buf = xmalloc(BUF_LEN), *back = xmalloc(BUF_LEN);
-    uint8_t *blocks = xmalloc(BUF_LEN + BUF_LEN / 4096 * 8 + 64);
-    size_t *block_len = xmalloc(BUF_LEN / (64 * KIB) * sizeof(size_t));
+    uint8_t *buf = xmalloc(BUF_MAX), *back = xmalloc(BUF_MAX);
+    uint8_t *blocks = xmalloc(BUF_MAX + BUF_MAX / 4096 * 8 + 64);
+    size_t *block_len = xmalloc(BUF_MAX / (64 * KIB) * sizeof(size_t));
     struct result base, res[3];
 
-    guest_fill(buf, BUF_LEN);
-    printf("compress_bench: %u MiB of synthetic guest memory in 4 KiB "
-           "pages (fixed seed):\n ", BUF_LEN / KIB / KIB);
-    for (size_t k = 0; k < N_KINDS; k++)
-        printf(" %u%% %s%s", page_mix[k].percent, page_mix[k].name,
-               k + 1 < N_KINDS ? "," : "\n");
+    if (argc > 2) {
+        fprintf(stderr, "usage: compress_bench [FILE]\n");
+        return 2;
+    }
+    if (argc == 2) {
+        file_fill(argv[1], buf);
+    } else {
+        guest_fill(buf, buf_len);
+        printf("compress_bench: %zu MiB of synthetic guest memory in 4 KiB "
+               "pages (fixed seed):\n ", buf_len / KIB / KIB);
+        for (size_t k = 0; k < N_KINDS; k++)
+            printf(" %u%% %s%s", page_mix[k].percent, page_mix[k].name,
+                   k + 1 < N_KINDS ? "," : "\n");
+    }
     printf("  MB/s: 10^6 raw bytes per second of CPU time, best of %d "
            "runs;\n  ratio: raw bytes / block bytes (headers in)\n", RUNS);
     for (size_t c = 0; c < 2; c++) {

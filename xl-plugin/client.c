@@ -23,6 +23,7 @@
  * are checked as strictly as a request is.
  */
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
@@ -153,6 +154,29 @@ read_answer(struct xm_xs *xs, const char *id, struct xm_reply *r)
             r->result = NULL;
     }
     return XM_OK;
+}
+
+/* The agent that took our request is no longer there: its pid key is
+ * gone (it stopped), or, with opts->check_pid, no process has that pid
+ * (it was killed). */
+static bool
+agent_gone(struct xm_xs *xs, const struct xm_client_opts *opts)
+{
+    char *value = NULL, *end = NULL;
+    long pid;
+    int rc = xm_xs_read(xs, XM_XS_NO_TXN, "/tool/xenmaint/agent/pid",
+                        &value);
+    bool gone = rc == XM_ERR_NOTFOUND;
+
+    if (!rc && opts->check_pid) {
+        errno = 0;
+        pid = strtol(value, &end, 10);
+        if (!errno && end != value && !*end && pid > 0 && pid <= INT_MAX &&
+            kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            gone = true;
+    }
+    free(value);
+    return gone;
 }
 
 int
@@ -364,6 +388,15 @@ xm_client_call(struct xm_xs *xs, const struct xm_request *req,
             continue;
         }
 
+        if (picked_up && agent_gone(xs, opts)) {
+            reply_fail(reply_r, XM_CALL_NO_AGENT, "xenmaintd stopped while "
+                       "job %s ran; what it did is journaled (a patch "
+                       "apply goes on when the agent starts again: see xl "
+                       "maint-status)", reply_r->id);
+            rc = XM_ERR_NOTFOUND;
+            goto out;
+        }
+
         now = now_ms();
         if (!picked_up && now >= pickup_end) {
             reply_fail(reply_r, XM_CALL_NO_ANSWER, "xenmaintd did not "
@@ -435,6 +468,8 @@ xm_exit_for_error_code(const char *code)
     } map[] = {
         { "blocked", XM_EXIT_BLOCKED },
         { "partial", XM_EXIT_PARTIAL },
+        { "reboot-required", XM_EXIT_REBOOT_REQUIRED },
+        { "reverted", XM_EXIT_REVERTED },
         { "timeout", XM_EXIT_TIMEOUT },
         { "cancelled", XM_EXIT_INTERRUPTED },
         { "no-agent", XM_EXIT_NO_AGENT },
@@ -938,6 +973,66 @@ print_notice(const xm_json *notice, FILE *out)
     fputc('\n', out);
 }
 
+/* A downtime part in ms as "0.41", or "?" when the agent did not know
+ * it (or sent nonsense). */
+static const char *
+part_secs(const xm_json *obj, const char *key, char *buf, size_t len)
+{
+    uint64_t ms;
+
+    if (get_uint(obj, key, &ms) && ms < 86400000u)
+        snprintf(buf, len, "%.2f", (double)ms / 1000.0);
+    else
+        snprintf(buf, len, "?");
+    return buf;
+}
+
+/*
+ * Each move's migration stream, for moves that carry the figures (an
+ * agent before issue 6 sends none: nothing printed): libxl's bytes,
+ * the wire's, their ratio, the compression, the precopy rounds and the
+ * downtime with its parts (stream tail + restore + handshake).
+ */
+static void
+print_streams(const xm_json *moves, FILE *out)
+{
+    bool said = false;
+
+    for (size_t i = 0; moves && i < xm_json_len(moves); i++) {
+        const xm_json *m = xm_json_at(moves, i);
+        const xm_json *dt = xm_json_get(m, "downtime");
+        const char *comp = get_str(m, "compress");
+        char raw[32], wire[32], ratio[16] = "-", rounds[16] = "?";
+        char total[16], tail[16], restore[16], hs[16];
+        uint64_t lb, wb, n;
+        double r;
+
+        if (!get_uint(m, "libxl_bytes", &lb) ||
+            !get_uint(m, "wire_bytes", &wb) || (lb == 0 && wb == 0))
+            continue;
+        if (!said)
+            fprintf(out, "Streams:\n  %-20s %11s %11s %7s %-9s %6s  %s\n",
+                    "GUEST", "FROM LIBXL", "ON WIRE", "RATIO", "COMPRESS",
+                    "ROUNDS", "DOWNTIME s (TAIL + RESTORE + HANDSHAKE)");
+        said = true;
+        snprintf(raw, sizeof(raw), "%.1f MiB", (double)lb / 1048576.0);
+        snprintf(wire, sizeof(wire), "%.1f MiB", (double)wb / 1048576.0);
+        if (get_seconds(m, "ratio", &r) && r < 1e9)
+            snprintf(ratio, sizeof(ratio), "%.1fx", r);
+        if (get_uint(m, "precopy_rounds", &n) && n < 100000)
+            snprintf(rounds, sizeof(rounds), "%" PRIu64, n);
+        fputs("  ", out);
+        put_col(out, get_str(m, "guest"), 20);
+        fprintf(out, " %11s %11s %7s ", raw, wire, ratio);
+        put_col(out, comp ? comp : "?", 9);
+        fprintf(out, " %6s  %s (%s + %s + %s)\n", rounds,
+                part_secs(dt, "total_ms", total, sizeof(total)),
+                part_secs(dt, "stream_tail_ms", tail, sizeof(tail)),
+                part_secs(dt, "restore_ms", restore, sizeof(restore)),
+                part_secs(dt, "handshake_ms", hs, sizeof(hs)));
+    }
+}
+
 static void
 drain_print_real(const xm_json *result, FILE *out)
 {
@@ -980,6 +1075,7 @@ drain_print_real(const xm_json *result, FILE *out)
         }
         fputc('\n', out);
     }
+    print_streams(moves, out);
     print_blocked(get_array(result, "blocked"), out);
     print_attention(moves, false, out);
     if (refused)
@@ -1066,6 +1162,7 @@ xm_undrain_print(const xm_json *result, FILE *out)
         }
         fputc('\n', out);
     }
+    print_streams(moves, out);
     if (n_refused > 0)
         fputs("Refused (their current host would not send them back):\n",
               out);
@@ -1195,11 +1292,179 @@ xm_status_print(const xm_json *result, FILE *out)
     }
 }
 
+/* obj[key] if it is an object, else NULL. */
+static const xm_json *
+get_object(const xm_json *obj, const char *key)
+{
+    const xm_json *v = obj ? xm_json_get(obj, key) : NULL;
+
+    return v && xm_json_type(v) == XM_JSON_OBJECT ? v : NULL;
+}
+
+/* An apply that drained around the patch ("in_place":false; an agent
+ * that does not say: one whose result has a drain). */
+static bool
+apply_drains(const xm_json *result)
+{
+    bool in_place = false;
+
+    if (result && xm_json_get_bool(result, "in_place", &in_place) == XM_OK)
+        return !in_place;
+    return get_object(result, "drain") != NULL;
+}
+
+/* STEP RESULT SECONDS MESSAGE, one line per step object. */
+static void
+apply_print_steps(const xm_json *steps, FILE *out)
+{
+    bool header = false;
+
+    for (size_t i = 0; steps && i < xm_json_len(steps); i++) {
+        const xm_json *st = xm_json_at(steps, i);
+        const char *message = get_str(st, "message");
+        double seconds;
+
+        if (xm_json_type(st) != XM_JSON_OBJECT)
+            continue;
+        if (!header)
+            fprintf(out, "%-10s %-8s %8s  %s\n", "STEP", "RESULT",
+                    "SECONDS", "MESSAGE");
+        header = true;
+        put_col(out, get_str(st, "step"), 10);
+        fputc(' ', out);
+        put_col(out, get_str(st, "result"), 8);
+        if (get_seconds(st, "seconds", &seconds) && seconds < 1e9)
+            fprintf(out, " %8.1f", seconds);
+        else
+            fprintf(out, " %8s", "-");
+        if (message && message[0]) {
+            fputs("  ", out);
+            put_clean(out, message);
+        }
+        fputc('\n', out);
+    }
+}
+
+#define VERIFY_OUTPUT_LINES 20
+#define VERIFY_OUTPUT_BYTES 2048
+
+/* A command's output, indented, control characters as '?', at most
+ * VERIFY_OUTPUT_LINES lines and VERIFY_OUTPUT_BYTES bytes. */
+static void
+put_output(FILE *out, const char *s)
+{
+    unsigned lines = 0;
+    size_t bytes = 0;
+    bool bol = true;
+
+    for (; *s; s++, bytes++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (lines >= VERIFY_OUTPUT_LINES || bytes >= VERIFY_OUTPUT_BYTES) {
+            fputs(bol ? "  | ...\n" : " ...\n", out);
+            return;
+        }
+        if (bol)
+            fputs("  | ", out);
+        bol = false;
+        if (c == '\n') {
+            fputc('\n', out);
+            lines++;
+            bol = true;
+            continue;
+        }
+        fputc(c < 0x20 || c == 0x7f ? '?' : c, out);
+    }
+    if (!bol)
+        fputc('\n', out);
+}
+
+static void
+apply_print_verify(const xm_json *verify, FILE *out)
+{
+    const char *command = get_str(verify, "command");
+    const char *output = get_str(verify, "output");
+    bool matched = false, has_matched, has_exit;
+    int64_t code = 0;
+
+    has_exit = xm_json_get_int(verify, "exit", &code) == XM_OK;
+    has_matched = xm_json_get_bool(verify, "matched", &matched) == XM_OK;
+    fputs("Verify: ", out);
+    put_clean(out, command ? command : "?");
+    if (has_exit)
+        fprintf(out, ": exit %" PRId64, code);
+    else
+        fputs(": no exit status", out);
+    if (has_matched)
+        fputs(matched ? ", output matched" : ", output did not match",
+              out);
+    fputc('\n', out);
+    if (output && output[0] && (!has_exit || code != 0 || !matched))
+        put_output(out, output);
+}
+
+/* The host's state at the end, and what to do about it. */
+static void
+apply_print_host_state(const xm_json *result, FILE *out)
+{
+    const char *host = get_str(result, "host");
+    const char *state = get_str(result, "host_state");
+
+    if (!state)
+        return;
+    fputs("Host ", out);
+    put_clean(out, host ? host : "?");
+    fputs(": ", out);
+    put_clean(out, state);
+    if (str_is(state, "drained"))
+        fputs("; its guests are elsewhere: 'xl undrain' puts it back in "
+              "service and brings them home", out);
+    else if (str_is(state, "cordoned"))
+        fputs("; no guest is placed on it: 'xl undrain' puts it back in "
+              "service", out);
+    else if (str_is(state, "reboot-required"))
+        fputs("; no livepatch fixes its hypervisor: reboot it into a "
+              "fixed one", out);
+    fputc('\n', out);
+}
+
+/* What a patch apply adds to the state line, in the order it happened. */
+static void
+apply_print_details(const xm_json *result, FILE *out)
+{
+    const xm_json *drain = get_object(result, "drain");
+    const xm_json *undrain = get_object(result, "undrain");
+    const xm_json *verify = get_object(result, "verify");
+    bool around = apply_drains(result);
+    bool dry_run = str_is(get_str(result, "state"), "dry-run") ||
+                   get_true(drain, "dry_run");
+
+    /* In place: the output it always had, and the verification. */
+    if (around)
+        apply_print_steps(get_array(result, "steps"), out);
+    if (drain) {
+        fputc('\n', out);
+        xm_drain_print(drain, dry_run, out);
+    }
+    if (undrain) {
+        fputc('\n', out);
+        xm_undrain_print(undrain, out);
+    }
+    if ((drain || undrain) &&
+        (verify || (around && get_str(result, "host_state"))))
+        fputc('\n', out);
+    if (verify)
+        apply_print_verify(verify, out);
+    if (around)
+        apply_print_host_state(result, out);
+}
+
 void
 xm_patch_print(const xm_json *result, FILE *out)
 {
     const xm_json *lps = get_array(result, "livepatches");
     const xm_json *problems = get_array(result, "problems");
+    const xm_json *eobj = get_object(result, "error");
     const char *name = get_str(result, "name");
     const char *state = get_str(result, "state");
     const char *message = get_str(result, "message");
@@ -1222,7 +1487,19 @@ xm_patch_print(const xm_json *result, FILE *out)
     if (name || state) {
         put_clean(out, name ? name : "livepatch");
         fputs(": ", out);
-        put_clean(out, state ? state : "?");
+        if (state) {
+            put_clean(out, state);
+        } else if (eobj) {
+            /* A failed apply: its error is on stderr, the code here. */
+            fputs("failed", out);
+            if (get_str(eobj, "code")) {
+                fputs(" (", out);
+                put_clean(out, get_str(eobj, "code"));
+                fputc(')', out);
+            }
+        } else {
+            fputc('?', out);
+        }
         fputc('\n', out);
     }
     for (size_t i = 0; problems && i < xm_json_len(problems); i++) {
@@ -1234,6 +1511,7 @@ xm_patch_print(const xm_json *result, FILE *out)
         put_clean(out, p);
         fputc('\n', out);
     }
+    apply_print_details(result, out);
     if (message && message[0]) {
         put_clean(out, message);
         fputc('\n', out);
@@ -1251,6 +1529,37 @@ xm_patch_check_exit_code(const xm_json *result)
     if (xm_json_get_bool(result, "already_patched", &done) == XM_OK && done)
         return XM_EXIT_OK;
     return ok ? XM_EXIT_OK : XM_EXIT_BLOCKED;
+}
+
+int
+xm_patch_apply_exit_code(const xm_json *result)
+{
+    const xm_json *eobj, *undrain, *drain;
+    const char *state;
+
+    if (!result || xm_json_type(result) != XM_JSON_OBJECT)
+        return XM_EXIT_FAILED;
+    /* A failed job's result: its code says (blocked 4, partial 6,
+     * reboot-required 7, reverted 8, ...). */
+    eobj = xm_json_get(result, "error");
+    if (eobj)
+        return xm_exit_for_error_code(get_str(eobj, "code"));
+    state = get_str(result, "state");
+    if (str_is(state, "dry-run")) {
+        /* As xl drain --dry-run: 4 when guests could not move. */
+        drain = get_object(result, "drain");
+        return drain ? xm_drain_exit_code(drain, true) : XM_EXIT_OK;
+    }
+    if (!str_is(state, "applied") && !str_is(state, "already-applied"))
+        return XM_EXIT_FAILED;
+    if (!apply_drains(result))
+        return XM_EXIT_OK;
+    /* Patched; a success only if every guest came home.  No undrain:
+     * it was not reached, the guests are still away. */
+    undrain = get_object(result, "undrain");
+    if (!undrain || xm_undrain_exit_code(undrain) != XM_EXIT_OK)
+        return XM_EXIT_PARTIAL;
+    return XM_EXIT_OK;
 }
 
 /* ---- per-guest progress ---------------------------------------------- */
@@ -1291,6 +1600,7 @@ struct xm_view_row {
     char id[XM_REQ_ID_MAX + 1];    /* the migration id (key name) */
     struct view_guest g;
     bool changed;                  /* since the last render */
+    bool homecoming;               /* show "<- from", not "-> to" */
     char shown_phase[VIEW_PHASE_MAX + 1];  /* LINES: last printed */
 };
 
@@ -1486,6 +1796,8 @@ xm_guest_view_update(struct xm_guest_view *v, const char *migid,
         row = &v->row[v->n_row++];
         memset(row, 0, sizeof(*row));
         snprintf(row->id, sizeof(row->id), "%s", migid);
+        row->homecoming = v->homecoming ||
+                          (v->homecoming_by_id && migid[0] == 'u');
         row->changed = true;
     } else if (memcmp(&row->g, &g, sizeof(g)) != 0) {
         row->changed = true;
@@ -1570,13 +1882,13 @@ phase_finished(const char *phase)
 
 /* " -> B" or " <- B", or nothing when the key did not say. */
 static void
-line_peer(struct xm_guest_view *v, struct view_line *l,
-          const struct view_guest *g)
+line_peer(const struct xm_view_row *row, struct view_line *l)
 {
-    const char *peer = v->homecoming ? g->from : g->to;
+    const struct view_guest *g = &row->g;
+    const char *peer = row->homecoming ? g->from : g->to;
 
-    if ((g->has & (v->homecoming ? HAS_FROM : HAS_TO)) && peer[0]) {
-        line_add(l, " %s ", v->homecoming ? "<-" : "->");
+    if ((g->has & (row->homecoming ? HAS_FROM : HAS_TO)) && peer[0]) {
+        line_add(l, " %s ", row->homecoming ? "<-" : "->");
         line_clean(l, peer, 0, 0);
     }
 }
@@ -1609,7 +1921,7 @@ render_lines(struct xm_guest_view *v)
         snprintf(row->shown_phase, sizeof(row->shown_phase), "%s",
                  g->phase);
         line_clean(&l, g->guest, 0, 0);
-        line_peer(v, &l, g);
+        line_peer(row, &l);
         line_add(&l, ": %s", g->phase);
         line_state(&l, g);
         if (g->has & (HAS_PERCENT | HAS_BYTES)) {
@@ -1698,10 +2010,11 @@ view_size(const struct xm_guest_view *v, unsigned *cols_r,
 }
 
 static void
-tty_row_line(struct xm_guest_view *v, const struct view_guest *g,
-             unsigned cols, struct view_line *l)
+tty_row_line(const struct xm_view_row *row, unsigned cols,
+             struct view_line *l)
 {
-    size_t peer_len = strlen(v->homecoming ? g->from : g->to);
+    const struct view_guest *g = &row->g;
+    size_t peer_len = strlen(row->homecoming ? g->from : g->to);
     int bar = (int)cols - 1 - VIEW_NAME_COLS - 34 - (int)peer_len - 4;
     char mib[32] = "-";
 
@@ -1725,7 +2038,7 @@ tty_row_line(struct xm_guest_view *v, const struct view_guest *g,
     if (g->has & HAS_BYTES)
         snprintf(mib, sizeof(mib), "%.1f", (double)g->bytes / 1048576.0);
     line_add(l, "%9s MiB %-9s", mib, g->phase);
-    line_peer(v, l, g);
+    line_peer(row, l);
     line_state(l, g);
     if (g->has & HAS_WHY) {
         line_add(l, ": ");
@@ -1783,7 +2096,7 @@ render_tty(struct xm_guest_view *v)
                 hidden_failed++;
             continue;
         }
-        tty_row_line(v, &row->g, cols, &l);
+        tty_row_line(row, cols, &l);
         fputs("\033[2K", v->out);
         line_put(v->out, &l, cols > 1 ? cols - 1 : 1);
         fputc('\n', v->out);
@@ -1908,4 +2221,147 @@ xm_guest_view_hooks(struct xm_guest_view *v, struct xm_job_hooks *hooks_r)
     hooks_r->poll = view_poll_hook;
     hooks_r->cancelling = view_cancelling_hook;
     hooks_r->arg = v;
+}
+
+/* ---- the steps of a patch apply -------------------------------------- */
+
+/* The contract's steps, and "revert" (the schema lists it: verification
+ * failed and the agent takes the livepatch out). */
+static const char *const step_names[] = {
+    "drain", "preflight", "upload", "apply", "verify", "revert", "undrain",
+    "done",
+};
+
+void
+xm_step_view_init(struct xm_step_view *s, struct xm_guest_view *guests)
+{
+    memset(s, 0, sizeof(*s));
+    s->guests = guests;
+}
+
+/* value (len bytes) as a step name into name_r, or XM_ERR_INVAL. */
+static int
+step_parse(const char *value, size_t len, char name_r[XM_STEP_NAME_MAX + 1])
+{
+    if (!value || len == 0 || len > XM_STEP_NAME_MAX)
+        return XM_ERR_INVAL;
+    memcpy(name_r, value, len);
+    name_r[len] = '\0';
+    for (size_t i = 0; i < sizeof(step_names) / sizeof(step_names[0]);
+         i++)
+        if (strlen(step_names[i]) == len &&
+            memcmp(step_names[i], value, len) == 0)
+            return XM_OK;
+    return XM_ERR_INVAL;
+}
+
+/* Say that the job went on to s->step. */
+static void
+step_show(struct xm_step_view *s)
+{
+    struct xm_guest_view *v = s->guests;
+    bool redraw = false;
+
+    switch (v->mode) {
+    case XM_VIEW_JSON:
+        /* s->step is one of step_names: nothing to escape. */
+        fprintf(v->out, "{\"event\":\"step\",\"step\":\"%s\"}\n", s->step);
+        break;
+    case XM_VIEW_TTY:
+        /* Above the bars: back to their first line, wipe them (and a
+         * progress text below), say the step, draw them again under
+         * it. */
+        if (v->drawn) {
+            fprintf(v->out, "\r\033[%uA\033[J", v->drawn);
+            v->drawn = 0;
+            for (unsigned i = 0; i < v->n_row; i++)
+                v->row[i].changed = true;
+            redraw = true;
+        } else {
+            fputs("\r\033[2K", v->out);
+        }
+        fprintf(v->out, "%s: step %s\n", v->what, s->step);
+        break;
+    case XM_VIEW_LINES:
+        fprintf(v->out, "%s: step %s\n", v->what, s->step);
+        break;
+    }
+    if (redraw)
+        xm_guest_view_render(v);
+    fflush(v->out);
+}
+
+int
+xm_step_view_update(struct xm_step_view *s, const char *value, size_t len)
+{
+    char name[XM_STEP_NAME_MAX + 1];
+
+    if (step_parse(value, len, name) != XM_OK)
+        return XM_ERR_INVAL;
+    if (strcmp(name, s->step) != 0) {
+        memcpy(s->step, name, sizeof(s->step));
+        step_show(s);
+    }
+    return XM_OK;
+}
+
+void
+xm_step_view_poll(struct xm_step_view *s, struct xm_xs *xs,
+                  const char *job_id, bool final)
+{
+    struct xm_guest_view *v = s->guests;
+    char path[XM_XS_PATH_MAX], name[XM_STEP_NAME_MAX + 1] = "";
+    char *value = NULL;
+    size_t len = 0;
+    bool changed = false, opens = false;
+    int64_t now = now_ms();
+
+    if (final || !v->min_interval_ms || !s->last_read_ms ||
+        now - s->last_read_ms >= (int64_t)v->min_interval_ms) {
+        s->last_read_ms = now;
+        if (xm_xs_path(path, "/tool/xenmaint/job/%s/step", job_id) ==
+                XM_OK &&
+            xs->ops->read(xs->ctx, XM_XS_NO_TXN, path, &value, &len) ==
+                XM_OK &&
+            step_parse(value, len, name) == XM_OK &&
+            strcmp(name, s->step) != 0)
+            changed = true;
+        free(value);
+    }
+    /*
+     * Keep the lines in the order things happened when one read sees
+     * both a new step and guest changes: the drain and the undrain
+     * start their migrations after their step begins, so their line
+     * comes first; every other step begins once the migrations before
+     * it ended, so their last phases come first.
+     */
+    if (changed)
+        opens = strcmp(name, "drain") == 0 || strcmp(name, "undrain") == 0;
+    if (opens)
+        (void)xm_step_view_update(s, name, strlen(name));
+    xm_guest_view_poll(v, xs, job_id, final);
+    if (changed && !opens)
+        (void)xm_step_view_update(s, name, strlen(name));
+}
+
+static void
+step_poll_hook(void *arg, struct xm_xs *xs, const char *job_id, bool final)
+{
+    xm_step_view_poll(arg, xs, job_id, final);
+}
+
+static void
+step_cancelling_hook(void *arg)
+{
+    struct xm_step_view *s = arg;
+
+    xm_guest_view_cancelling(s->guests);
+}
+
+void
+xm_step_view_hooks(struct xm_step_view *s, struct xm_job_hooks *hooks_r)
+{
+    hooks_r->poll = step_poll_hook;
+    hooks_r->cancelling = step_cancelling_hook;
+    hooks_r->arg = s;
 }

@@ -30,6 +30,10 @@ enum xm_exit {
     XM_EXIT_BLOCKED = 4,      /* guests that cannot move; nothing done */
     XM_EXIT_TIMEOUT = 5,      /* a deadline passed */
     XM_EXIT_PARTIAL = 6,      /* some guests moved, some did not */
+    XM_EXIT_REBOOT_REQUIRED = 7, /* patch apply: no livepatch for this
+                                  * hypervisor; the host is drained */
+    XM_EXIT_REVERTED = 8,     /* patch apply: applied, verification
+                               * failed, reverted */
     XM_EXIT_INTERRUPTED = 130 /* Ctrl-C twice */
 };
 
@@ -66,6 +70,10 @@ struct xm_client_opts {
     /* Job hooks, called after after_poll; NULL: those given to
      * xm_client_set_job_hooks, if any. */
     const struct xm_job_hooks *job;
+    /* Besides its pid key going, take an agent whose pid no process has
+     * (kill -9) as gone: xl sets it; tests, whose agent pid is made up,
+     * do not. */
+    bool check_pid;
 };
 
 /*
@@ -154,6 +162,10 @@ struct xm_guest_view {
     FILE *err;                  /* the Ctrl-C message */
     const char *what;           /* "xl drain": prefix of messages */
     bool homecoming;            /* undrain: show "<- from", not "-> to" */
+    /* A job that drains and undrains (patch apply): each row decides
+     * for itself, by its migration id: 'u...' is a homecoming move of
+     * the undrain, anything else a move of the drain. */
+    bool homecoming_by_id;
     unsigned cols, rows;        /* TTY size; 0: ask out's terminal */
     unsigned min_interval_ms;   /* read the keys at most this often */
     /* private */
@@ -184,11 +196,48 @@ void xm_guest_view_poll(struct xm_guest_view *v, struct xm_xs *xs,
  * hook. */
 void xm_guest_view_cancelling(struct xm_guest_view *v);
 
+/*
+ * The steps of a patch apply that drains around the patch: the value of
+ * /tool/xenmaint/job/<id>/step (drain, preflight, upload, apply, verify,
+ * revert, undrain, done), one line per change -- "xl patch apply: step drain",
+ * or {"event":"step","step":"drain"} in XM_VIEW_JSON -- written to the
+ * guest view's output between its renders, so that on a terminal the
+ * bars stay below the step lines.  Any other value is ignored.
+ */
+#define XM_STEP_NAME_MAX 15
+
+struct xm_step_view {
+    struct xm_guest_view *guests;      /* its mode, out and what */
+    char step[XM_STEP_NAME_MAX + 1];   /* last shown, "" before */
+    int64_t last_read_ms;
+};
+
+void xm_step_view_init(struct xm_step_view *s, struct xm_guest_view *guests);
+/* Take one value of the step key (len bytes): XM_OK when it is a step
+ * name (shown if it changed), XM_ERR_INVAL when ignored. */
+int xm_step_view_update(struct xm_step_view *s, const char *value,
+                        size_t len);
+/* Read the guest keys and the step key of job_id: the poll hook. */
+void xm_step_view_poll(struct xm_step_view *s, struct xm_xs *xs,
+                       const char *job_id, bool final);
+/* Hooks that feed s and its guest view; valid while both are. */
+void xm_step_view_hooks(struct xm_step_view *s,
+                        struct xm_job_hooks *hooks_r);
+
 /* Status result: one block per host. */
 void xm_status_print(const xm_json *result, FILE *out);
 /* Patch results: list, and apply/revert/check. */
 void xm_patch_print(const xm_json *result, FILE *out);
 int xm_patch_check_exit_code(const xm_json *result);
+/*
+ * patch apply (README.md has the result's form): the state, then when
+ * the host was drained around the patch the steps, the drain's and the
+ * undrain's tables, the verification and the host's final state.  A
+ * failed job's result (with "error") prints what it knows the same way.
+ * The exit code: 0 patched or already patched (and every guest home),
+ * 4 blocked, 6 partial, 7 reboot-required, 8 reverted, 1 otherwise.
+ */
+int xm_patch_apply_exit_code(const xm_json *result);
 
 /* "512 MiB", "4.0 GiB"; buf of at least 16 bytes. */
 const char *xm_format_kib(unsigned long long kib, char *buf, size_t len);

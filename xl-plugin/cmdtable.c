@@ -26,6 +26,11 @@ const struct xm_cmd_spec xm_cmd_table[] = {
       "                      acknowledge) before they move.\n"
       "--skip-blocked        Leave guests that cannot move running here.\n"
       "--shutdown-blocked    Shut down guests that cannot move.\n"
+      "--compress C          Compress the migration streams: auto (measure\n"
+      "                      the link and the CPU, then choose), none, lz4,\n"
+      "                      zstd or zstd:LEVEL (1-22); default: the\n"
+      "                      agent's (compress in xenmaint.conf, auto).\n"
+      "                      A peer without compression gets plain streams.\n"
       "--json                Print the agent's result as JSON.\n"
       "-h, --help            Print this help.\n" },
     { "undrain", &main_undrain,
@@ -34,17 +39,39 @@ const struct xm_cmd_spec xm_cmd_table[] = {
       "[options]",
       "--stay                Do not bring the drained guests back.\n"
       "--timeout S           Give up after S seconds (default: agent's).\n"
+      "--compress C          How the hosts that hold the guests compress\n"
+      "                      their streams home: auto, none, lz4, zstd or\n"
+      "                      zstd:LEVEL (default: their agent's).\n"
       "--json                Print the agent's result as JSON.\n"
       "-h, --help            Print this help.\n" },
     { "patch", &main_patch,
-      XL_CMD_NEEDS_AGENT | XL_CMD_MODIFIES,
+      XL_CMD_NEEDS_AGENT | XL_CMD_MODIFIES | XL_CMD_CAN_DRYRUN,
       "Apply, revert, list or check hypervisor livepatches (xenmaint)",
-      "apply PAYLOAD|MANIFEST [--in-place] [--json]\n"
+      "apply [options] PAYLOAD|MANIFEST\n"
       "       xl patch revert NAME [--json]\n"
       "       xl patch list [--json]\n"
       "       xl patch check MANIFEST [--json]",
-      "--in-place            apply: patch without draining the host.\n"
-      "--json                Print the agent's result as JSON.\n"
+      "--in-place            apply: patch with the guests running here.\n"
+      "                      Without it, apply drains the host first (as\n"
+      "                      xl drain), then checks, uploads, applies and\n"
+      "                      verifies the livepatch and brings the guests\n"
+      "                      back (as xl undrain), as one job.  Only\n"
+      "                      --timeout, --dry-run and --json go with it.\n"
+      "-n, --dry-run         apply: plan the drain and check the payload,\n"
+      "                      change nothing (same as the global -N).\n"
+      "--to HOST[,HOST...]   apply: migrate only to these hosts.\n"
+      "--parallel N          apply: at most N migrations at once (1-64).\n"
+      "--timeout S           apply: give up after S seconds (default:\n"
+      "                      agent's).\n"
+      "--notice S            apply: give guests S seconds' notice (or until\n"
+      "                      all acknowledge) before they move.\n"
+      "--skip-blocked        apply: leave guests that cannot move running\n"
+      "                      here.\n"
+      "--compress C          apply: compress the migration streams, as\n"
+      "                      xl drain --compress: auto, none, lz4, zstd\n"
+      "                      or zstd:LEVEL (1-22); default: the agent's.\n"
+      "--json                Print the agent's result as JSON (apply: the\n"
+      "                      step and progress events first, one a line).\n"
       "-h, --help            Print this help.\n" },
     { "maint-status", &main_maint_status,
       XL_CMD_NEEDS_AGENT,

@@ -159,14 +159,22 @@ run_real_xl(char **argv)
 static const char exit_code_help[] =
     "Exit codes:\n"
     "  0    success (drain: the host is empty; dry run: every guest\n"
-    "       can move; patch check: applicable or already patched)\n"
+    "       can move; patch check: applicable or already patched;\n"
+    "       patch apply: patched or already patched, and every guest\n"
+    "       back)\n"
     "  1    the operation failed\n"
     "  2    usage error\n"
     "  3    xenmaintd is not running or not answering\n"
     "  4    blocked: guests that cannot move (nothing done, or refused);\n"
-    "       patch check: no payload applies to this hypervisor\n"
+    "       patch check: no payload applies to this hypervisor;\n"
+    "       patch apply: refused, nothing changed\n"
     "  5    timed out\n"
-    "  6    partial: some guests moved, some did not\n"
+    "  6    partial: some guests moved, some did not (patch apply:\n"
+    "       patched, but not every guest came back)\n"
+    "  7    patch apply: reboot required (no livepatch for this\n"
+    "       hypervisor; the host is left drained)\n"
+    "  8    patch apply: verification failed, the livepatch was\n"
+    "       reverted (the host is left drained and cordoned)\n"
     "  130  interrupted (Ctrl-C twice)\n";
 
 void
@@ -269,15 +277,65 @@ xl_abs_path(const char *cmd, const char *what, const char *arg,
     return XM_EXIT_OK;
 }
 
+int
+xl_parse_targets(const char *cmd, const char *arg, struct xm_request *req)
+{
+    char *copy = strdup(arg ? arg : ""), *save = NULL, *host;
+    int rc = XM_EXIT_OK;
+
+    if (!copy) {
+        fprintf(stderr, "xl %s: out of memory\n", cmd);
+        return XM_EXIT_FAILED;
+    }
+    for (host = strtok_r(copy, ",", &save); host;
+         host = strtok_r(NULL, ",", &save)) {
+        char **grown;
+
+        if (!xm_request_host_valid(host)) {
+            rc = xl_usage_error(cmd, "--to: invalid host name '%s' (want "
+                                "letters, digits, '.', '_', '-'; at most "
+                                "%d)", host, XM_REQ_HOST_MAX);
+            goto out;
+        }
+        for (unsigned i = 0; i < req->n_to; i++) {
+            if (strcmp(req->to[i], host) == 0) {
+                rc = xl_usage_error(cmd, "--to: host %s given twice", host);
+                goto out;
+            }
+        }
+        if (req->n_to >= XM_REQ_TO_MAX) {
+            rc = xl_usage_error(cmd, "--to: at most %d hosts",
+                                XM_REQ_TO_MAX);
+            goto out;
+        }
+        grown = realloc(req->to, (req->n_to + 1) * sizeof(*req->to));
+        if (!grown || !(grown[req->n_to] = strdup(host))) {
+            if (grown)
+                req->to = grown;
+            fprintf(stderr, "xl %s: out of memory\n", cmd);
+            rc = XM_EXIT_FAILED;
+            goto out;
+        }
+        req->to = grown;
+        req->n_to++;
+    }
+    if (req->n_to == 0)
+        rc = xl_usage_error(cmd, "--to needs at least one host name");
+
+out:
+    free(copy);
+    return rc;
+}
+
 /* Requests that only read, which need neither root nor -N care. */
 static bool
 request_modifies(const struct xm_request *req)
 {
     switch (req->op) {
     case XM_OP_DRAIN:
+    case XM_OP_PATCH_APPLY:           /* a dry run only plans */
         return !req->dry_run;
     case XM_OP_UNDRAIN:
-    case XM_OP_PATCH_APPLY:
     case XM_OP_PATCH_REVERT:
         return true;
     case XM_OP_PATCH_LIST:
@@ -344,6 +402,7 @@ xl_run_request(const char *what, const struct xm_request *req,
 
     opts.deadline_ms = (deadline_s ? deadline_s : 60) * 1000u;
     opts.interrupts = &interrupts;
+    opts.check_pid = true;
     if (!json && (xl_verbose > 0 || isatty(STDERR_FILENO))) {
         opts.progress = show_progress;
         opts.progress_arg = (void *)what;

@@ -61,6 +61,11 @@ int xl_parse_uint(const char *cmd, const char *opt, const char *arg,
  * error naming what. */
 int xl_abs_path(const char *cmd, const char *what, const char *arg,
                 char **path_r);
+/* --to A,B,C: add each host to req->to, checking its name, that none
+ * is given twice and that there are at most XM_REQ_TO_MAX; a usage error
+ * naming cmd otherwise (XM_EXIT_FAILED when out of memory). */
+int xl_parse_targets(const char *cmd, const char *arg,
+                     struct xm_request *req);
 
 /*
  * Connect to xenstore, check the preconditions of the running command

@@ -3,15 +3,19 @@
  *
  * Parses the options into a drain request, hands it to xenmaintd through
  * xl_run_request and renders the plan or the outcome: a table of moves
- * (GUEST DOMID MEMORY -> TARGET STATE WHY) and the guests that cannot
- * move.  While a real drain runs, each migration's progress is shown as
- * the agent writes it (xm_guest_view: bars on a terminal, one line per
- * phase otherwise, JSON events with --json, the result last).  A dry
+ * (GUEST DOMID MEMORY -> TARGET STATE WHY), each migration's stream
+ * (libxl's bytes, the wire's, the compression, the downtime) and the
+ * guests that cannot move.  While a real drain runs, each migration's
+ * progress is shown as the agent writes it (xm_guest_view: bars on a
+ * terminal, one line per phase otherwise, JSON events with --json, the
+ * result last).  --compress says how the streams go (the agent checks
+ * the name; xl only its characters).  A dry
  * run (-n, --dry-run or the global -N) only plans, and prints as it
  * always did.  The exit code says whether the host is empty (see
  * README.md).
  */
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,58 +29,7 @@
 #define GUEST_READ_MS 250u       /* read the per-guest keys at most 4/s */
 
 enum { OPT_TO = 256, OPT_PARALLEL, OPT_TIMEOUT, OPT_NOTICE,
-       OPT_SKIP_BLOCKED, OPT_SHUTDOWN_BLOCKED, OPT_JSON };
-
-/* Split "A,B,C" into req->to, checking each name. */
-static int
-parse_targets(const char *arg, struct xm_request *req)
-{
-    char *copy = strdup(arg), *save = NULL, *host;
-    int rc = XM_EXIT_OK;
-
-    if (!copy) {
-        fputs("xl drain: out of memory\n", stderr);
-        return XM_EXIT_FAILED;
-    }
-    for (host = strtok_r(copy, ",", &save); host;
-         host = strtok_r(NULL, ",", &save)) {
-        char **grown;
-
-        if (!xm_request_host_valid(host)) {
-            rc = xl_usage_error(CMD, "--to: invalid host name '%s' (want "
-                                "letters, digits, '.', '_', '-'; at most "
-                                "%d)", host, XM_REQ_HOST_MAX);
-            goto out;
-        }
-        for (unsigned i = 0; i < req->n_to; i++) {
-            if (strcmp(req->to[i], host) == 0) {
-                rc = xl_usage_error(CMD, "--to: host %s given twice", host);
-                goto out;
-            }
-        }
-        if (req->n_to >= XM_REQ_TO_MAX) {
-            rc = xl_usage_error(CMD, "--to: at most %d hosts",
-                                XM_REQ_TO_MAX);
-            goto out;
-        }
-        grown = realloc(req->to, (req->n_to + 1) * sizeof(*req->to));
-        if (!grown || !(grown[req->n_to] = strdup(host))) {
-            if (grown)
-                req->to = grown;
-            fputs("xl drain: out of memory\n", stderr);
-            rc = XM_EXIT_FAILED;
-            goto out;
-        }
-        req->to = grown;
-        req->n_to++;
-    }
-    if (req->n_to == 0)
-        rc = xl_usage_error(CMD, "--to needs at least one host name");
-
-out:
-    free(copy);
-    return rc;
-}
+       OPT_SKIP_BLOCKED, OPT_SHUTDOWN_BLOCKED, OPT_JSON, OPT_COMPRESS };
 
 int
 main_drain(int argc, char **argv)
@@ -90,6 +43,7 @@ main_drain(int argc, char **argv)
         { "skip-blocked", no_argument, NULL, OPT_SKIP_BLOCKED },
         { "shutdown-blocked", no_argument, NULL, OPT_SHUTDOWN_BLOCKED },
         { "json", no_argument, NULL, OPT_JSON },
+        { "compress", required_argument, NULL, OPT_COMPRESS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -113,7 +67,7 @@ main_drain(int argc, char **argv)
             req.dry_run = true;
             break;
         case OPT_TO:
-            rc = parse_targets(optarg, &req);
+            rc = xl_parse_targets(CMD, optarg, &req);
             if (rc)
                 goto out;
             break;
@@ -151,6 +105,16 @@ main_drain(int argc, char **argv)
             break;
         case OPT_JSON:
             json = true;
+            break;
+        case OPT_COMPRESS:
+            /* The agent says whether it names an algorithm it has. */
+            if (!xm_request_compress_valid(optarg)) {
+                rc = xl_usage_error(CMD, "--compress: '%s' is not auto, "
+                                    "none, lz4, zstd or zstd:LEVEL",
+                                    optarg);
+                goto out;
+            }
+            snprintf(req.compress, sizeof(req.compress), "%s", optarg);
             break;
         case 'h':
             xl_print_usage(xm_cmd_lookup(CMD), stdout);

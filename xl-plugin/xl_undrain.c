@@ -2,14 +2,17 @@
  * xl_undrain.c -- `xl undrain`: put this host back in service.
  *
  * Asks xenmaintd to mark the host active again and, unless --stay is
- * given, to bring back the guests that the drain moved away.  While they
+ * given, to bring back the guests that the drain moved away (their
+ * current hosts compress the streams as --compress says).  While they
  * come home, each migration's progress is shown as for `xl drain`
- * (xm_guest_view); then a table GUEST FROM STATE WHY, the guests whose
- * current host refused to send them and the peers that could not be
- * reached.  Exit 0 only when every guest came home (or, with --stay,
- * when there was nothing to do); see README.md.
+ * (xm_guest_view); then a table GUEST FROM STATE WHY, each migration's
+ * stream and downtime, the guests whose current host refused to send
+ * them and the peers that could not be reached.  Exit 0 only when every
+ * guest came home (or, with --stay, when there was nothing to do); see
+ * README.md.
  */
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -20,7 +23,7 @@
 #define DEADLINE_GRACE_S 60u     /* the agent times out first */
 #define GUEST_READ_MS 250u       /* read the per-guest keys at most 4/s */
 
-enum { OPT_STAY = 256, OPT_TIMEOUT, OPT_JSON };
+enum { OPT_STAY = 256, OPT_TIMEOUT, OPT_JSON, OPT_COMPRESS };
 
 int
 main_undrain(int argc, char **argv)
@@ -29,6 +32,7 @@ main_undrain(int argc, char **argv)
         { "stay", no_argument, NULL, OPT_STAY },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "json", no_argument, NULL, OPT_JSON },
+        { "compress", required_argument, NULL, OPT_COMPRESS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -62,6 +66,16 @@ main_undrain(int argc, char **argv)
             break;
         case OPT_JSON:
             json = true;
+            break;
+        case OPT_COMPRESS:
+            /* The agent says whether it names an algorithm it has. */
+            if (!xm_request_compress_valid(optarg)) {
+                rc = xl_usage_error(CMD, "--compress: '%s' is not auto, "
+                                    "none, lz4, zstd or zstd:LEVEL",
+                                    optarg);
+                goto out;
+            }
+            snprintf(req.compress, sizeof(req.compress), "%s", optarg);
             break;
         case 'h':
             xl_print_usage(xm_cmd_lookup(CMD), stdout);

@@ -33,12 +33,14 @@ enum sim_mode {
 };
 
 /* One step of an agent that migrates: at poll `poll`, write `value` to
- * job/<id>/guest/<migid> (NULL value: remove the key); a step with a
- * NULL migid answers done with sim.result. */
+ * job/<id>/guest/<migid> (NULL value: remove the key); with `step`, write
+ * it to job/<id>/step instead (a patch apply's step); a step with neither
+ * a migid nor a step answers done with sim.result. */
 struct guest_step {
     unsigned poll;
     const char *migid;
     const char *value;
+    const char *step;
 };
 
 static struct sim {
@@ -125,8 +127,12 @@ on_write(void *arg, const char *path, const char *value, size_t len)
         switch (sim.mode) {
         case SIM_DONE:
             for (const struct guest_step *st = sim.on_take;
-                 st && st->migid; st++)
-                agent_guest(st->migid, st->value);
+                 st && (st->migid || st->step); st++) {
+                if (st->step)
+                    agent_write("/tool/xenmaint/job/%s/step", st->step);
+                else
+                    agent_guest(st->migid, st->value);
+            }
             agent_answer("done", sim.result, NULL);
             break;
         case SIM_FAILED:
@@ -174,7 +180,9 @@ after_poll(void *arg)
              st++) {
             if (st->poll != sim.polls)
                 continue;
-            if (st->migid)
+            if (st->step)
+                agent_write("/tool/xenmaint/job/%s/step", st->step);
+            else if (st->migid)
                 agent_guest(st->migid, st->value);
             else
                 agent_answer("done", sim.result, NULL);
@@ -407,6 +415,40 @@ test_no_agent(void)
     CU_ASSERT_EQUAL(xm_reply_render_failure(&reply, "t", false, null, null),
                     XM_EXIT_NO_AGENT);
     xm_reply_dispose(&reply);
+    fclose(null);
+}
+
+/* The agent is killed (-9) while the job runs: its pid key stays, but
+ * no process has that pid any more. */
+static void
+test_agent_dies_during_the_job(void)
+{
+    struct xm_client_opts o = fast_opts();
+    struct xm_request req;
+    struct xm_reply reply;
+    FILE *null = fopen("/dev/null", "w");
+
+    sim.mode = SIM_STALL;
+    drain_request(&req);
+    /* the key stays, and no process has that pid (above pid_max) */
+    CU_ASSERT_EQUAL(xm_xs_write_str(&sim.agent, XM_XS_NO_TXN,
+                    "/tool/xenmaint/agent/pid", "2147483646"), XM_OK);
+    o.check_pid = true;
+    o.deadline_ms = 5000;
+    CU_ASSERT_EQUAL(xm_client_call(&sim.client, &req, &o, &reply),
+                    XM_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(reply.outcome, XM_CALL_NO_AGENT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(reply.message, "stopped while job"));
+    CU_ASSERT_EQUAL(xm_reply_render_failure(&reply, "t", false, null, null),
+                    XM_EXIT_NO_AGENT);
+    xm_reply_dispose(&reply);
+    /* without check_pid the same key is taken at its word: a timeout */
+    o.check_pid = false;
+    o.deadline_ms = 300;
+    CU_ASSERT_EQUAL(xm_client_call(&sim.client, &req, &o, &reply),
+                    XM_ERR_TIMEOUT);
+    xm_reply_dispose(&reply);
+    xm_request_dispose(&req);
     fclose(null);
 }
 
@@ -853,6 +895,176 @@ test_hooks_directory_fault(void)
     view_fixture_free(&f);
 }
 
+
+/* ---- patch apply around a drain: steps and both ways of migrations ---- */
+
+#define W1 "\"guest\":\"web1\",\"domid\":3"
+
+static xm_json *parse(const char *text);
+
+static void
+patch_apply_request(struct xm_request *req)
+{
+    xm_request_init(req);
+    req->op = XM_OP_PATCH_APPLY;
+    req->payload = strdup("/root/xsa/xsa-900.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(req->payload);
+}
+
+/* One line per step, in order with the migrations around it; values
+ * of the step key that are no step are ignored. */
+static void
+test_apply_steps_lines(void)
+{
+    static const struct guest_step script[] = {
+        { 1, NULL, NULL, "drain" },
+        { 1, "d1", "{" W1 ",\"from\":\"A\",\"to\":\"B\",\"phase\":"
+          "\"sending\",\"percent\":40}", NULL },
+        { 2, "d1", "{" W1 ",\"from\":\"A\",\"to\":\"B\",\"phase\":"
+          "\"done\",\"percent\":100,\"state\":\"done\"}", NULL },
+        { 2, NULL, NULL, "preflight" },
+        { 3, NULL, NULL, "upload" },
+        { 4, NULL, NULL, "apply" },
+        { 5, NULL, NULL, "apply\033[2J" },
+        { 6, NULL, NULL, "a-step-name-that-is-too-long" },
+        { 7, NULL, NULL, "" },
+        { 8, NULL, NULL, "verify" },
+        { 9, NULL, NULL, "undrain" },
+        { 9, "u1", "{" W1 ",\"from\":\"B\",\"to\":\"A\",\"phase\":"
+          "\"queued\"}", NULL },
+        { 10, "u1", "{" W1 ",\"from\":\"B\",\"to\":\"A\",\"phase\":"
+          "\"done\",\"state\":\"done\"}", NULL },
+        { 10, NULL, NULL, "done" },
+        { 11, NULL, NULL, NULL },
+        { 0, NULL, NULL, NULL },
+    };
+    struct view_fixture f;
+    struct xm_step_view steps;
+    struct xm_job_hooks hooks;
+    struct xm_client_opts o = fast_opts();
+    struct xm_request req, seen;
+    struct xm_reply reply;
+    char err[128];
+
+    view_fixture_open(&f, XM_VIEW_LINES);
+    f.view.what = "xl patch apply";
+    f.view.homecoming_by_id = true;
+    xm_step_view_init(&steps, &f.view);
+    xm_step_view_hooks(&steps, &hooks);
+    o.job = &hooks;
+    o.deadline_ms = 5000;
+    sim.mode = SIM_MIGRATE;
+    sim.script = script;
+    sim.result = "{\"host\":\"A\",\"name\":\"xen_hello_world\","
+                 "\"state\":\"applied\",\"in_place\":false}";
+    patch_apply_request(&req);
+    req.to = calloc(1, sizeof(*req.to));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(req.to);
+    req.to[0] = strdup("B");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(req.to[0]);
+    req.n_to = 1;
+    req.parallel = 2;
+    req.timeout_s = 600;
+    req.notice_s = 30;
+    req.blocked = XM_BLOCKED_SKIP;
+    snprintf(req.compress, sizeof(req.compress), "zstd:3");
+    CU_ASSERT_EQUAL(xm_client_call(&sim.client, &req, &o, &reply), XM_OK);
+    CU_ASSERT_EQUAL(reply.state, XM_JOB_DONE);
+    view_fixture_close(&f);
+    CU_ASSERT_STRING_EQUAL(f.out,
+        "xl patch apply: step drain\n"
+        "web1 -> B: sending (40%)\n"
+        "web1 -> B: done (100%)\n"
+        "xl patch apply: step preflight\n"
+        "xl patch apply: step upload\n"
+        "xl patch apply: step apply\n"
+        "xl patch apply: step verify\n"
+        "xl patch apply: step undrain\n"
+        "web1 <- B: queued\n"
+        "web1 <- B: done\n"
+        "xl patch apply: step done\n");
+    CU_ASSERT_STRING_EQUAL(steps.step, "done");
+    CU_ASSERT_FALSE(exists("/tool/xenmaint/job/%s"));
+    /* The agent got one patch-apply request with the drain's fields. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim.request);
+    CU_ASSERT_EQUAL_FATAL(xm_request_parse(sim.request,
+                                           strlen(sim.request), &seen, err,
+                                           sizeof(err)), XM_OK);
+    CU_ASSERT_EQUAL(seen.op, XM_OP_PATCH_APPLY);
+    CU_ASSERT_FALSE(seen.in_place);
+    CU_ASSERT_FALSE(seen.dry_run);
+    CU_ASSERT_STRING_EQUAL(seen.payload, "/root/xsa/xsa-900.json");
+    CU_ASSERT_EQUAL_FATAL(seen.n_to, 1);
+    CU_ASSERT_STRING_EQUAL(seen.to[0], "B");
+    CU_ASSERT_EQUAL(seen.parallel, 2);
+    CU_ASSERT_EQUAL(seen.timeout_s, 600);
+    CU_ASSERT_EQUAL(seen.notice_s, 30);
+    CU_ASSERT_EQUAL(seen.blocked, XM_BLOCKED_SKIP);
+    CU_ASSERT_STRING_EQUAL(seen.compress, "zstd:3");
+    xm_request_dispose(&seen);
+    xm_reply_dispose(&reply);
+    xm_request_dispose(&req);
+    view_fixture_free(&f);
+}
+
+/* --json: step events among the progress events, every line JSON; the
+ * final poll still shows what the agent wrote with its answer. */
+static void
+test_apply_steps_json(void)
+{
+    static const struct guest_step at_once[] = {
+        { 0, "d1", "{" W1 ",\"from\":\"A\",\"to\":\"B\",\"phase\":"
+          "\"done\"}", NULL },
+        { 0, "u1", "{" W1 ",\"from\":\"B\",\"to\":\"A\",\"phase\":"
+          "\"done\"}", NULL },
+        { 0, NULL, NULL, "done" },
+        { 0, NULL, NULL, NULL },
+    };
+    struct view_fixture f;
+    struct xm_step_view steps;
+    struct xm_job_hooks hooks;
+    struct xm_client_opts o = fast_opts();
+    struct xm_request req;
+    struct xm_reply reply;
+    char *line, *save = NULL;
+    unsigned lines = 0;
+
+    view_fixture_open(&f, XM_VIEW_JSON);
+    f.view.homecoming_by_id = true;
+    xm_step_view_init(&steps, &f.view);
+    xm_step_view_hooks(&steps, &hooks);
+    o.job = &hooks;
+    sim.mode = SIM_DONE;
+    sim.on_take = at_once;
+    sim.result = "{\"host\":\"A\"}";
+    patch_apply_request(&req);
+    CU_ASSERT_EQUAL(xm_client_call(&sim.client, &req, &o, &reply), XM_OK);
+    view_fixture_close(&f);
+    for (line = strtok_r(f.out, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        xm_json *doc = parse(line);
+        const char *event = NULL, *v = NULL;
+
+        lines++;
+        CU_ASSERT_EQUAL(xm_json_get_str(doc, "event", &event), XM_OK);
+        if (lines <= 2) {
+            CU_ASSERT_STRING_EQUAL(event, "progress");
+            CU_ASSERT_EQUAL(xm_json_get_str(doc, "id", &v), XM_OK);
+            CU_ASSERT_STRING_EQUAL(v, lines == 1 ? "d1" : "u1");
+        } else {
+            CU_ASSERT_STRING_EQUAL(event, "step");
+            CU_ASSERT_EQUAL(xm_json_get_str(doc, "step", &v), XM_OK);
+            CU_ASSERT_STRING_EQUAL(v, "done");
+            CU_ASSERT_EQUAL(xm_json_len(doc), 2);
+        }
+        xm_json_free(doc);
+    }
+    CU_ASSERT_EQUAL(lines, 3);
+    xm_reply_dispose(&reply);
+    xm_request_dispose(&req);
+    view_fixture_free(&f);
+}
+
 /* ---- renderers ------------------------------------------------------- */
 
 static xm_json *
@@ -1018,6 +1230,10 @@ test_exit_for_error_code(void)
     CU_ASSERT_EQUAL(xm_exit_for_error_code("timeout"), XM_EXIT_TIMEOUT);
     CU_ASSERT_EQUAL(xm_exit_for_error_code("cancelled"),
                     XM_EXIT_INTERRUPTED);
+    CU_ASSERT_EQUAL(xm_exit_for_error_code("reboot-required"),
+                    XM_EXIT_REBOOT_REQUIRED);
+    CU_ASSERT_EQUAL(xm_exit_for_error_code("reverted"), XM_EXIT_REVERTED);
+    CU_ASSERT_EQUAL(xm_exit_for_error_code("Reverted"), XM_EXIT_FAILED);
     CU_ASSERT_EQUAL(xm_exit_for_error_code("invalid"), XM_EXIT_FAILED);
     CU_ASSERT_EQUAL(xm_exit_for_error_code(NULL), XM_EXIT_FAILED);
 }
@@ -1610,6 +1826,479 @@ test_view_full(void)
     view_fixture_free(&f);
 }
 
+/* ---- patch apply results ------------------------------------------------ */
+
+#define APPLY_STEPS_OK                                                     \
+    "\"steps\":[{\"step\":\"drain\",\"result\":\"ok\",\"seconds\":12.3},"  \
+    "{\"step\":\"preflight\",\"result\":\"ok\",\"seconds\":0.1},"          \
+    "{\"step\":\"upload\",\"result\":\"ok\",\"seconds\":0.2},"             \
+    "{\"step\":\"apply\",\"result\":\"ok\",\"seconds\":1},"                \
+    "{\"step\":\"verify\",\"result\":\"ok\",\"seconds\":0.4},"             \
+    "{\"step\":\"undrain\",\"result\":\"ok\",\"seconds\":15.3,"            \
+    "\"message\":\"1 guest back\"}]"
+#define APPLY_DRAIN                                                        \
+    "\"drain\":{\"host\":\"A\",\"dry_run\":false,\"state\":\"drained\","   \
+    "\"moves\":[{\"guest\":\"web1\",\"domid\":3,\"mem_kib\":1048576,"      \
+    "\"to\":\"B\",\"id\":\"d1\",\"state\":\"done\",\"why\":\"\"}],"        \
+    "\"blocked\":[],\"refused\":false}"
+#define APPLY_UNDRAIN(state)                                               \
+    "\"undrain\":{\"host\":\"A\",\"stay\":false,\"state\":\"active\","     \
+    "\"moves\":[{\"guest\":\"web1\",\"from\":\"B\",\"to\":\"A\","          \
+    "\"id\":\"u1\",\"state\":\"" state "\",\"why\":\"\"}],"                \
+    "\"refused\":[],\"unreachable\":[]}"
+
+static const char apply_done[] =
+    "{\"host\":\"A\",\"name\":\"xen_hello_world\",\"state\":\"applied\","
+    "\"xsa\":\"XSA-900\",\"build_id\":\"ab12\",\"xen_build_id\":\"cd34\","
+    "\"in_place\":false,\"resumed\":false,"
+    "\"verify\":{\"command\":\"xl info xen_extra\",\"exit\":0,"
+    "\"matched\":true,\"output\":\"Hello World\\n\"},"
+    APPLY_STEPS_OK "," APPLY_DRAIN "," APPLY_UNDRAIN("done") ","
+    "\"host_state\":\"active\"}";
+
+static void
+test_apply_print_done(void)
+{
+    char *out = print_to_string(xm_patch_print, apply_done);
+    xm_json *doc = parse(apply_done);
+
+    CU_ASSERT_STRING_EQUAL(out,
+        "xen_hello_world: applied\n"
+        "STEP       RESULT    SECONDS  MESSAGE\n"
+        "drain      ok           12.3\n"
+        "preflight  ok            0.1\n"
+        "upload     ok            0.2\n"
+        "apply      ok            1.0\n"
+        "verify     ok            0.4\n"
+        "undrain    ok           15.3  1 guest back\n"
+        "\n"
+        "Drain of A (host drained)\n"
+        "GUEST                     DOMID     MEMORY    TARGET"
+        "               STATE       WHY\n"
+        "web1                          3    1.0 GiB -> B"
+        "                    done\n"
+        "Moved 1 of 1 guest.\n"
+        "\n"
+        "Undrain of A (host active)\n"
+        "GUEST                    FROM                 STATE       WHY\n"
+        "web1                     B                    done\n"
+        "Brought back 1 of 1 guest.\n"
+        "\n"
+        "Verify: xl info xen_extra: exit 0, output matched\n"
+        "Host A: active\n");
+    CU_ASSERT_EQUAL(xm_patch_apply_exit_code(doc), XM_EXIT_OK);
+    free(out);
+    xm_json_free(doc);
+
+    /* A dry run: the plan as xl drain --dry-run prints it, no undrain. */
+    out = print_to_string(xm_patch_print,
+        "{\"host\":\"A\",\"name\":\"xen_hello_world\",\"state\":"
+        "\"dry-run\",\"in_place\":false,\"steps\":[{\"step\":\"drain\","
+        "\"result\":\"ok\",\"seconds\":0.1},{\"step\":\"preflight\","
+        "\"result\":\"ok\",\"seconds\":0}],\"drain\":{\"host\":\"A\","
+        "\"dry_run\":true,\"targets\":[],\"moves\":[{\"guest\":\"g1\","
+        "\"domid\":3,\"mem_kib\":1048576,\"to\":\"B\",\"state\":"
+        "\"planned\"}],\"blocked\":[]},\"host_state\":\"active\"}");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "xen_hello_world: dry-run\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "preflight  ok            0.0\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nDrain plan for A (dry run, "
+                                  "nothing done)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "1.0 GiB -> B                    "
+                                  "planned\n"));
+    CU_ASSERT_PTR_NULL(strstr(out, "Undrain"));
+    CU_ASSERT_PTR_NULL(strstr(out, "Moved"));
+    free(out);
+}
+
+/* In place: exactly the output it always had (the lab reads it), steps
+ * or not; a verification is added. */
+static void
+test_apply_print_in_place(void)
+{
+    char *out = print_to_string(xm_patch_print,
+        "{\"host\":\"A\",\"name\":\"xen_hello_world\",\"state\":"
+        "\"applied\",\"xen_build_id\":\"cd34\"}");
+
+    CU_ASSERT_STRING_EQUAL(out, "xen_hello_world: applied\n");
+    free(out);
+    out = print_to_string(xm_patch_print,
+        "{\"host\":\"A\",\"name\":\"xen_hello_world\",\"state\":"
+        "\"already-applied\",\"in_place\":true,\"steps\":[{\"step\":"
+        "\"preflight\",\"result\":\"ok\",\"seconds\":0.1}],"
+        "\"host_state\":\"active\",\"message\":\"nothing to do\"}");
+    CU_ASSERT_STRING_EQUAL(out, "xen_hello_world: already-applied\n"
+                           "nothing to do\n");
+    free(out);
+    out = print_to_string(xm_patch_print,
+        "{\"name\":\"xen_hello_world\",\"state\":\"applied\","
+        "\"in_place\":true,\"verify\":{\"command\":\"true\",\"exit\":0,"
+        "\"matched\":true,\"output\":\"not shown\"}}");
+    CU_ASSERT_STRING_EQUAL(out, "xen_hello_world: applied\n"
+                           "Verify: true: exit 0, output matched\n");
+    free(out);
+}
+
+/* A failed job's result: what it knows, printed the same way. */
+static void
+test_apply_print_failures(void)
+{
+    char *out = print_to_string(xm_patch_print,
+        "{\"error\":{\"code\":\"reverted\",\"message\":\"verification "
+        "failed\"},\"host\":\"A\",\"name\":\"xen_hello_world\","
+        "\"steps\":[{\"step\":\"drain\",\"result\":\"ok\",\"seconds\":2},"
+        "{\"step\":\"verify\",\"result\":\"failed\",\"seconds\":0.4,"
+        "\"message\":\"output did not match\"},{\"step\":\"undrain\","
+        "\"result\":\"skipped\"}],"
+        "\"drain\":{\"host\":\"A\",\"dry_run\":false,\"state\":"
+        "\"drained\",\"moves\":[],\"blocked\":[]},"
+        "\"verify\":{\"command\":\"xl info xen_extra\",\"exit\":0,"
+        "\"matched\":false,\"output\":\"Goodbye\\nsecond\\u001b[2J "
+        "line\\n\"},\"host_state\":\"cordoned\"}");
+
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "xen_hello_world: failed "
+                                  "(reverted)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "verify     failed        0.4  "
+                                  "output did not match\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "undrain    skipped         -\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Drain of A (host drained)\n"));
+    CU_ASSERT_PTR_NULL(strstr(out, "Undrain of"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Verify: xl info xen_extra: exit 0, "
+                                  "output did not match\n  | Goodbye\n"
+                                  "  | second?[2J line\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Host A: cordoned; "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "'xl undrain'"));
+    CU_ASSERT_PTR_NULL(strchr(out, '\033'));
+    free(out);
+
+    out = print_to_string(xm_patch_print,
+        "{\"error\":{\"code\":\"reboot-required\",\"message\":\"no "
+        "payload\"},\"host\":\"A\",\"name\":\"xen_hello_world\","
+        "\"in_place\":false,\"steps\":[{\"step\":\"drain\",\"result\":"
+        "\"ok\",\"seconds\":3},{\"step\":\"preflight\",\"result\":"
+        "\"failed\",\"seconds\":0.1,\"message\":\"no payload for this "
+        "hypervisor\"}]," APPLY_DRAIN ",\"host_state\":"
+        "\"reboot-required\"}");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "xen_hello_world: failed "
+                                  "(reboot-required)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "preflight  failed        0.1  no "
+                                  "payload for this hypervisor\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Moved 1 of 1 guest.\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Host A: reboot-required; no "
+                                  "livepatch fixes its hypervisor"));
+    free(out);
+
+    /* A verify that did not finish shows its output. */
+    out = print_to_string(xm_patch_print,
+        "{\"error\":{\"code\":\"timeout\",\"message\":\"m\"},"
+        "\"verify\":{\"command\":\"sleep 99\",\"output\":\"partial\"}}");
+    CU_ASSERT_STRING_EQUAL(out, "Verify: sleep 99: no exit status\n"
+                           "  | partial\n");
+    free(out);
+}
+
+/* The exit codes of every outcome, and the failure path agrees. */
+static void
+test_apply_exit_codes(void)
+{
+    static const struct {
+        const char *json;
+        int exit_code;
+    } cases[] = {
+        /* patched, every guest home */
+        { apply_done, XM_EXIT_OK },
+        { "{\"state\":\"already-applied\",\"in_place\":false,"
+          APPLY_UNDRAIN("done") "}", XM_EXIT_OK },
+        /* in place: nothing to bring home */
+        { "{\"state\":\"applied\",\"in_place\":true}", XM_EXIT_OK },
+        { "{\"name\":\"p\",\"state\":\"applied\"}", XM_EXIT_OK },
+        /* patched, not every guest back: partial */
+        { "{\"state\":\"applied\",\"in_place\":false,"
+          "\"undrain\":{\"moves\":[{\"state\":\"done\"},{\"state\":"
+          "\"stayed\"}]}}", XM_EXIT_PARTIAL },
+        { "{\"state\":\"applied\",\"in_place\":false,"
+          APPLY_UNDRAIN("stayed") "}", XM_EXIT_PARTIAL },
+        { "{\"state\":\"applied\",\"in_place\":false,\"undrain\":{"
+          "\"moves\":[],\"unreachable\":[{\"host\":\"B\"}]}}",
+          XM_EXIT_PARTIAL },
+        { "{\"state\":\"applied\",\"in_place\":false," APPLY_DRAIN "}",
+          XM_EXIT_PARTIAL },
+        { "{\"state\":\"applied\"," APPLY_DRAIN "}", XM_EXIT_PARTIAL },
+        { "{\"state\":\"applied\",\"in_place\":false,\"undrain\":[]}",
+          XM_EXIT_PARTIAL },
+        /* dry runs: as xl drain --dry-run */
+        { "{\"state\":\"dry-run\",\"drain\":{\"dry_run\":true,\"moves\":"
+          "[{\"state\":\"planned\"}],\"blocked\":[]}}", XM_EXIT_OK },
+        { "{\"state\":\"dry-run\",\"drain\":{\"dry_run\":true,\"moves\":"
+          "[],\"blocked\":[{\"guest\":\"g\"}]}}", XM_EXIT_BLOCKED },
+        { "{\"state\":\"dry-run\",\"in_place\":true}", XM_EXIT_OK },
+        /* failed jobs */
+        { "{\"error\":{\"code\":\"blocked\",\"message\":\"m\"},\"steps\":"
+          "[{\"step\":\"drain\",\"result\":\"failed\"}]}", XM_EXIT_BLOCKED },
+        { "{\"error\":{\"code\":\"partial\",\"message\":\"m\"},"
+          APPLY_DRAIN ",\"host_state\":\"cordoned\"}", XM_EXIT_PARTIAL },
+        { "{\"error\":{\"code\":\"reboot-required\",\"message\":\"m\"},"
+          "\"host_state\":\"reboot-required\"}", XM_EXIT_REBOOT_REQUIRED },
+        { "{\"error\":{\"code\":\"reverted\",\"message\":\"m\"}}",
+          XM_EXIT_REVERTED },
+        { "{\"error\":{\"code\":\"timeout\",\"message\":\"m\"}}",
+          XM_EXIT_TIMEOUT },
+        { "{\"error\":{\"code\":\"cancelled\",\"message\":\"m\"}}",
+          XM_EXIT_INTERRUPTED },
+        { "{\"error\":{\"code\":\"hv\",\"message\":\"m\"}}",
+          XM_EXIT_FAILED },
+        { "{\"error\":{\"code\":\"invalid\",\"message\":\"m\"}}",
+          XM_EXIT_FAILED },
+        /* hostile */
+        { "{\"error\":{\"code\":7}}", XM_EXIT_FAILED },
+        { "{\"error\":\"reverted\"}", XM_EXIT_FAILED },
+        { "{\"error\":{\"code\":\"reverted\"},\"state\":\"applied\"}",
+          XM_EXIT_REVERTED },
+        { "{\"state\":\"exploded\"}", XM_EXIT_FAILED },
+        { "{\"state\":5}", XM_EXIT_FAILED },
+        { "{}", XM_EXIT_FAILED },
+        { "[]", XM_EXIT_FAILED },
+        { "{\"state\":\"applied\",\"in_place\":\"no\"}", XM_EXIT_OK },
+        { "{\"state\":\"dry-run\",\"drain\":[1]}", XM_EXIT_OK },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        xm_json *doc = parse(cases[i].json);
+        int got = xm_patch_apply_exit_code(doc);
+
+        if (got != cases[i].exit_code)
+            fprintf(stderr, "\ncase %zu: %s: got %d, want %d\n", i,
+                    cases[i].json, got, cases[i].exit_code);
+        CU_ASSERT_EQUAL(got, cases[i].exit_code);
+        xm_json_free(doc);
+    }
+    CU_ASSERT_EQUAL(xm_patch_apply_exit_code(NULL), XM_EXIT_FAILED);
+
+    /* A failed job goes through xm_reply_render_failure: same codes. */
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct xm_reply reply;
+        FILE *null = fopen("/dev/null", "w");
+        xm_json *doc = parse(cases[i].json);
+        const xm_json *eobj = xm_json_get(doc, "error");
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(null);
+        if (!eobj || xm_json_type(eobj) != XM_JSON_OBJECT) {
+            xm_json_free(doc);
+            fclose(null);
+            continue;
+        }
+        xm_reply_init(&reply);
+        reply.outcome = XM_CALL_ANSWERED;
+        reply.state = XM_JOB_FAILED;
+        reply.result = doc;
+        reply.result_text = strdup(cases[i].json);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(reply.result_text);
+        CU_ASSERT_EQUAL(xm_reply_render_failure(&reply, "xl patch apply",
+                                                false, null, null),
+                        cases[i].exit_code);
+        xm_reply_dispose(&reply);
+        fclose(null);
+    }
+}
+
+/* Wrong types everywhere: shown as missing, never a crash or an
+ * escape. */
+static void
+test_apply_hostile(void)
+{
+    static const char *const docs[] = {
+        "{\"in_place\":false,\"steps\":7,\"drain\":\"x\",\"undrain\":[],"
+        "\"verify\":[],\"host_state\":3,\"host\":{}}",
+        "{\"in_place\":false,\"steps\":[1,null,[],{\"step\":5,\"result\":"
+        "{},\"seconds\":\"12\",\"message\":7},{\"step\":\"x\\u001b[2J\","
+        "\"result\":\"\\u001b]0;t\\u0007\",\"seconds\":-1},{\"seconds\":"
+        "1e300},{\"seconds\":1.5e-300}],\"name\":\"\\u001b[31m\","
+        "\"state\":\"\\u001b[0m\",\"host_state\":\"\\u001b[2J\"}",
+        "{\"error\":{\"code\":\"\\u001b[2J\"},\"name\":\"n\",\"verify\":"
+        "{\"command\":5,\"exit\":\"0\",\"matched\":\"yes\",\"output\":"
+        "\"\\u001b[2J\\r\\n\\t\"}}",
+        "{\"error\":[],\"name\":\"n\",\"drain\":{\"moves\":\"x\"},"
+        "\"undrain\":{\"moves\":[7]},\"in_place\":null}",
+        "{\"state\":\"applied\",\"in_place\":false,\"verify\":{\"exit\":"
+        "-9,\"output\":\"x\"}}",
+    };
+    char *out = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&out, &len);
+    char big[6000];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        xm_json *doc = parse(docs[i]);
+
+        xm_patch_print(doc, o);
+        (void)xm_patch_apply_exit_code(doc);
+        xm_json_free(doc);
+    }
+    fclose(o);
+    CU_ASSERT_PTR_NULL(strchr(out, '\033'));
+    CU_ASSERT_PTR_NULL(strchr(out, '\r'));
+    CU_ASSERT_PTR_NULL(strchr(out, '\a'));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Verify: ?: no exit status\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Verify: ?: exit -9\n  | x\n"));
+    free(out);
+
+    /* A long output is cut: at most 20 lines shown. */
+    {
+        size_t n = 0;
+
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "{\"verify\":{"
+                              "\"command\":\"c\",\"exit\":1,\"output\":\"");
+        for (int i = 0; i < 100; i++)
+            n += (size_t)snprintf(big + n, sizeof(big) - n, "line %d\\n",
+                                  i);
+        snprintf(big + n, sizeof(big) - n, "\"}}");
+    }
+    out = print_to_string(xm_patch_print, big);
+    CU_ASSERT_EQUAL(count_str(out, "  | line "), 20);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  | line 19\n  | ...\n"));
+    CU_ASSERT_PTR_NULL(strstr(out, "line 20"));
+    free(out);
+}
+
+/* One view for a drain and its undrain: 'u' ids come home, others go;
+ * xl drain and xl undrain keep theirs. */
+static void
+test_view_homecoming_by_id(void)
+{
+    static const char d1[] = "{\"guest\":\"web1\",\"from\":\"A\",\"to\":"
+                             "\"B\",\"phase\":\"done\"}";
+    static const char u1[] = "{\"guest\":\"web1\",\"from\":\"B\",\"to\":"
+                             "\"A\",\"phase\":\"sending\",\"percent\":50}";
+    struct view_fixture f;
+    char shown[4096];
+
+    view_fixture_open(&f, XM_VIEW_LINES);
+    f.view.homecoming_by_id = true;
+    view_feed(&f, "d1", d1);
+    view_feed(&f, "u1", u1);
+    xm_guest_view_render(&f.view);
+    view_fixture_close(&f);
+    CU_ASSERT_STRING_EQUAL(f.out, "web1 -> B: done\n"
+                           "web1 <- B: sending (50%)\n");
+    view_fixture_free(&f);
+
+    /* xl drain: every row goes, whatever its id. */
+    view_fixture_open(&f, XM_VIEW_LINES);
+    view_feed(&f, "d1", d1);
+    view_feed(&f, "u1", u1);
+    xm_guest_view_render(&f.view);
+    view_fixture_close(&f);
+    CU_ASSERT_STRING_EQUAL(f.out, "web1 -> B: done\n"
+                           "web1 -> A: sending (50%)\n");
+    view_fixture_free(&f);
+
+    /* xl undrain: every row comes home, whatever its id. */
+    view_fixture_open(&f, XM_VIEW_LINES);
+    f.view.homecoming = true;
+    view_feed(&f, "d1", d1);
+    view_feed(&f, "u1", u1);
+    xm_guest_view_render(&f.view);
+    view_fixture_close(&f);
+    CU_ASSERT_STRING_EQUAL(f.out, "web1 <- A: done\n"
+                           "web1 <- B: sending (50%)\n");
+    view_fixture_free(&f);
+
+    /* The terminal's bars decide the same way. */
+    view_fixture_open(&f, XM_VIEW_TTY);
+    f.view.homecoming_by_id = true;
+    view_feed(&f, "d1", d1);
+    view_feed(&f, "u1", u1);
+    xm_guest_view_render(&f.view);
+    view_fixture_close(&f);
+    strip_ansi(f.out, shown, sizeof(shown));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, "MiB done      -> B\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, " 50%         - MiB sending   "
+                                  "<- B\n"));
+    view_fixture_free(&f);
+}
+
+/* On a terminal a step line goes above the bars, which are drawn again
+ * below it. */
+static void
+test_step_view_tty(void)
+{
+    struct view_fixture f;
+    struct xm_step_view steps;
+    char shown[4096];
+    size_t mark;
+
+    view_fixture_open(&f, XM_VIEW_TTY);
+    f.view.what = "xl patch apply";
+    f.view.homecoming_by_id = true;
+    xm_step_view_init(&steps, &f.view);
+    CU_ASSERT_EQUAL(xm_step_view_update(&steps, "drain", 5), XM_OK);
+    fflush(f.o);
+    CU_ASSERT_STRING_EQUAL(f.out, "\r\033[2Kxl patch apply: step drain\n");
+    view_feed(&f, "d1", "{\"guest\":\"web1\",\"to\":\"B\",\"phase\":"
+              "\"done\",\"percent\":100}");
+    view_feed(&f, "u1", "{\"guest\":\"web1\",\"from\":\"B\",\"phase\":"
+              "\"queued\"}");
+    xm_guest_view_render(&f.view);
+    CU_ASSERT_EQUAL(f.view.drawn, 2);
+    fflush(f.o);
+    mark = f.outlen;
+    /* The same step again: nothing. */
+    CU_ASSERT_EQUAL(xm_step_view_update(&steps, "drain", 5), XM_OK);
+    fflush(f.o);
+    CU_ASSERT_EQUAL(f.outlen, mark);
+    CU_ASSERT_EQUAL(xm_step_view_update(&steps, "undrain", 7), XM_OK);
+    fflush(f.o);
+    CU_ASSERT_EQUAL(strncmp(f.out + mark, "\r\033[2A\033[J"
+                            "xl patch apply: step undrain\n", 36), 0);
+    CU_ASSERT_EQUAL(count_str(f.out + mark, "\033[2K"), 2);
+    CU_ASSERT_EQUAL(f.view.drawn, 2);
+    view_fixture_close(&f);
+    strip_ansi(f.out + mark, shown, sizeof(shown));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, "xl patch apply: step undrain\n"
+                                  "web1 "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, "done      -> B\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(shown, "queued    <- B\n"));
+    view_fixture_free(&f);
+}
+
+/* Values of the step key that are no step: ignored, the last one
+ * stays. */
+static void
+test_step_view_hostile(void)
+{
+    static const char *const bad[] = {
+        "", "Drain", "drain ", " drain", "drain\n", "rebooting",
+        "preflight-and-more", "\033[2J", "don", "donee",
+    };
+    struct view_fixture f;
+    struct xm_step_view steps;
+    const char nul[] = "drain\0apply";
+
+    view_fixture_open(&f, XM_VIEW_LINES);
+    f.view.what = "xl patch apply";
+    xm_step_view_init(&steps, &f.view);
+    CU_ASSERT_EQUAL(xm_step_view_update(&steps, "verify", 6), XM_OK);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CU_ASSERT_EQUAL(xm_step_view_update(&steps, bad[i],
+                                            strlen(bad[i])), XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_step_view_update(&steps, nul, sizeof(nul) - 1),
+                    XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_step_view_update(&steps, NULL, 0), XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_step_view_update(&steps, "verify", 3),
+                    XM_ERR_INVAL);
+    CU_ASSERT_STRING_EQUAL(steps.step, "verify");
+    /* Every step name is taken. */
+    CU_ASSERT_EQUAL(xm_step_view_update(&steps, "upload", 6), XM_OK);
+    CU_ASSERT_EQUAL(xm_step_view_update(&steps, "revert", 6), XM_OK);
+    CU_ASSERT_EQUAL(xm_step_view_update(&steps, "done", 4), XM_OK);
+    view_fixture_close(&f);
+    CU_ASSERT_STRING_EQUAL(f.out, "xl patch apply: step verify\n"
+                           "xl patch apply: step upload\n"
+                           "xl patch apply: step revert\n"
+                           "xl patch apply: step done\n");
+    view_fixture_free(&f);
+}
+
 static void
 noop(void)
 {
@@ -1622,6 +2311,7 @@ static CU_TestInfo call_tests[] = {
     { "failed with timeout code", test_failed_timeout_code },
     { "failed with error text only", test_failed_text_only },
     { "no agent", test_no_agent },
+    { "the agent dies during the job", test_agent_dies_during_the_job },
     { "agent never answers", test_never_answers },
     { "agent stalls: timeout", test_stall_times_out },
     { "invalid job state", test_bad_state },
@@ -1638,6 +2328,8 @@ static CU_TestInfo call_tests[] = {
     { "guest progress: Ctrl-C said once", test_hooks_cancel_message },
     { "guest progress: hostile keys", test_hooks_hostile_keys },
     { "guest progress: directory fault", test_hooks_directory_fault },
+    { "patch apply: step lines", test_apply_steps_lines },
+    { "patch apply: step events", test_apply_steps_json },
     CU_TEST_INFO_NULL,
 };
 
@@ -1659,6 +2351,14 @@ static CU_TestInfo render_tests[] = {
     { "view: JSON events", test_view_json },
     { "view: hostile values", test_view_hostile },
     { "view: full", test_view_full },
+    { "view: homecoming per row", test_view_homecoming_by_id },
+    { "patch apply: printed", test_apply_print_done },
+    { "patch apply: in place unchanged", test_apply_print_in_place },
+    { "patch apply: failures printed", test_apply_print_failures },
+    { "patch apply: exit codes", test_apply_exit_codes },
+    { "patch apply: hostile results", test_apply_hostile },
+    { "steps: on a terminal", test_step_view_tty },
+    { "steps: hostile values", test_step_view_hostile },
     CU_TEST_INFO_NULL,
 };
 

@@ -432,6 +432,28 @@ test_auto_middle_link(void)
     CU_ASSERT_EQUAL(got.algo, XM_COMP_LZ4);
 }
 
+/* A winner must win by more than the margin: noise does not pick. */
+static void
+test_auto_margin(void)
+{
+    /* Link-bound at 10 MB/s: estimates 1/(ratio * 10). */
+    struct xm_comp_sample near[] = {
+        sample(XM_COMP_LZ4, 0, 1000, 10),
+        sample(XM_COMP_ZSTD, 1, 1000, 10.5),    /* 4.8% better */
+    };
+    struct xm_comp_sample clear[] = {
+        sample(XM_COMP_LZ4, 0, 1000, 10),
+        sample(XM_COMP_ZSTD, 1, 1000, 12),      /* 16.7% better */
+    };
+    struct xm_comp_sample barely[] = {
+        sample(XM_COMP_LZ4, 0, 1000, 1.05),     /* 4.8% better than raw */
+    };
+
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(near, 2, 10).algo, XM_COMP_LZ4);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(clear, 2, 10).algo, XM_COMP_ZSTD);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(barely, 1, 10).algo, XM_COMP_NONE);
+}
+
 static void
 test_auto_odd_inputs(void)
 {
@@ -501,6 +523,60 @@ test_measure(void)
     CU_ASSERT_EQUAL(xm_comp_measure(enc, &lz4, raw, 100,
                                     XM_COMP_CHUNK_MAX + 1, &s_rand),
                     XM_ERR_INVAL);
+}
+
+/* Zero pages: counted by 4 KiB windows from the start, a shorter tail
+ * never counts, one non-zero byte anywhere spoils a page. */
+static void
+test_zero_pages(void)
+{
+    fill(raw, 64 * KIB, ZERO);
+    CU_ASSERT_EQUAL(xm_comp_zero_pages(raw, 64 * KIB), 16);
+    CU_ASSERT_EQUAL(xm_comp_zero_pages(raw, 64 * KIB - 1), 15);
+    CU_ASSERT_EQUAL(xm_comp_zero_pages(raw, 4095), 0);
+    CU_ASSERT_EQUAL(xm_comp_zero_pages(raw, 0), 0);
+    raw[0] = 1;                     /* first byte of page 0 */
+    raw[2 * 4096 - 1] = 1;          /* last byte of page 1 */
+    raw[5 * 4096 + 2048] = 0x80;    /* middle of page 5 */
+    CU_ASSERT_EQUAL(xm_comp_zero_pages(raw, 64 * KIB), 13);
+    CU_ASSERT_FALSE(xm_comp_page_is_zero(raw));
+    CU_ASSERT_FALSE(xm_comp_page_is_zero(raw + 4096));
+    CU_ASSERT_TRUE(xm_comp_page_is_zero(raw + 2 * 4096));
+    fill(raw, 64 * KIB, TEXT);
+    CU_ASSERT_EQUAL(xm_comp_zero_pages(raw, 64 * KIB), 0);
+}
+
+/* The mixed measure weighs zero pages in: with none it is the plain
+ * measure's figure (ratio exactly, for stored data); with all zero it
+ * is the zero pages' figure; between, the ratio lies between; a share
+ * out of range is refused. */
+static void
+test_measure_mixed(void)
+{
+    struct xm_comp_spec zstd = { .algo = XM_COMP_ZSTD, .level = 1 };
+    struct xm_comp_sample rand0, half, all_zero, plain;
+
+    fill(raw, 256 * KIB, RANDOM);
+    CU_ASSERT_EQUAL(xm_comp_measure_mixed(enc, &zstd, raw, 256 * KIB, 0,
+                                          64 * KIB, &rand0), XM_OK);
+    CU_ASSERT_EQUAL(xm_comp_measure(enc, &zstd, raw, 256 * KIB, 64 * KIB,
+                                    &plain), XM_OK);
+    CU_ASSERT_EQUAL(rand0.spec.algo, XM_COMP_ZSTD);
+    CU_ASSERT_DOUBLE_EQUAL(rand0.ratio, plain.ratio, 1e-9);
+    CU_ASSERT(rand0.ratio < 1.0);   /* stored: headers only */
+    CU_ASSERT_EQUAL(xm_comp_measure_mixed(enc, &zstd, raw, 256 * KIB, 0.5,
+                                          64 * KIB, &half), XM_OK);
+    CU_ASSERT(half.ratio > 1.9 && half.ratio < 2.0);   /* 1/(0.5/1 + ~0) */
+    CU_ASSERT(half.mbps > 0 && isfinite(half.mbps));
+    CU_ASSERT_EQUAL(xm_comp_measure_mixed(enc, &zstd, NULL, 0, 0.2,
+                                          64 * KIB, &all_zero), XM_OK);
+    CU_ASSERT(all_zero.ratio > 100);
+    CU_ASSERT_EQUAL(xm_comp_measure_mixed(enc, &zstd, raw, 256 * KIB, 1.5,
+                                          64 * KIB, &half), XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_comp_measure_mixed(enc, &zstd, raw, 256 * KIB, NAN,
+                                          64 * KIB, &half), XM_ERR_INVAL);
+    CU_ASSERT_EQUAL(xm_comp_measure_mixed(enc, &zstd, raw, 256 * KIB, 0.5,
+                                          0, &half), XM_ERR_INVAL);
 }
 
 /* ---- round trips ---- */
@@ -1055,7 +1131,8 @@ deliver(struct xm_buf *wire, struct xm_stream_in *si, bool *end)
         } else {
             CU_ASSERT_EQUAL(type, XM_MSG_STREAM_DATA);
             CU_ASSERT_EQUAL(flags, XM_FRAME_COMPRESSED);
-            CU_ASSERT_EQUAL_FATAL(xm_stream_in_push(si, h + 12, len), XM_OK);
+            CU_ASSERT_EQUAL_FATAL(xm_stream_in_push(si, flags, h + 12, len),
+                                  XM_OK);
         }
         pos += XM_PROTO_HEADER_LEN + len;
     }
@@ -1068,7 +1145,8 @@ test_through_the_pump(void)
     const size_t total = 3 * 1024 * KIB + 12345;
     struct xm_stream_xform ex = { xm_comp_xform_encode, NULL,
                                   XM_FRAME_COMPRESSED };
-    struct xm_stream_xform dx = { xm_comp_xform_decode, NULL, 0 };
+    struct xm_stream_xform dx = { xm_comp_xform_decode, NULL,
+                                  XM_FRAME_COMPRESSED };
     struct xm_stream_out so;
     struct xm_stream_in si;
     struct xm_comp_stats st;
@@ -1146,7 +1224,10 @@ static CU_TestInfo choice_tests[] = {
     { "auto: slow link -> compression", test_auto_slow_link },
     { "auto: middle link -> the faster codec", test_auto_middle_link },
     { "auto: odd inputs", test_auto_odd_inputs },
+    { "auto: a win by the margin", test_auto_margin },
     { "measure", test_measure },
+    { "zero pages", test_zero_pages },
+    { "measure with zero pages weighed in", test_measure_mixed },
     CU_TEST_INFO_NULL,
 };
 

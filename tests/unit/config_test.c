@@ -147,6 +147,38 @@ test_file(void)
     unlink(path);
 }
 
+/* compress: the pool's default for migration streams, "auto" when not
+ * set, checked as `--compress` is. */
+static void
+test_compress(void)
+{
+    static const char *const good[] = {
+        "auto", "none", "lz4", "zstd", "zstd:1", "zstd:19",
+    };
+
+    CU_ASSERT_EQUAL_FATAL(load("host_name = \"A\"\n"), XM_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.compress, "auto");
+    xm_config_dispose(&cfg);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char text[128];
+
+        snprintf(text, sizeof(text), "host_name = \"A\"\ncompress = "
+                 "\"%s\"\n", good[i]);
+        CU_ASSERT_EQUAL_FATAL(load(text), XM_OK);
+        CU_ASSERT_STRING_EQUAL(cfg.compress, good[i]);
+        xm_config_dispose(&cfg);
+    }
+    expect_error("host_name = \"A\"\ncompress = \"gzip\"\n",
+                 "compress: compression 'gzip': unknown algorithm");
+    expect_error("host_name = \"A\"\ncompress = \"zstd:0\"\n",
+                 "out of range");
+    expect_error("host_name = \"A\"\ncompress = \"lz4:1\"\n",
+                 "takes no level");
+    expect_error("host_name = \"A\"\ncompress = \"zstd:000000000000000000"
+                 "000000000000001\"\n", "longer than 31");
+    expect_error("host_name = \"A\"\ncompress = 3\n", "algorithm '3'");
+}
+
 static CU_TestInfo config_tests[] = {
     { "full configuration", test_full },
     { "defaults", test_defaults },
@@ -155,6 +187,7 @@ static CU_TestInfo config_tests[] = {
     { "refusals name the line", test_errors_with_line_numbers },
     { "missing file", test_missing_file },
     { "load from a file", test_file },
+    { "compress", test_compress },
     CU_TEST_INFO_NULL,
 };
 

@@ -9,7 +9,11 @@
  * queue back.  No byte framing: the codec has its own tests.  The link
  * can be dropped when a chosen frame type is sent (the frame is lost,
  * both executors hear LINK_LOST on the next iteration).  The clock is
- * the fake one: timeouts fire only when a test moves it.  After every
+ * the fake one: timeouts fire only when a test moves it, or when the
+ * link is given a speed: each frame delivered then moves the clock by
+ * its length over that speed.  The link negotiates the features the
+ * test gives it (STREAM_COMPRESS by default); it carries frame flags,
+ * and can corrupt or truncate the first compressed frame.  After every
  * test exactly one running copy of the guest exists across the fakes.
  */
 #include <errno.h>
@@ -32,6 +36,7 @@
 
 struct tframe {
     uint16_t type;
+    uint16_t flags;
     uint8_t *payload;
     size_t len;
 };
@@ -54,6 +59,7 @@ struct tside {
     struct tside *peer;
     bool final;
     struct migexec_result res;
+    char why[XM_MIG_WHY_MAX];   /* res.mig.why, copied */
     unsigned reports;
     int bad_frames;
     int fail_opens;         /* journal: fail the next n opens */
@@ -67,6 +73,12 @@ static bool link_up;
 static int drop_on_type;        /* drop the link when this is sent */
 static bool drop_pending;
 static uint32_t guest_domid;
+static uint32_t link_features;  /* what the hellos negotiated */
+static double link_bytes_per_ms;    /* 0: delivering takes no time */
+static double clock_debt;           /* ms not yet added to the clock */
+enum mangle { MANGLE_NONE, MANGLE_FLIP, MANGLE_TRUNCATE };
+static enum mangle mangle;      /* the first compressed frame */
+static unsigned n_compressed_sent;
 
 /* ---- journal io with a failing open ---- */
 
@@ -124,13 +136,19 @@ queue_clear(struct tqueue *q)
 }
 
 static int
-ch_send(void *ctx, uint16_t type, const void *payload, size_t len)
+ch_send(void *ctx, uint16_t type, uint16_t flags, const void *payload,
+        size_t len)
 {
     struct tside *s = ctx;
     struct tframe *f;
 
     if (!link_up)
         return XM_ERR_IO;
+    /* As the codec does: a flag needs its feature, and only on data. */
+    if (flags && (type != XM_MSG_STREAM_DATA ||
+                  flags != XM_FRAME_COMPRESSED ||
+                  !(link_features & XM_FEAT_STREAM_COMPRESS)))
+        return XM_ERR_INVAL;
     if (drop_on_type && type == drop_on_type) {
         link_up = false;
         drop_pending = true;
@@ -144,10 +162,24 @@ ch_send(void *ctx, uint16_t type, const void *payload, size_t len)
         return XM_ERR_NOMEM;
     memcpy(f->payload, payload, len);
     f->type = type;
+    f->flags = flags;
     f->len = len;
+    if (flags && n_compressed_sent++ == 0 && len > 16) {
+        if (mangle == MANGLE_FLIP)
+            f->payload[len / 2] ^= 0x10;    /* inside the zstd frame */
+        else if (mangle == MANGLE_TRUNCATE)
+            f->len = len - 5;               /* its checksum cut off */
+    }
     s->out.n++;
-    s->out.bytes += len;
+    s->out.bytes += f->len;
     return XM_OK;
+}
+
+static uint32_t
+ch_features(void *ctx)
+{
+    (void)ctx;
+    return link_up ? link_features : 0;
 }
 
 static size_t
@@ -173,6 +205,7 @@ ch_connect(void *ctx)
 
 static const struct migexec_chan_ops chan_ops = {
     .send = ch_send,
+    .features = ch_features,
     .pending = ch_pending,
     .rx_pause = ch_rx_pause,
     .connect = ch_connect,
@@ -186,11 +219,18 @@ deliver(struct tside *s, unsigned upto)
 
     while (i < upto && i < s->out.n && !s->out.paused) {
         struct tframe tf = s->out.f[i];
-        struct xm_frame f = { .type = tf.type, .len = (uint32_t)tf.len,
+        struct xm_frame f = { .type = tf.type, .flags = tf.flags,
+                              .len = (uint32_t)tf.len,
                               .payload = tf.payload };
 
         i++;
         s->out.bytes -= tf.len;
+        if (link_bytes_per_ms > 0) {
+            clock_debt += (double)(tf.len + XM_PROTO_HEADER_LEN) /
+                          link_bytes_per_ms;
+            clock_fake_advance(&clk, (int64_t)clock_debt);
+            clock_debt -= (double)(int64_t)clock_debt;
+        }
         if (s->peer->x && !s->peer->final
             && migexec_on_frame(s->peer->x, &f) != XM_OK)
             s->peer->bad_frames++;
@@ -248,6 +288,8 @@ on_done(void *arg, struct migexec *x, const struct migexec_result *res,
 
     CU_ASSERT_PTR_EQUAL(x, s->x);
     s->res = *res;
+    snprintf(s->why, sizeof(s->why), "%s", res->mig.why ? res->mig.why
+                                                         : "");
     s->res.mig.why = NULL;      /* points into x */
     s->reports++;
     if (final) {
@@ -307,12 +349,37 @@ side_teardown(struct tside *s)
 }
 
 static bool fixture_ok;
+/* What the next source executor sends with, and its knobs. */
+static struct xm_comp_spec src_compress;
+static struct migexec_tuning src_tune;
+
+/* The guest's config: valid JSON with ~40 KB of text that compresses
+ * well, so its stream spans many small chunks (the OFFER carries the
+ * config too: under 64 KiB). */
+static char *
+big_config(void)
+{
+    static const char head[] = "{\"c_info\":{\"name\":\"" GUEST "\"},"
+                               "\"pad\":\"";
+    size_t n = 40000, hl = sizeof(head) - 1;
+    char *c = malloc(hl + n + 3);
+
+    if (!c)
+        return NULL;
+    memcpy(c, head, hl);
+    for (size_t i = 0; i < n; i++)
+        c[hl + i] = "xenmaint-migration-"[i % 19];
+    memcpy(c + hl + n, "\"}", 3);
+    return c;
+}
 
 static int
 fixture(void)
 {
     struct xm_loop_source cs = { ch_before, ch_after, NULL };
     struct xm_domain d;
+    char *config;
+    int rc;
 
     clock_fake_init(&clk, 1000, 1795000000);
     clock_fake_as_clock(&clk, &clock_if);
@@ -323,6 +390,11 @@ fixture(void)
     link_up = true;
     drop_on_type = 0;
     drop_pending = false;
+    link_features = XM_PROTO_FEATURES;
+    link_bytes_per_ms = 0;
+    clock_debt = 0;
+    mangle = MANGLE_NONE;
+    n_compressed_sent = 0;
     memset(&d, 0, sizeof(d));
     snprintf(d.name, sizeof(d.name), GUEST);
     for (unsigned i = 0; i < 16; i++)
@@ -330,14 +402,18 @@ fixture(void)
     d.mem_kib = GIB;
     d.cur_mem_kib = GIB;
     d.vcpus = 2;
-    if (hv_fake_add_domain_config(src.fake, &d, NULL, &guest_domid))
-        return -1;
-    return 0;
+    config = big_config();
+    rc = config ? hv_fake_add_domain_config(src.fake, &d, config,
+                                            &guest_domid) : -1;
+    free(config);
+    return rc ? -1 : 0;
 }
 
 static void
 setup(void)
 {
+    memset(&src_compress, 0, sizeof(src_compress));
+    memset(&src_tune, 0, sizeof(src_tune));
     fixture_ok = fixture() == 0;
 }
 
@@ -374,6 +450,10 @@ make_exec(struct tside *s, enum xm_mig_side side)
     p.chan.ctx = s;
     p.done = on_done;
     p.arg = s;
+    if (side == XM_MIG_SOURCE) {
+        p.compress = src_compress;
+        p.tune = src_tune;
+    }
     return migexec_new(&p, &s->x);
 }
 
@@ -619,6 +699,261 @@ test_offer_ident(void)
     CU_ASSERT_EQUAL(running_copies(), 1);
 }
 
+
+/* ---- compression ---- */
+
+static struct xm_comp_spec
+spec_of(const char *text)
+{
+    struct xm_comp_spec spec;
+    char err[128];
+
+    CU_ASSERT_EQUAL_FATAL(xm_comp_spec_parse(text, &spec, err, sizeof(err)),
+                          XM_OK);
+    return spec;
+}
+
+/* Run until the source's live send runs (the reports of libxc would
+ * come now), a bound on the iterations. */
+static void
+run_until_sending(void)
+{
+    for (int i = 0; i < 2000 && !(src.x && migexec_live_sending(src.x));
+         i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
+    CU_ASSERT_TRUE_FATAL(src.x && migexec_live_sending(src.x));
+}
+
+/* Both sides count the same stream, bytes for bytes. */
+static void
+assert_same_stream(void)
+{
+    const struct migexec_stats *a = &src.res.stats, *b = &dst.res.stats;
+
+    CU_ASSERT_TRUE(a->libxl_bytes > 40000);
+    CU_ASSERT_EQUAL(a->libxl_bytes, b->libxl_bytes);
+    CU_ASSERT_EQUAL(a->wire_bytes, b->wire_bytes);
+    CU_ASSERT_EQUAL(a->frames, b->frames);
+    CU_ASSERT_EQUAL(a->frames_compressed, b->frames_compressed);
+    CU_ASSERT_EQUAL(src.res.bytes, a->libxl_bytes);
+    CU_ASSERT_EQUAL(dst.res.bytes, b->libxl_bytes);
+    CU_ASSERT_STRING_EQUAL(a->compress, b->compress);
+}
+
+/* zstd all the way: every frame a compressed block, fewer bytes on the
+ * wire; the precopy rounds and the suspend the agent relays give the
+ * whole downtime breakdown, the same on both sides. */
+static void
+test_compressed_zstd(void)
+{
+    const struct migexec_stats *a = &src.res.stats, *b = &dst.res.stats;
+
+    src_compress = spec_of("zstd:5");
+    src_tune.chunk = 4096;
+    link_bytes_per_ms = 100;        /* 100 kB/s: time passes */
+    start_both();
+    run_until_sending();
+    CU_ASSERT_EQUAL(migexec_machine(src.x)->state, XM_MIG_S_SENDING);
+    migexec_note_iteration(src.x, 0);
+    migexec_note_iteration(src.x, 2);
+    migexec_note_iteration(src.x, 1);
+    migexec_note_suspended(src.x, clk.mono_ms);
+    migexec_note_iteration(src.x, 7);   /* after the suspend: ignored */
+    run_until_final();
+    CU_ASSERT_TRUE_FATAL(src.final && dst.final);
+    CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_TRUE(running(dst.fake, GUEST));
+    CU_ASSERT_EQUAL(running_copies(), 1);
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "zstd:5");
+    CU_ASSERT_TRUE(a->frames > 5);
+    CU_ASSERT_EQUAL(a->frames_compressed, a->frames);
+    CU_ASSERT_TRUE(a->wire_bytes * 4 < a->libxl_bytes);
+    CU_ASSERT_EQUAL(a->rounds, 3);
+    CU_ASSERT_EQUAL(b->rounds, 3);
+    /* The breakdown: every part known, the parts add up, both sides
+     * agree, and the stream took time on this link. */
+    CU_ASSERT_TRUE(a->stream_tail_ms > 0);
+    CU_ASSERT_TRUE(a->restore_ms >= 0);
+    CU_ASSERT_TRUE(a->handshake_ms >= 0);
+    CU_ASSERT_EQUAL(a->downtime_ms, a->stream_tail_ms + a->restore_ms +
+                                    a->handshake_ms);
+    CU_ASSERT_EQUAL(a->downtime_ms, b->downtime_ms);
+    CU_ASSERT_EQUAL(a->stream_tail_ms, b->stream_tail_ms);
+    CU_ASSERT_EQUAL(a->restore_ms, b->restore_ms);
+    CU_ASSERT_EQUAL(a->handshake_ms, b->handshake_ms);
+    CU_ASSERT_EQUAL(src.bad_frames + dst.bad_frames, 0);
+}
+
+/* Without the suspend or the rounds relayed: the stream figures, the
+ * target's parts, and "unknown" (never a guess) for the rest. */
+static void
+test_uncompressed_unknowns(void)
+{
+    const struct migexec_stats *a = &src.res.stats, *b = &dst.res.stats;
+
+    src_compress = spec_of("none");
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "none");
+    CU_ASSERT_EQUAL(a->frames_compressed, 0);
+    /* Plain frames: libxl's bytes plus a header per frame and END's. */
+    CU_ASSERT_EQUAL(a->wire_bytes, a->libxl_bytes +
+                    (a->frames + 1) * XM_PROTO_HEADER_LEN);
+    CU_ASSERT_EQUAL(a->rounds, MIGEXEC_UNKNOWN);
+    CU_ASSERT_EQUAL(b->rounds, MIGEXEC_UNKNOWN);
+    CU_ASSERT_EQUAL(a->stream_tail_ms, MIGEXEC_UNKNOWN);
+    CU_ASSERT_EQUAL(a->downtime_ms, MIGEXEC_UNKNOWN);
+    CU_ASSERT_EQUAL(b->downtime_ms, MIGEXEC_UNKNOWN);
+    CU_ASSERT_EQUAL(a->restore_ms, 0);      /* the clock did not move */
+    CU_ASSERT_EQUAL(b->restore_ms, 0);
+    CU_ASSERT_EQUAL(b->handshake_ms, 0);
+}
+
+/* A peer that does not offer STREAM_COMPRESS gets plain frames, and
+ * the migration goes through. */
+static void
+test_peer_without_compression(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    link_features = 0;
+    src_compress = spec_of("zstd");
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_TRUE(running(dst.fake, GUEST));
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "none");
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "does not offer"));
+    CU_ASSERT_EQUAL(a->frames_compressed, 0);
+    CU_ASSERT_EQUAL(n_compressed_sent, 0);
+    CU_ASSERT_EQUAL(a->wire_bytes, a->libxl_bytes +
+                    (a->frames + 1) * XM_PROTO_HEADER_LEN);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* A compressed chunk damaged on the way (a flipped byte, or cut short):
+ * the target's restore fails before GO, the source resumes its guest,
+ * and both say why. */
+static void
+corrupt_chunk(enum mangle how)
+{
+    char why[XM_MIG_WHY_MAX];
+
+    mangle = how;
+    src_compress = spec_of("zstd:1");
+    src_tune.chunk = 8192;
+    start_both();
+    run_until_final();
+    assert_stayed();
+    CU_ASSERT_EQUAL(n_compressed_sent > 0, true);
+    CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_FAILED_BEFORE);
+    CU_ASSERT_EQUAL(jphase(&src, XM_MIG_SOURCE), XM_JP_ABORTED);
+    CU_ASSERT_EQUAL(jphase(&dst, XM_MIG_TARGET), XM_JP_ABORTED);
+    /* No GO ever went: the source's copy never left "sending". */
+    CU_ASSERT_EQUAL(src.res.state, XM_MIG_S_STAYED);
+    CU_ASSERT_EQUAL(src.bad_frames + dst.bad_frames, 0);
+    snprintf(why, sizeof(why), "%s", dst.why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "bad stream data from host-a"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(src.why, "bad stream data"));
+}
+
+static void
+test_corrupt_chunk(void)
+{
+    corrupt_chunk(MANGLE_FLIP);
+}
+
+static void
+test_truncated_chunk(void)
+{
+    corrupt_chunk(MANGLE_TRUNCATE);
+}
+
+/* auto on a slow link: plain frames while it measures, then the
+ * codecs win (the config compresses far better than the link's speed
+ * makes up for). */
+static void
+test_auto_slow_link(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    src_compress = spec_of("auto");
+    src_tune.chunk = 1024;
+    src_tune.max_pending = 4096;
+    src_tune.probe_ms = 5;
+    src_tune.probe_min_bytes = 4096;
+    /* The first pick is final after 4 x 8000 bytes (the stream has too
+     * few to compare the codecs on otherwise). */
+    src_tune.probe_max_bytes = 8000;
+    link_bytes_per_ms = 1000;       /* 1 MB/s */
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_STRING_NOT_EQUAL(a->compress, "none");
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto: link 1.0 MB/s, "
+                                  "0% zero pages; lz4 "));
+    /* Measured first on plain frames, then compressed. */
+    CU_ASSERT_TRUE(a->frames_compressed > 0);
+    CU_ASSERT_TRUE(a->frames_compressed < a->frames);
+    CU_ASSERT_TRUE(a->wire_bytes < a->libxl_bytes);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* auto on a link that keeps up (the channel never fills): plain
+ * frames, no codec time spent on the stream. */
+static void
+test_auto_fast_link(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    src_compress = spec_of("auto");
+    src_tune.chunk = 1024;
+    src_tune.max_pending = 1024 * 1024;
+    src_tune.probe_max_bytes = 16384;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "none");
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "kept up"));
+    CU_ASSERT_EQUAL(a->frames_compressed, 0);
+    CU_ASSERT_EQUAL(n_compressed_sent, 0);
+}
+
+/* Figures from a hostile peer are bounded or dropped, never trusted
+ * (here a GO out of turn: the target refuses the migration, and its
+ * report shows none of the GO's figures). */
+static void
+test_hostile_timing_fields(void)
+{
+    static const char go[] = "{\"id\":\"" MIG_ID "\",\"susp_to_ready_ms\":"
+        "-5,\"rounds\":99999,\"compress\":\"zstd;rm -rf\"}";
+    const struct migexec_stats *st = &dst.res.stats;
+    struct xm_frame f;
+
+    CU_ASSERT_EQUAL_FATAL(make_exec(&dst, XM_MIG_TARGET), XM_OK);
+    memset(&f, 0, sizeof(f));
+    f.type = XM_MSG_MIGRATE_GO;
+    f.payload = (const uint8_t *)go;
+    f.len = sizeof(go) - 1;
+    CU_ASSERT_EQUAL(migexec_on_frame(dst.x, &f), XM_OK);
+    CU_ASSERT_TRUE_FATAL(dst.final);
+    CU_ASSERT_EQUAL(dst.res.state, XM_MIG_T_REJECTED);
+    CU_ASSERT_EQUAL(st->rounds, MIGEXEC_UNKNOWN);
+    CU_ASSERT_EQUAL(st->stream_tail_ms, MIGEXEC_UNKNOWN);
+    CU_ASSERT_EQUAL(st->downtime_ms, MIGEXEC_UNKNOWN);
+    CU_ASSERT_STRING_EQUAL(st->compress, "");
+    CU_ASSERT_EQUAL(st->libxl_bytes, 0);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
 static CU_TestInfo migexec_tests[] = {
     { "happy path: the guest runs on the target", test_happy_path },
     { "target restore fails: resumed on the source", test_restore_fails },
@@ -628,6 +963,18 @@ static CU_TestInfo migexec_tests[] = {
       test_journal_fails_before_send },
     { "hostile frames are refused", test_hostile_frames },
     { "the target's identity from the offer", test_offer_ident },
+    { "zstd: fewer wire bytes, the downtime breakdown",
+      test_compressed_zstd },
+    { "none: plain frames, unknowns said", test_uncompressed_unknowns },
+    { "a peer without STREAM_COMPRESS gets plain frames",
+      test_peer_without_compression },
+    { "a corrupt compressed chunk fails before GO", test_corrupt_chunk },
+    { "a truncated compressed chunk fails before GO",
+      test_truncated_chunk },
+    { "auto on a slow link compresses", test_auto_slow_link },
+    { "auto on a link that keeps up sends plain frames",
+      test_auto_fast_link },
+    { "hostile figures in GO are dropped", test_hostile_timing_fields },
     CU_TEST_INFO_NULL,
 };
 

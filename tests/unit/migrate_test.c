@@ -985,6 +985,58 @@ test_uuid_wire(void)
         CU_ASSERT_EQUAL(xm_mig_uuid_parse(bad[i], v), XM_ERR_INVAL);
 }
 
+/* The target aborts while the source sends or waits for READY (its
+ * restore failed, e.g. on a stream block that did not decode): the
+ * source rolls back with the target's reason, and sends no ABORT back. */
+static void
+test_target_abort_keeps_reason(void)
+{
+    static const enum xm_mig_state states[] = {
+        XM_MIG_S_SENDING, XM_MIG_S_WAIT_READY,
+    };
+    static const enum xm_mig_state next[] = {
+        XM_MIG_S_CANCEL_SEND, XM_MIG_S_RESUMING,
+    };
+    static const enum xm_mig_hvop ops[] = {
+        XM_MIG_OP_CANCEL_SEND, XM_MIG_OP_RESUME,
+    };
+    struct xm_mig_event ev = {
+        .type = XM_MIG_EV_ABORT, .rc = XM_ERR_PROTO,
+        .text = "receive-failed: bad stream data from a: zstd frame",
+    };
+    struct xm_mig_action acts[XM_MIG_ACTIONS_MAX];
+    struct xm_mig_ident id;
+    struct xm_mig m;
+    unsigned n;
+
+    memset(&id, 0, sizeof(id));
+    snprintf(id.id, sizeof(id.id), "m-3");
+    snprintf(id.name, sizeof(id.name), GUEST);
+    snprintf(id.source, sizeof(id.source), "a");
+    snprintf(id.target, sizeof(id.target), "b");
+    id.src_domid = 7;
+    for (unsigned i = 0; i < 2; i++) {
+        bool hv = false;
+
+        CU_ASSERT_EQUAL_FATAL(xm_mig_init(&m, XM_MIG_SOURCE, &id, NULL),
+                              XM_OK);
+        m.state = states[i];
+        CU_ASSERT_EQUAL(xm_mig_step(&m, &ev, acts, XM_MIG_ACTIONS_MAX, &n),
+                        XM_OK);
+        CU_ASSERT_EQUAL(m.state, next[i]);
+        CU_ASSERT_STRING_EQUAL(m.why, "abort: receive-failed: bad stream "
+                               "data from a: zstd frame");
+        for (unsigned k = 0; k < n; k++) {
+            CU_ASSERT_FALSE(acts[k].type == XM_MIG_A_SEND);
+            if (acts[k].type == XM_MIG_A_HV) {
+                CU_ASSERT_EQUAL(acts[k].op, ops[i]);
+                hv = true;
+            }
+        }
+        CU_ASSERT_TRUE(hv);
+    }
+}
+
 static CU_TestInfo mig_tests[] = {
     { "init, names, refusal to start without a journal",
       test_init_and_names },
@@ -1000,6 +1052,8 @@ static CU_TestInfo mig_tests[] = {
       test_unexpected_events_every_state },
     { "reconnect back-off", test_retry_backoff },
     { "the uuid's wire form", test_uuid_wire },
+    { "a target's ABORT keeps its reason",
+      test_target_abort_keeps_reason },
     CU_TEST_INFO_NULL,
 };
 

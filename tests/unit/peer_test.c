@@ -4,7 +4,9 @@
  * link, which answers with B's agent state (fake hypervisor, in-process
  * xenstore).  Also: a host B does not know is refused, a peer that is
  * down is reported with the reason, and an agent without TLS material
- * says so instead of connecting.  Certificates come from the project's
+ * says so instead of connecting.  A migration channel negotiates stream
+ * compression in the hellos, and without it (a peer of an older build)
+ * no compressed frame can leave.  Certificates come from the project's
  * own xenmaint-pki in a temporary directory.
  */
 #include <signal.h>
@@ -283,6 +285,88 @@ test_bad_tls_files(void)
     CU_ASSERT_NOT_EQUAL(peer_link_start(link_a), XM_OK);
 }
 
+/* ---- feature negotiation on a migration channel ---- */
+
+static int
+chan_frame(void *arg, const struct xm_frame *f)
+{
+    (void)arg;
+    (void)f;
+    return XM_OK;
+}
+
+static void
+chan_link(void *arg, bool up)
+{
+    *(int *)arg = up ? 1 : -1;
+}
+
+static void
+chan_drain(void *arg)
+{
+    (void)arg;
+}
+
+/* A channel from A to B with these offers: the features it negotiated
+ * and what sending a compressed chunk on it gives. */
+static uint32_t
+channel_features(uint32_t a_offers, uint32_t b_offers, int *send_rc)
+{
+    static const struct agent_chan_cb cb = {
+        chan_frame, chan_link, chan_drain,
+    };
+    struct agent_peers ops;
+    struct migexec_chan ch;
+    uint32_t features;
+    int state = 0;
+
+    start_b("A");
+    peer_link_set_features(link_b, b_offers);
+    make_config(&cfg_a, "A", "A", "B", peer_link_port(link_b), true);
+    CU_ASSERT_EQUAL_FATAL(peer_link_new(&cfg_a, loop, &link_a), XM_OK);
+    peer_link_set_features(link_a, a_offers);
+    CU_ASSERT_EQUAL_FATAL(peer_link_start(link_a), XM_OK);
+    ops = peer_link_ops(link_a);
+    CU_ASSERT_EQUAL_FATAL(ops.ops->chan_open(ops.ctx, "B", NULL, &cb,
+                                             &state, &ch), XM_OK);
+    CU_ASSERT_EQUAL(ch.ops->features(ch.ctx), 0);     /* down */
+    CU_ASSERT_EQUAL(ch.ops->connect(ch.ctx), XM_ERR_BUSY);
+    for (int i = 0; i < 400 && state == 0; i++)
+        CU_ASSERT_EQUAL(xm_loop_run_once(loop, 50, NULL), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(state, 1);
+    features = ch.ops->features(ch.ctx);
+    *send_rc = ch.ops->send(ch.ctx, XM_MSG_STREAM_DATA, XM_FRAME_COMPRESSED,
+                            "\xc5", 1);
+    ops.ops->chan_close(ops.ctx, ch.ctx);
+    return features;
+}
+
+static void
+test_compression_negotiated(void)
+{
+    int rc = 12345;
+
+    CU_ASSERT_EQUAL(channel_features(XM_PROTO_FEATURES, XM_PROTO_FEATURES,
+                                     &rc), XM_FEAT_STREAM_COMPRESS);
+    CU_ASSERT_EQUAL(rc, XM_OK);
+}
+
+/* B plays an agent that does not offer STREAM_COMPRESS, then A does:
+ * either way the feature is off and the flag cannot be sent. */
+static void
+test_compression_not_offered(void)
+{
+    int rc = 12345;
+
+    CU_ASSERT_EQUAL(channel_features(XM_PROTO_FEATURES, 0, &rc), 0);
+    CU_ASSERT_EQUAL(rc, XM_ERR_INVAL);
+    teardown();
+    setup();
+    rc = 12345;
+    CU_ASSERT_EQUAL(channel_features(0, XM_PROTO_FEATURES, &rc), 0);
+    CU_ASSERT_EQUAL(rc, XM_ERR_INVAL);
+}
+
 static CU_TestInfo peer_tests[] = {
     { "status over mutual TLS", test_status_over_tls },
     { "a host that is no peer is refused", test_stranger_refused },
@@ -291,6 +375,9 @@ static CU_TestInfo peer_tests[] = {
     { "a peer that is down: the reason", test_peer_down },
     { "no TLS material: said, not tried", test_without_tls },
     { "unreadable TLS files stop the start", test_bad_tls_files },
+    { "stream compression negotiated", test_compression_negotiated },
+    { "a peer without stream compression",
+      test_compression_not_offered },
     CU_TEST_INFO_NULL,
 };
 

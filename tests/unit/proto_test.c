@@ -334,9 +334,29 @@ test_flags_gated_by_features(void)
     xm_dec_dispose(&d);
 
     /* Not negotiated (we did not offer it): the same bytes fail. */
+    xm_dec_init(&d, 0);
+    CU_ASSERT_EQUAL(xm_dec_feed(&d, out.data, out.len), XM_OK);
+    CU_ASSERT_EQUAL(drain(&d), XM_ERR_PROTO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xm_dec_error(&d), "flags"));
+    xm_dec_dispose(&d);
+
+    /* We offer it, the peer (an older agent) does not: refused too. */
+    xm_buf_reset(&out);
+    put_hello(0);
+    CU_ASSERT_EQUAL(xm_enc_frame(&out, XM_FEAT_STREAM_COMPRESS,
+                                 XM_MSG_STREAM_DATA, XM_FRAME_COMPRESSED,
+                                 1, chunk, sizeof(chunk)), XM_OK);
     CU_ASSERT_EQUAL(xm_dec_feed(&dec, out.data, out.len), XM_OK);
     CU_ASSERT_EQUAL(drain(&dec), XM_ERR_PROTO);
+    CU_ASSERT_EQUAL(dec.features, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(xm_dec_error(&dec), "flags"));
+}
+
+/* This build offers stream compression (issue 6), and nothing else. */
+static void
+test_features_offered(void)
+{
+    CU_ASSERT_EQUAL(XM_PROTO_FEATURES, XM_FEAT_STREAM_COMPRESS);
 }
 
 /* ---- frames ---- */
@@ -808,6 +828,7 @@ static CU_TestInfo codec_tests[] = {
     { "newer minor version accepted", test_minor_version_newer_accepted },
     { "feature intersection", test_feature_intersection },
     { "flags gated by features", test_flags_gated_by_features },
+    { "features this build offers", test_features_offered },
     { "round trip of every type", test_round_trip_every_type },
     { "byte at a time", test_byte_at_a_time },
     { "split at every offset", test_split_everywhere },

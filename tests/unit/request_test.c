@@ -3,8 +3,10 @@
  *
  * Every op round-trips through xm_request_encode and xm_request_parse;
  * then a table of hostile requests, each of which must be rejected with
- * a message naming the field at fault.  Also ids, names and states, and
- * the notice rule (any drain may carry a notice, nothing else may).
+ * a message naming the field at fault.  Also ids, names and states, the
+ * notice rule (any drain may carry a notice, nothing else may), and the
+ * compress value (drain, undrain, patch apply; [a-z0-9:], sent only when
+ * given).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,7 @@ round_trip(void)
     } else {
         CU_ASSERT_PTR_NULL(back.name);
     }
+    CU_ASSERT_STRING_EQUAL(back.compress, req.compress);
 }
 
 static void
@@ -358,6 +361,94 @@ test_names(void)
     CU_ASSERT_EQUAL(xm_req_op_parse("patch", &op), XM_ERR_INVAL);
 }
 
+/* compress: on drain, undrain and patch apply; round trips; absent
+ * (the agent's default) unless given; other ops and bad values are
+ * refused by the parser and the encoder. */
+static void
+test_compress(void)
+{
+    static const enum xm_req_op ops[] = {
+        XM_OP_DRAIN, XM_OP_UNDRAIN, XM_OP_PATCH_APPLY,
+    };
+    static const char *const good[] = {
+        "auto", "none", "lz4", "zstd", "zstd:19", "zstd:0", "x",
+        "a234567890123456789012345678901",
+    };
+    static const char *const bad[] = {
+        "", "ZSTD", "zstd 3", "zstd;3", "-1", "zstd:\u00e9",
+        "a2345678901234567890123456789012",
+    };
+    char text[256], err[256];
+
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        xm_request_dispose(&req);
+        xm_request_dispose(&back);
+        free(json);
+        json = NULL;
+        req.op = ops[i];
+        if (req.op == XM_OP_PATCH_APPLY)
+            req.payload = strdup("/root/x.livepatch");
+        /* Not given: not sent. */
+        round_trip();
+        CU_ASSERT_PTR_NULL(strstr(json, "compress"));
+        CU_ASSERT_STRING_EQUAL(back.compress, "");
+        free(json);
+        json = NULL;
+        xm_request_dispose(&back);
+        snprintf(req.compress, sizeof(req.compress), "zstd:7");
+        round_trip();
+        CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"compress\":\"zstd:7\""));
+    }
+    /* Syntax only: whether it names an algorithm is the agent's call. */
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), "{\"version\":1,\"op\":\"undrain\","
+                 "\"compress\":\"%s\"}", good[i]);
+        xm_request_dispose(&back);
+        CU_ASSERT_EQUAL(xm_request_parse(text, strlen(text), &back, err,
+                                         sizeof(err)), XM_OK);
+        CU_ASSERT_STRING_EQUAL(back.compress, good[i]);
+        CU_ASSERT_TRUE(xm_request_compress_valid(good[i]));
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "{\"version\":1,\"op\":\"drain\","
+                 "\"compress\":\"%s\"}", bad[i]);
+        xm_request_dispose(&back);
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(xm_request_parse(text, strlen(text), &back, err,
+                                         sizeof(err)), XM_ERR_INVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "compress"));
+        CU_ASSERT_STRING_EQUAL(back.compress, "");
+    }
+    CU_ASSERT_FALSE(xm_request_compress_valid(NULL));
+    /* Not with other ops, nor of another type. */
+    static const char *const others[] = {
+        "{\"version\":1,\"op\":\"status\",\"compress\":\"lz4\"}",
+        "{\"version\":1,\"op\":\"patch-revert\",\"name\":\"x\","
+        "\"compress\":\"lz4\"}",
+        "{\"version\":1,\"op\":\"drain\",\"compress\":3}",
+        "{\"version\":1,\"op\":\"drain\",\"compress\":null}",
+    };
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        xm_request_dispose(&back);
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(xm_request_parse(others[i], strlen(others[i]), &back,
+                                         err, sizeof(err)), XM_ERR_INVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "compress"));
+    }
+    /* The encoder writes nothing the parser would refuse. */
+    xm_request_dispose(&req);
+    free(json);
+    json = NULL;
+    req.op = XM_OP_STATUS;
+    snprintf(req.compress, sizeof(req.compress), "lz4");
+    CU_ASSERT_EQUAL(xm_request_encode(&req, &json), XM_ERR_INVAL);
+    CU_ASSERT_PTR_NULL(json);
+    req.op = XM_OP_DRAIN;
+    snprintf(req.compress, sizeof(req.compress), "Lz4");
+    CU_ASSERT_EQUAL(xm_request_encode(&req, &json), XM_ERR_INVAL);
+    CU_ASSERT_PTR_NULL(json);
+}
+
 static CU_TestInfo request_tests[] = {
     { "drain round trip", test_drain },
     { "drain example", test_drain_example },
@@ -372,6 +463,7 @@ static CU_TestInfo request_tests[] = {
     { "rejections", test_rejections },
     { "ids", test_ids },
     { "names", test_names },
+    { "compress", test_compress },
     CU_TEST_INFO_NULL,
 };
 

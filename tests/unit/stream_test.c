@@ -10,7 +10,10 @@
  * tests check the bytes arrive exact, STREAM_END comes once and last,
  * the bounds of both backpressure directions hold, end of file goes
  * through, a reader that gives up shows as EPIPE, and the odd cases:
- * reads of nothing, odd chunk sizes, pipes, the transform hook.
+ * reads of nothing, odd chunk sizes, pipes, the transform hook.  With
+ * the compression transforms of xm_compress on both halves, the bytes
+ * still arrive exact while fewer go over the wire; the receiver routes
+ * frames by their flags and refuses a block that does not decode.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "xm_compress.h"
 #include "xm_err.h"
 #include "xm_proto.h"
 #include "xm_stream.h"
@@ -42,6 +46,8 @@ static struct xm_stream_in si;
 static bool so_live, si_live;
 static struct xm_buf wire;         /* the peer connection's output */
 static struct xm_dec dec;
+static bool low_entropy;           /* the stream compresses well */
+static bool high_entropy;          /* the stream does not compress */
 
 static void
 close_fd(int *fd)
@@ -105,6 +111,7 @@ setup(void)
 
     signal(SIGPIPE, SIG_IGN);
     so_live = si_live = false;
+    low_entropy = high_entropy = false;
     xm_buf_init(&wire, 64u * 1024 * 1024);
     xm_dec_init(&dec, XM_PROTO_FEATURES);
     /* The decoder wants the peer's hello before any frame. */
@@ -133,10 +140,23 @@ teardown(void)
     xm_buf_dispose(&wire);
 }
 
-/* The byte at offset i of the stream: no short period. */
+/* The byte at offset i of the stream: no short period; or, with
+ * low_entropy, runs of 4 KiB of one byte (guest memory is mostly
+ * zero pages), with a marker every 1000 bytes; with high_entropy, bytes
+ * no codec can shrink. */
 static uint8_t
 pattern(uint64_t i)
 {
+    if (low_entropy)
+        return i % 1000 == 0 ? (uint8_t)(i >> 3)
+                             : (uint8_t)((i >> 12) % 3 ? 0 : i >> 12);
+    if (high_entropy) {            /* splitmix64 of the offset */
+        uint64_t z = i + 0x9e3779b97f4a7c15ull;
+
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return (uint8_t)(z ^ (z >> 31));
+    }
     return (uint8_t)((i ^ (i >> 8) ^ (i >> 17)) * 167u + 13u);
 }
 
@@ -179,6 +199,7 @@ struct pump_cfg {
     size_t rsize;             /* far reader's reads */
     bool pipes;
     bool xor;                 /* the XOR transform on both halves */
+    const struct xm_comp_spec *compress;   /* compression, both halves */
     uint64_t close_reader_at; /* far reader gives up here (0: never) */
 };
 
@@ -229,7 +250,9 @@ pump_wire(const struct pump_cfg *cfg, struct pump_result *res,
                 CU_ASSERT_EQUAL(f.payload[0],
                                 pattern(*wire_data) ^ xor_key);
             *wire_data += f.len;
-            res->rc = xm_stream_in_push(&si, f.payload, f.len);
+            CU_ASSERT_EQUAL(f.flags, cfg->compress ? XM_FRAME_COMPRESSED
+                                                   : 0);
+            res->rc = xm_stream_in_push(&si, f.flags, f.payload, f.len);
             if (xm_stream_in_queued(&si) > res->max_queue)
                 res->max_queue = xm_stream_in_queued(&si);
         } else if (f.type == XM_MSG_STREAM_END) {
@@ -252,6 +275,8 @@ run_pump(const struct pump_cfg *cfg, struct pump_result *res)
     short so_events = 0;
     bool dec_pending = false;      /* frames may wait in the decoder */
     struct xm_stream_xform xf = { xor_xform, &xor_key, 0 };
+    struct xm_comp_codec *enc = NULL, *dcd = NULL;
+    uint32_t features = 0;
 
     memset(res, 0, sizeof(*res));
     make_channels(cfg->pipes);
@@ -259,6 +284,16 @@ run_pump(const struct pump_cfg *cfg, struct pump_result *res)
     if (cfg->xor) {
         xm_stream_out_set_xform(&so, &xf);
         xm_stream_in_set_xform(&si, &xf);
+    }
+    if (cfg->compress) {
+        CU_ASSERT_EQUAL_FATAL(xm_comp_codec_new(&enc), XM_OK);
+        CU_ASSERT_EQUAL_FATAL(xm_comp_codec_new(&dcd), XM_OK);
+        CU_ASSERT_EQUAL_FATAL(xm_comp_codec_set(enc, cfg->compress), XM_OK);
+        xm_stream_out_set_xform(&so, &(struct xm_stream_xform){
+            xm_comp_xform_encode, enc, XM_FRAME_COMPRESSED });
+        xm_stream_in_set_xform(&si, &(struct xm_stream_xform){
+            xm_comp_xform_decode, dcd, XM_FRAME_COMPRESSED });
+        features = XM_FEAT_STREAM_COMPRESS;
     }
     for (size_t i = 0; i < n_wsizes; i++)
         if (wsizes[i] > max_w)
@@ -318,8 +353,8 @@ run_pump(const struct pump_cfg *cfg, struct pump_result *res)
         if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) ||
             (!so_events && wire.len < cfg->max_pending)) {
             if (!xm_stream_out_done(&so)) {
-                res->rc = xm_stream_out_fill(&so, &wire, 0, STREAM_ID,
-                                             cfg->max_pending);
+                res->rc = xm_stream_out_fill(&so, &wire, features,
+                                             STREAM_ID, cfg->max_pending);
                 if (res->rc)
                     break;
             }
@@ -360,6 +395,11 @@ run_pump(const struct pump_cfg *cfg, struct pump_result *res)
     }
     free(wbuf);
     free(rbuf);
+    /* The halves keep pointers to the codecs: the identity again. */
+    xm_stream_out_set_xform(&so, NULL);
+    xm_stream_in_set_xform(&si, NULL);
+    xm_comp_codec_free(enc);
+    xm_comp_codec_free(dcd);
 }
 
 /* What every complete pump must show. */
@@ -367,7 +407,8 @@ static void
 check_complete(const struct pump_cfg *cfg, const struct pump_result *res)
 {
     size_t frame = XM_PROTO_HEADER_LEN +
-                   (cfg->chunk ? cfg->chunk : XM_STREAM_CHUNK_DEFAULT);
+                   (cfg->chunk ? cfg->chunk : XM_STREAM_CHUNK_DEFAULT) +
+                   (cfg->compress ? XM_COMP_HEADER_LEN : 0);
 
     CU_ASSERT_FALSE(res->stuck);
     CU_ASSERT_EQUAL(res->rc, XM_OK);
@@ -382,10 +423,19 @@ check_complete(const struct pump_cfg *cfg, const struct pump_result *res)
     CU_ASSERT_TRUE(xm_stream_in_done(&si));
     CU_ASSERT_EQUAL(so.bytes_in, cfg->total);
     CU_ASSERT_EQUAL(si.bytes_out, cfg->total);
-    CU_ASSERT_EQUAL(si.bytes_in, cfg->total);
+    CU_ASSERT_EQUAL(si.raw_in, cfg->total);
     CU_ASSERT_EQUAL(so.frames, res->n_data);
-    CU_ASSERT_EQUAL(so.bytes_out, cfg->total +
+    CU_ASSERT_EQUAL(si.frames, res->n_data);
+    /* Wire bytes: STREAM_DATA payloads plus every frame's header. */
+    CU_ASSERT_EQUAL(so.bytes_out, si.bytes_in +
                     (uint64_t)(res->n_data + 1) * XM_PROTO_HEADER_LEN);
+    if (cfg->compress) {
+        CU_ASSERT_EQUAL(so.frames_xformed, res->n_data);
+        CU_ASSERT_EQUAL(si.frames_xformed, res->n_data);
+    } else {
+        CU_ASSERT_EQUAL(si.bytes_in, cfg->total);
+        CU_ASSERT_EQUAL(so.frames_xformed, cfg->xor ? res->n_data : 0);
+    }
     CU_ASSERT_EQUAL(xm_stream_out_events(&so, &wire, cfg->max_pending), 0);
     CU_ASSERT_EQUAL(xm_stream_in_events(&si), 0);
     /* A fill after the end adds nothing: STREAM_END went once. */
@@ -462,6 +512,117 @@ test_pump_transform(void)
     check_complete(&cfg, &res);
 }
 
+/* Compression through the hook: zstd and lz4 blocks on a stream that
+ * compresses well (less on the wire than from libxl) and on one that
+ * does not (blocks stored: a block header more per frame), odd write
+ * sizes, the largest chunk a block holds. */
+static void
+test_pump_compressed(void)
+{
+    static const size_t ws[] = { 4093, 65537, 333, 200000 };
+    static const struct xm_comp_spec zstd = { false, XM_COMP_ZSTD, 3 };
+    static const struct xm_comp_spec lz4 = { false, XM_COMP_LZ4, 0 };
+    struct pump_cfg cfg = {
+        .total = 6u * 1024 * 1024 + 11, .wsizes = ws, .n_wsizes = 4,
+        .chunk = XM_STREAM_CHUNK_MAX, .max_pending = 3u * 1024 * 1024,
+        .max_queued = 2u * 1024 * 1024, .wire_rate = 256u * 1024,
+        .feed = XM_PROTO_FEED_MAX, .rsize = 65536, .compress = &zstd,
+    };
+    struct pump_result res;
+
+    low_entropy = true;
+    run_pump(&cfg, &res);
+    check_complete(&cfg, &res);
+    CU_ASSERT_TRUE(res.n_data > 0);
+    CU_ASSERT_TRUE(si.bytes_in * 20 < cfg.total);   /* zstd: well over 20x */
+    teardown();
+    setup();
+    low_entropy = true;
+
+    cfg.compress = &lz4;
+    cfg.chunk = 65536;
+    run_pump(&cfg, &res);
+    check_complete(&cfg, &res);
+    CU_ASSERT_TRUE(si.bytes_in * 20 < cfg.total);
+    teardown();
+    setup();
+
+    /* No gain: every block stored, 8 bytes more per frame. */
+    low_entropy = false;
+    high_entropy = true;
+    cfg.total = 1u * 1024 * 1024 + 7;
+    run_pump(&cfg, &res);
+    check_complete(&cfg, &res);
+    CU_ASSERT_EQUAL(si.bytes_in,
+                    cfg.total + (uint64_t)res.n_data * XM_COMP_HEADER_LEN);
+}
+
+/* The receiver runs its transform on the frames that carry its flags,
+ * queues plain ones as they are, and refuses other flags and a block
+ * that does not decode (nothing queued, the stream can go on). */
+static void
+test_receiver_routes_flags(void)
+{
+    static const struct xm_comp_spec zstd = { false, XM_COMP_ZSTD, 1 };
+    struct xm_comp_codec *enc = NULL, *dcd = NULL;
+    uint8_t raw[8192], block[8192 + XM_COMP_HEADER_LEN], rd[20000];
+    size_t n = 0, got = 0;
+    ssize_t r;
+
+    for (size_t i = 0; i < sizeof(raw); i++)
+        raw[i] = (uint8_t)(i / 512);
+    make_channels(false);
+    start_streams(100, 100000);
+    CU_ASSERT_EQUAL_FATAL(xm_comp_codec_new(&enc), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(xm_comp_codec_new(&dcd), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(xm_comp_codec_set(enc, &zstd), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(xm_comp_encode(enc, raw, sizeof(raw), block,
+                                         sizeof(block), &n), XM_OK);
+    CU_ASSERT_TRUE(n < sizeof(raw) / 4);
+
+    /* No transform yet: a flagged frame is refused. */
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, XM_FRAME_COMPRESSED, block, n),
+                    XM_ERR_PROTO);
+    CU_ASSERT_EQUAL(xm_stream_in_queued(&si), 0);
+    xm_stream_in_set_xform(&si, &(struct xm_stream_xform){
+        xm_comp_xform_decode, dcd, XM_FRAME_COMPRESSED });
+    /* Plain, compressed, plain: in order, exact. */
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, 0, (const uint8_t *)"ab", 2),
+                    XM_OK);
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, XM_FRAME_COMPRESSED, block, n),
+                    XM_OK);
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, 0, (const uint8_t *)"cd", 2),
+                    XM_OK);
+    CU_ASSERT_EQUAL(si.frames, 3);
+    CU_ASSERT_EQUAL(si.frames_xformed, 1);
+    CU_ASSERT_EQUAL(si.bytes_in, 4 + n);
+    CU_ASSERT_EQUAL(si.raw_in, 4 + sizeof(raw));
+    /* A flag the transform does not take. */
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, 0x8000, block, n), XM_ERR_PROTO);
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, XM_FRAME_COMPRESSED | 0x2,
+                                      block, n), XM_ERR_PROTO);
+    /* A corrupt block (a byte of the zstd frame flipped) and a
+     * truncated one: refused, nothing queued. */
+    block[n / 2] ^= 0x40;
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, XM_FRAME_COMPRESSED, block, n),
+                    XM_ERR_PROTO);
+    block[n / 2] ^= 0x40;
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, XM_FRAME_COMPRESSED, block,
+                                      n - 3), XM_ERR_PROTO);
+    CU_ASSERT_EQUAL(si.frames, 3);
+    CU_ASSERT_EQUAL(xm_stream_in_queued(&si), 4 + sizeof(raw));
+    CU_ASSERT_EQUAL(xm_stream_in_end(&si), XM_OK);
+    while ((r = read(dst_far, rd + got, sizeof(rd) - got)) > 0)
+        got += (size_t)r;
+    CU_ASSERT_EQUAL_FATAL(got, 4 + sizeof(raw));
+    CU_ASSERT_EQUAL(memcmp(rd, "ab", 2), 0);
+    CU_ASSERT_EQUAL(memcmp(rd + 2, raw, sizeof(raw)), 0);
+    CU_ASSERT_EQUAL(memcmp(rd + 2 + sizeof(raw), "cd", 2), 0);
+    xm_stream_in_set_xform(&si, NULL);
+    xm_comp_codec_free(enc);
+    xm_comp_codec_free(dcd);
+}
+
 /* An empty migration stream: STREAM_END alone, and libxl sees EOF. */
 static void
 test_pump_empty(void)
@@ -523,7 +684,7 @@ test_zero_length(void)
     CU_ASSERT_EQUAL(wire.len, 0);
     CU_ASSERT_EQUAL(so.bytes_in, 0);
 
-    CU_ASSERT_EQUAL(xm_stream_in_push(&si, &b, 0), XM_OK);
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, 0, &b, 0), XM_OK);
     CU_ASSERT_EQUAL(xm_stream_in_queued(&si), 0);
     CU_ASSERT_EQUAL(xm_stream_in_events(&si), 0);
     CU_ASSERT_EQUAL(xm_stream_in_flush(&si), XM_OK);
@@ -602,7 +763,7 @@ test_receiver_backpressure(void)
     memset(chunk, 0x11, sizeof(chunk));
     /* Fill the far end's socket buffer first, so nothing drains. */
     while (!xm_stream_in_full(&si)) {
-        CU_ASSERT_EQUAL_FATAL(xm_stream_in_push(&si, chunk, sizeof(chunk)),
+        CU_ASSERT_EQUAL_FATAL(xm_stream_in_push(&si, 0, chunk, sizeof(chunk)),
                               XM_OK);
         pushed++;
         CU_ASSERT_EQUAL_FATAL(xm_stream_in_flush(&si), XM_OK);
@@ -611,7 +772,7 @@ test_receiver_backpressure(void)
     CU_ASSERT_TRUE(xm_stream_in_queued(&si) >= 10000);
     CU_ASSERT_TRUE(xm_stream_in_queued(&si) < 10000 + sizeof(chunk));
     CU_ASSERT_EQUAL(xm_stream_in_events(&si), POLLOUT);
-    CU_ASSERT_EQUAL(xm_stream_in_push(&si, chunk, sizeof(chunk)),
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, 0, chunk, sizeof(chunk)),
                     XM_ERR_TOOBIG);
     CU_ASSERT_EQUAL(si.bytes_in, (uint64_t)pushed * sizeof(chunk));
     /* The far end reads: room again. */
@@ -630,14 +791,14 @@ test_receiver_states(void)
 
     make_channels(false);
     start_streams(0, 1000);
-    CU_ASSERT_EQUAL(xm_stream_in_push(&si, big, sizeof(big)),
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, 0, big, sizeof(big)),
                     XM_ERR_TOOBIG);
-    CU_ASSERT_EQUAL(xm_stream_in_push(&si, (const uint8_t *)"abc", 3),
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, 0, (const uint8_t *)"abc", 3),
                     XM_OK);
     CU_ASSERT_EQUAL(xm_stream_in_end(&si), XM_OK);
     CU_ASSERT_TRUE(xm_stream_in_done(&si));
     CU_ASSERT_EQUAL(xm_stream_in_end(&si), XM_ERR_STATE);
-    CU_ASSERT_EQUAL(xm_stream_in_push(&si, (const uint8_t *)"d", 1),
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, 0, (const uint8_t *)"d", 1),
                     XM_ERR_STATE);
     CU_ASSERT_EQUAL(read(dst_far, rd, sizeof(rd)), 3);
     CU_ASSERT_EQUAL(memcmp(rd, "abc", 3), 0);
@@ -688,6 +849,12 @@ test_init_errors(void)
     CU_ASSERT_EQUAL(xm_stream_out_init(&so, src_agent,
                                        XM_PROTO_STREAM_MAX + 1),
                     XM_ERR_INVAL);
+    xm_stream_out_dispose(&so);
+    /* A chunk must fit one compressed block. */
+    CU_ASSERT_EQUAL(XM_STREAM_CHUNK_MAX, XM_COMP_CHUNK_MAX);
+    CU_ASSERT_EQUAL(xm_stream_out_init(&so, src_agent,
+                                       XM_STREAM_CHUNK_MAX + 1),
+                    XM_ERR_INVAL);
     xm_stream_out_dispose(&so);       /* the fd stays with the caller */
     CU_ASSERT_EQUAL(fcntl(src_agent, F_GETFD), 0);
     CU_ASSERT_EQUAL(xm_stream_in_init(&si, src_agent, 0), XM_ERR_INVAL);
@@ -705,6 +872,8 @@ static CU_TestInfo stream_tests[] = {
     { "pump: odd sizes, both backpressures", test_pump_odd_sizes },
     { "pump: pipes", test_pump_pipes },
     { "pump: transform hook", test_pump_transform },
+    { "pump: compressed (zstd, lz4, stored)", test_pump_compressed },
+    { "receiver: routed by frame flags", test_receiver_routes_flags },
     { "pump: empty stream", test_pump_empty },
     { "EPIPE when the reader closes", test_epipe_when_reader_closes },
     { "zero-length reads and pushes", test_zero_length },

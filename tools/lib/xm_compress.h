@@ -136,11 +136,14 @@ struct xm_comp_sample {
 double xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps);
 /*
  * The spec among samples[0..n) with the lowest estimate, or none when
- * none is strictly below 1 / link.  Ties go to the earlier sample, so
- * list the cheaper ones first.  A link speed that is not a positive
- * number (unknown) gives none: without it nothing says compression
- * pays.
+ * none is below 1 / link.  To win, a sample must beat the best so far
+ * (none first, then the earlier samples) by more than
+ * XM_COMP_AUTO_MARGIN of its estimate: measurements are noisy (more so
+ * under emulation), and a near tie goes to the cheaper choice, so list
+ * the cheaper ones first.  A link speed that is not a positive number
+ * (unknown) gives none: without it nothing says compression pays.
  */
+#define XM_COMP_AUTO_MARGIN 0.10
 struct xm_comp_spec xm_comp_auto_choose(const struct xm_comp_sample *samples,
                                         size_t n, double link_mbps);
 
@@ -214,7 +217,9 @@ int xm_comp_xform_decode(void *codec, const uint8_t *in, size_t len,
 /*
  * Measure spec (not automatic) on a sample of the stream: encode
  * data[0..len) as blocks of chunk bytes (1..XM_COMP_CHUNK_MAX, as the
- * pump will send them), timed with CLOCK_MONOTONIC, and fill *sample_r.
+ * pump will send them), timed in the thread's CPU time (time the
+ * thread did not run does not count), best of two runs, and fill
+ * *sample_r.
  * Uses the codec's contexts, leaves its spec and counters alone.  Call
  * it on the first chunks of a stream, once per candidate; a few chunks
  * of 64 KiB take a few milliseconds.  XM_ERR_INVAL for an empty sample
@@ -223,5 +228,27 @@ int xm_comp_xform_decode(void *codec, const uint8_t *in, size_t len,
 int xm_comp_measure(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
                     const uint8_t *data, size_t len, size_t chunk,
                     struct xm_comp_sample *sample_r);
+
+/*
+ * Guest memory is largely zero pages, which every codec turns into
+ * next to nothing at a speed of its own; timing a codec on a sample of
+ * them says little about the rest.  So the agent keeps apart the 4 KiB
+ * pages (windows of a chunk, 4 KiB-aligned from its start) that are
+ * zero and those that are not: xm_comp_zero_pages counts the zero ones
+ * in data[0..len) (a tail under 4 KiB is not a page).
+ *
+ * xm_comp_measure_mixed then measures spec on the non-zero pages
+ * nonzero[0..len) and on zero pages, and weighs the two by zero_share
+ * (0..1: the share of the stream's pages that are zero): seconds and
+ * wire bytes per raw byte add up.  With len 0 only zero pages count.
+ * Errors as xm_comp_measure; XM_ERR_INVAL for a share out of range.
+ */
+size_t xm_comp_zero_pages(const uint8_t *data, size_t len);
+bool xm_comp_page_is_zero(const uint8_t *page);    /* 4 KiB */
+int xm_comp_measure_mixed(struct xm_comp_codec *c,
+                          const struct xm_comp_spec *spec,
+                          const uint8_t *nonzero, size_t len,
+                          double zero_share, size_t chunk,
+                          struct xm_comp_sample *sample_r);
 
 #endif /* XM_COMPRESS_H */

@@ -16,6 +16,7 @@
 #include "xm_libxl_compat.h"
 #include <libxlutil.h>
 
+#include "xm_compress.h"
 #include "xm_config.h"
 #include "xm_err.h"
 
@@ -115,6 +116,7 @@ xm_config_init(struct xm_config *cfg)
     cfg->migrate_timeout_s = 600;
     cfg->notice_s = 0;
     cfg->jobs_kept = 32;
+    snprintf(cfg->compress, sizeof(cfg->compress), "auto");
 }
 
 void
@@ -336,6 +338,21 @@ load_settings(struct loader *l, struct xm_config *cfg)
         (rc = get_uint(l, "notice", 0, 86400, &cfg->notice_s)) ||
         (rc = get_uint(l, "jobs_kept", 1, 1024, &cfg->jobs_kept)))
         return rc;
+
+    rc = get_string(l, "compress", &s);
+    if (rc)
+        return rc;
+    if (s) {
+        struct xm_comp_spec spec;
+        char why[160];
+
+        if (strlen(s) > XM_COMPRESS_SPEC_MAX ||
+            xm_comp_spec_parse(s, &spec, why, sizeof(why)) != XM_OK)
+            return fail(l, XM_ERR_CONFIG, "compress: %s",
+                        strlen(s) > XM_COMPRESS_SPEC_MAX
+                        ? "longer than 31 characters" : why);
+        snprintf(cfg->compress, sizeof(cfg->compress), "%s", s);
+    }
     return XM_OK;
 }
 

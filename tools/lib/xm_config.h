@@ -14,6 +14,7 @@
  *     state_dir = "/var/lib/xenmaint"
  *     max_parallel = 2
  *     migrate_timeout = 600
+ *     compress = "auto"
  *
  * Loading validates every value; an error names the file, the line where
  * libxlutil could tell it, and the setting.
@@ -28,6 +29,7 @@
 #define XM_ADDRESS_MAX 63
 #define XM_PEERS_MAX 64
 #define XM_DEFAULT_PORT 7474
+#define XM_COMPRESS_SPEC_MAX 31     /* "zstd:22" and the like */
 
 struct xm_peer_cfg {
     char name[XM_HOSTNAME_MAX + 1];
@@ -49,6 +51,10 @@ struct xm_config {
     unsigned migrate_timeout_s; /* per guest */
     unsigned notice_s;          /* default maintenance notice */
     unsigned jobs_kept;         /* finished jobs left in xenstore */
+    char compress[XM_COMPRESS_SPEC_MAX + 1];  /* migration streams'
+                                 * compression when a drain does not say:
+                                 * auto, none, lz4, zstd[:LEVEL] (checked
+                                 * with xm_comp_spec_parse) */
 };
 
 void xm_config_init(struct xm_config *cfg);

@@ -97,7 +97,11 @@ static const struct row source_rows[] = {
       { CANCEL, SEND(ABORT), JOURNAL(ABORTED) } },
     { S(SENDING), E(SEND_FAILED_SUSPENDED), S(RESUMING), F_FAIL,
       { CANCEL, SEND(ABORT), HV(RESUME) } },
-    /* REJECT, ABORT, a timeout, the link: stop the send, then resume. */
+    /* The target gave up (its restore failed, e.g. on a stream block
+     * that did not decode): its reason is ours.  No ABORT back. */
+    { S(SENDING), E(ABORT), S(CANCEL_SEND), F_FAIL,
+      { CANCEL, HV(CANCEL_SEND) } },
+    /* REJECT, a timeout, the link: stop the send, then resume. */
     { S(SENDING), EV_ANY, S(CANCEL_SEND), F_FAIL,
       { CANCEL, SEND(ABORT), HV(CANCEL_SEND) } },
 
@@ -109,6 +113,8 @@ static const struct row source_rows[] = {
 
     { S(WAIT_READY), E(READY), S(RENAME_AWAY), 0,
       { CANCEL, HV(RENAME_AWAY) } },
+    { S(WAIT_READY), E(ABORT), S(RESUMING), F_FAIL,
+      { CANCEL, HV(RESUME) } },
     { S(WAIT_READY), EV_ANY, S(RESUMING), F_FAIL,
       { CANCEL, SEND(ABORT), HV(RESUME) } },
 

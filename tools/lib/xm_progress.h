@@ -16,12 +16,15 @@
  * there from done and total.  The context is always "xc": it names the
  * library, not the domain, so reports carry no domid and concurrent
  * migrations on one libxl context cannot be told apart.  doing_what is
- * "Start of stream", "Frames iteration N" (N = 0 is the first full
- * pass, done/total count 4 KiB pages, a step every 1024 pages and a
- * last done == total), "Domain now suspended" (the guest stopped; the
- * final "Frames iteration" that follows sends what was dirtied), "Frames
- * verify" (debug only), "End of stream", "Complete"; the single-shot
- * ones have done = total = 0, percent 0.  A restore reports no progress.
+ * "Start of stream", "Frames iteration N of M" (N = 0 is the first full
+ * pass, N < M the live ones; done/total count 4 KiB pages, a step every
+ * 1024 pages and a last done == total), "Domain now suspended" (the
+ * guest stopped; the final "Frames iteration M of M" that follows sends
+ * what was dirtied), "Frames verify" (debug only), "End of stream",
+ * "Complete"; the single-shot ones have done = total = 0, percent 0.  A
+ * restore reports no progress.  (The agent turns these into a live
+ * migration's precopy rounds and the moment its guest stopped:
+ * tools/xenmaintd/agent_mig.c.)
  *
  * The callbacks run inside libxl/libxc calls: they must not call libxl,
  * and should only record what they are told.

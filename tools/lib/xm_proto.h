@@ -60,12 +60,13 @@ void xm_buf_reset(struct xm_buf *b);               /* len = 0 */
  * A peer without a bit simply lacks the feature.  Bits this build does
  * not know are never offered, so they drop out of the intersection. */
 enum {
-    /* STREAM_DATA payloads may be compressed (frame flag
-     * XM_FRAME_COMPRESSED).  Reserved: not offered by this build. */
+    /* STREAM_DATA payloads may carry a compressed block (frame flag
+     * XM_FRAME_COMPRESSED, tools/lib/xm_compress.h).  An agent that
+     * offers it decodes blocks of every algorithm of block format 1. */
     XM_FEAT_STREAM_COMPRESS = 1u << 0,
 };
 /* What this build offers. */
-#define XM_PROTO_FEATURES 0u
+#define XM_PROTO_FEATURES ((uint32_t)XM_FEAT_STREAM_COMPRESS)
 
 /* Frame flags.  A flag is allowed only on the types listed for it and
  * only once its feature is negotiated; any other bit is a protocol

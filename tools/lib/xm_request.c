@@ -29,7 +29,7 @@
 
 enum request_field {
     F_VERSION, F_OP, F_DRY_RUN, F_TO, F_PARALLEL, F_TIMEOUT, F_NOTICE,
-    F_BLOCKED, F_STAY, F_PAYLOAD, F_IN_PLACE, F_NAME, F_COUNT
+    F_BLOCKED, F_STAY, F_PAYLOAD, F_IN_PLACE, F_NAME, F_COMPRESS, F_COUNT
 };
 
 static const struct {
@@ -54,6 +54,7 @@ static const struct {
     [F_IN_PLACE] = { "in_place", OPBIT(XM_OP_PATCH_APPLY), 0 },
     [F_NAME] = { "name", OPBIT(XM_OP_PATCH_REVERT),
                  OPBIT(XM_OP_PATCH_REVERT) },
+    [F_COMPRESS] = { "compress", OPS_DRAINING | OPBIT(XM_OP_UNDRAIN), 0 },
 };
 
 static const char *const op_names[] = {
@@ -185,6 +186,17 @@ bool
 xm_request_patch_name_valid(const char *name)
 {
     return name_chars_valid(name, XM_REQ_NAME_MAX);
+}
+
+bool
+xm_request_compress_valid(const char *compress)
+{
+    size_t n;
+
+    if (!compress)
+        return false;
+    n = strspn(compress, "abcdefghijklmnopqrstuvwxyz0123456789:");
+    return n >= 1 && n <= XM_REQ_COMPRESS_MAX && compress[n] == '\0';
 }
 
 /* Absolute, at most XM_REQ_PATH_MAX bytes, no control characters. */
@@ -326,6 +338,11 @@ request_check(const struct xm_request *req, char *err_r, size_t errlen)
         set_err(err_r, errlen, "name: invalid livepatch name");
         return XM_ERR_INVAL;
     }
+    if (req->compress[0] && (!(request_fields[F_COMPRESS].ops & bit) ||
+                             !xm_request_compress_valid(req->compress))) {
+        set_err(err_r, errlen, "compress: invalid value");
+        return XM_ERR_INVAL;
+    }
     return XM_OK;
 }
 
@@ -374,6 +391,9 @@ xm_request_encode(const struct xm_request *req, char **json_r)
         xm_jgen_kv_bool(g, "in_place", req->in_place);
     if (request_fields[F_NAME].ops & bit)
         xm_jgen_kv_str(g, "name", req->name);
+    /* Only when given: the agent's default otherwise. */
+    if ((request_fields[F_COMPRESS].ops & bit) && req->compress[0])
+        xm_jgen_kv_str(g, "compress", req->compress);
     xm_jgen_map_close(g);
     rc = xm_jgen_take(g, json_r);
 
@@ -548,6 +568,18 @@ parse_field(enum request_field f, const xm_json *v, struct xm_request *req,
         }
         req->name = strdup(s);
         return req->name ? XM_OK : XM_ERR_NOMEM;
+    case F_COMPRESS:
+        rc = parse_str_field(v, name, &s, err_r, errlen);
+        if (rc)
+            return rc;
+        if (!xm_request_compress_valid(s)) {
+            set_err(err_r, errlen, "compress: want [a-z0-9:]{1,%d}, e.g. "
+                    "auto, none, lz4, zstd or zstd:3",
+                    XM_REQ_COMPRESS_MAX);
+            return XM_ERR_INVAL;
+        }
+        memcpy(req->compress, s, strlen(s) + 1);
+        return XM_OK;
     case F_COUNT:
         break;
     }

@@ -14,10 +14,11 @@
  *    "timeout":600,"notice":0,"blocked":"refuse"}
  *
  *   op            fields it may carry
- *   drain         dry_run to parallel timeout notice blocked
- *   undrain       stay timeout
+ *   drain         dry_run to parallel timeout notice blocked compress
+ *   undrain       stay timeout compress
  *   patch-apply   payload (required) in_place timeout, and the drain's
- *                 dry_run to parallel notice blocked (without in_place)
+ *                 dry_run to parallel notice blocked compress (without
+ *                 in_place)
  *   patch-revert  name (required) timeout
  *   patch-check   payload (required)
  *   patch-list    -
@@ -39,6 +40,7 @@
 #define XM_REQ_NOTICE_MAX 86400u   /* one day, in seconds */
 #define XM_REQ_PATH_MAX 1024     /* longest payload path, without the NUL */
 #define XM_REQ_NAME_MAX 127      /* longest livepatch name */
+#define XM_REQ_COMPRESS_MAX 31   /* longest compress value */
 
 enum xm_req_op {
     XM_OP_DRAIN,
@@ -73,6 +75,12 @@ struct xm_request {
     char *payload;              /* patch apply/check: absolute dom0 path */
     bool in_place;              /* patch apply: without draining */
     char *name;                 /* patch revert: livepatch name */
+    char compress[XM_REQ_COMPRESS_MAX + 1]; /* drain, undrain, patch
+                                 * apply: the migration streams'
+                                 * compression as `--compress` spells it
+                                 * ("zstd:3"), [a-z0-9:]; "" = the agent's
+                                 * default (not encoded).  The agent
+                                 * parses it (xm_comp_spec_parse). */
 };
 
 /* Idempotent: dispose frees what the request owns and re-inits it. */
@@ -94,6 +102,9 @@ bool xm_request_id_valid(const char *id);
 bool xm_request_host_valid(const char *host);
 /* [A-Za-z0-9._-]{1,127} */
 bool xm_request_patch_name_valid(const char *name);
+/* [a-z0-9:]{1,31}: a compress value the request carries (whether it
+ * names an algorithm is the agent's to say). */
+bool xm_request_compress_valid(const char *compress);
 
 /* A fresh id, [a-z0-9]{16}, from getrandom(2); len must be at least
  * XM_REQ_NEW_ID_LEN + 1 (XM_ERR_TOOBIG otherwise). */

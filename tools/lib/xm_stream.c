@@ -8,7 +8,9 @@
  * blocks: EAGAIN ends a round and the owner waits for the event the
  * half asks for.  Writes to a socket use MSG_NOSIGNAL, so a libxl that
  * went away gives EPIPE, not SIGPIPE (a pipe still raises it: the agent
- * ignores SIGPIPE).
+ * ignores SIGPIPE).  A transform's output (a compressed block, or the
+ * chunk a block decodes to) goes through a scratch buffer of the half's,
+ * reused from chunk to chunk.
  */
 #include <assert.h>
 #include <errno.h>
@@ -20,8 +22,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "xm_compress.h"
 #include "xm_err.h"
 #include "xm_stream.h"
+
+/* A chunk of the largest read must fit one compressed block. */
+_Static_assert(XM_STREAM_CHUNK_MAX == XM_COMP_CHUNK_MAX,
+               "a stream chunk must fit a compressed block");
 
 static int
 set_nonblock(int fd, int *err_r)
@@ -62,7 +69,7 @@ xm_stream_out_init(struct xm_stream_out *s, int fd, size_t chunk)
     memset(s, 0, sizeof(*s));
     s->fd = -1;
     xm_buf_init(&s->scratch, XM_PROTO_STREAM_MAX);
-    if (fd < 0 || chunk > XM_PROTO_STREAM_MAX)
+    if (fd < 0 || chunk > XM_STREAM_CHUNK_MAX)
         return XM_ERR_INVAL;
     s->chunk = chunk ? chunk : XM_STREAM_CHUNK_DEFAULT;
     rc = set_nonblock(fd, &s->err);
@@ -121,6 +128,8 @@ out_emit(struct xm_stream_out *s, struct xm_buf *out, uint32_t features,
         return rc;
     s->bytes_out += out->len - before;
     s->frames++;
+    if (s->xform.fn)
+        s->frames_xformed++;
     return XM_OK;
 }
 
@@ -248,23 +257,46 @@ xm_stream_in_full(const struct xm_stream_in *s)
     return xm_stream_in_queued(s) >= s->max_queued;
 }
 
+/* Does a frame with flags go through the transform?  XM_ERR_PROTO for
+ * flags that neither the identity nor the transform takes. */
+static int
+in_route(const struct xm_stream_in *s, uint16_t flags, bool *xform_r)
+{
+    *xform_r = false;
+    if (s->xform.fn && s->xform.frame_flags == 0) {
+        *xform_r = true;        /* a transform of every frame */
+        return flags == 0 ? XM_OK : XM_ERR_PROTO;
+    }
+    if (flags == 0)
+        return XM_OK;
+    if (s->xform.fn && flags == s->xform.frame_flags) {
+        *xform_r = true;
+        return XM_OK;
+    }
+    return XM_ERR_PROTO;
+}
+
 int
-xm_stream_in_push(struct xm_stream_in *s, const uint8_t *payload,
-                  size_t len)
+xm_stream_in_push(struct xm_stream_in *s, uint16_t flags,
+                  const uint8_t *payload, size_t len)
 {
     const uint8_t *p = payload;
     size_t wire_len = len;
+    bool xform;
     int rc;
 
     if (s->ending || s->fd < 0)
         return XM_ERR_STATE;
     if (len > XM_PROTO_STREAM_MAX)
         return XM_ERR_TOOBIG;
+    rc = in_route(s, flags, &xform);
+    if (rc)
+        return rc;
     if (len == 0)
         return XM_OK;
     if (xm_stream_in_full(s))
         return XM_ERR_TOOBIG;
-    if (s->xform.fn) {
+    if (xform) {
         rc = run_xform(&s->xform, &s->scratch, payload, len);
         if (rc)
             return rc;
@@ -277,10 +309,16 @@ xm_stream_in_push(struct xm_stream_in *s, const uint8_t *payload,
         xm_buf_consume(&s->queue, s->head);
         s->head = 0;
     }
-    rc = xm_buf_append(&s->queue, p, len);
-    if (rc)
-        return rc;
+    if (len) {
+        rc = xm_buf_append(&s->queue, p, len);
+        if (rc)
+            return rc;
+    }
     s->bytes_in += wire_len;
+    s->raw_in += len;
+    s->frames++;
+    if (xform)
+        s->frames_xformed++;
     return XM_OK;
 }
 

@@ -19,8 +19,11 @@
  * the owner to stop reading the peer while it is full.
  *
  * Each half may carry a per-chunk transform (identity by default): the
- * hook where stream compression will go.  Pure I/O over the fd given;
- * no logging, no TLS.
+ * hook that stream compression (xm_compress.h) plugs into.  The sender
+ * marks the frames it transformed with the transform's frame flags; the
+ * receiver runs its transform only on frames that carry them, so one
+ * stream may mix plain and transformed chunks.  Pure I/O over the fd
+ * given; no logging, no TLS.
  */
 #ifndef XM_STREAM_H
 #define XM_STREAM_H
@@ -33,6 +36,9 @@
 
 /* Default size of the sender's reads, and so of STREAM_DATA payloads. */
 #define XM_STREAM_CHUNK_DEFAULT (256u * 1024)
+/* The largest read: a chunk must fit one compressed block, header in,
+ * in a STREAM_DATA payload (XM_COMP_CHUNK_MAX, 1 MiB - 8). */
+#define XM_STREAM_CHUNK_MAX (XM_PROTO_STREAM_MAX - 8u)
 
 /*
  * A per-chunk transform.  It appends to out (empty on entry, capped at
@@ -43,7 +49,9 @@
  * XM_OK, or an XM_ERR_* code that fails the stream (XM_ERR_PROTO for a
  * chunk from the peer that does not decode).  frame_flags are the flags
  * of the STREAM_DATA frames the sender makes with it (e.g.
- * XM_FRAME_COMPRESSED, which the encoder allows only when negotiated).
+ * XM_FRAME_COMPRESSED, which the encoder allows only when negotiated);
+ * on the receiver, the flags a frame must carry to go through it (0:
+ * every frame does).
  */
 typedef int xm_stream_xform_fn(void *arg, const uint8_t *in, size_t len,
                                struct xm_buf *out);
@@ -66,14 +74,16 @@ struct xm_stream_out {
     bool end_sent;              /* STREAM_END is in the output */
     int err;                    /* errno of the last failure, or 0 */
     uint64_t bytes_in;          /* read from the fd (from libxl) */
-    uint64_t bytes_out;         /* frame bytes produced, headers too */
+    uint64_t bytes_out;         /* frame bytes produced, headers too
+                                 * (STREAM_END's included) */
     uint64_t frames;            /* STREAM_DATA frames produced */
+    uint64_t frames_xformed;    /* of which went through the transform */
 };
 
 /*
  * Take fd (the agent's end of the socketpair libxl writes into; a pipe
  * works too) and make it non-blocking.  chunk is the most read at once,
- * 1..XM_PROTO_STREAM_MAX, 0 for XM_STREAM_CHUNK_DEFAULT.  On success
+ * 1..XM_STREAM_CHUNK_MAX, 0 for XM_STREAM_CHUNK_DEFAULT.  On success
  * the stream owns fd; on failure fd is left to the caller.
  */
 int xm_stream_out_init(struct xm_stream_out *s, int fd, size_t chunk);
@@ -120,7 +130,11 @@ struct xm_stream_in {
     bool closed;                /* write side shut: libxl saw EOF */
     int err;                    /* errno of the last failure, or 0 */
     uint64_t bytes_in;          /* payload bytes from the peer */
+    uint64_t raw_in;            /* the same after the transform: queued
+                                 * for libxl */
     uint64_t bytes_out;         /* written to the fd (to libxl) */
+    uint64_t frames;            /* STREAM_DATA payloads pushed */
+    uint64_t frames_xformed;    /* of which went through the transform */
 };
 
 /*
@@ -136,13 +150,17 @@ void xm_stream_in_set_xform(struct xm_stream_in *s,
                             const struct xm_stream_xform *x);
 
 /*
- * Queue the payload of one STREAM_DATA frame (len <= XM_PROTO_STREAM_MAX;
- * 0 is a no-op).  XM_ERR_STATE after STREAM_END, XM_ERR_TOOBIG when the
- * owner kept pushing while xm_stream_in_full said stop, or the
- * transform's error.  Call xm_stream_in_flush afterwards.
+ * Queue the payload of one STREAM_DATA frame with its frame flags (len
+ * <= XM_PROTO_STREAM_MAX; 0 is a no-op).  A frame without flags is
+ * queued as it is, unless the transform takes every frame (its
+ * frame_flags 0); a frame whose flags are exactly the transform's goes
+ * through it; any other flags are XM_ERR_PROTO (nothing queued).
+ * XM_ERR_STATE after STREAM_END, XM_ERR_TOOBIG when the owner kept
+ * pushing while xm_stream_in_full said stop, or the transform's error
+ * (nothing queued).  Call xm_stream_in_flush afterwards.
  */
-int xm_stream_in_push(struct xm_stream_in *s, const uint8_t *payload,
-                      size_t len);
+int xm_stream_in_push(struct xm_stream_in *s, uint16_t flags,
+                      const uint8_t *payload, size_t len);
 /* Stop reading frames from the peer until a flush makes room. */
 bool xm_stream_in_full(const struct xm_stream_in *s);
 /*

@@ -260,6 +260,7 @@ struct move {
     char outcome[32];
     char why[XM_MIG_WHY_MAX];
     uint64_t bytes;
+    struct migexec_stats stats; /* stream and downtime (mig_stats_json) */
     int64_t t0_ms, t1_ms;
     uint64_t wd_bytes;          /* watchdog: bytes at wd_ms */
     int64_t wd_ms;
@@ -270,6 +271,8 @@ struct drain {
     struct agent *a;
     struct job *job;            /* NULL for a pull */
     enum drain_kind kind;
+    char compress[XM_REQ_COMPRESS_MAX + 1]; /* the streams' compression
+                                 * ("": the pool default) */
     struct move *mv;
     size_t n;
     unsigned parallel, timeout_s;
@@ -366,6 +369,7 @@ move_publish(struct drain *d, struct move *mv)
     xm_jgen_kv_str(g, "state", mv->st == MV_FINISHED ? mv->state
                                                      : "pending");
     xm_jgen_kv_str(g, "why", mv->why);
+    mig_stats_json(g, &mv->stats);
     xm_jgen_map_close(g);
     if (xm_jgen_take(g, &text) == XM_OK &&
         (!mv->written || strcmp(text, mv->written)) &&
@@ -406,6 +410,7 @@ on_mig(void *arg, struct mig *m, bool final)
         if (mv->m != m)
             continue;
         mv->bytes = m->bytes;
+        mv->stats = m->stats;
         snprintf(mv->why, sizeof(mv->why), "%s", m->why);
         if (final)
             move_finish(mv, mig_move_state(m),
@@ -436,6 +441,7 @@ agent_drain_on_target(struct agent *a, struct mig *m, bool final)
         mv->st = MV_RUNNING;
         mv->m = final ? NULL : m;
         mv->bytes = m->bytes;
+        mv->stats = m->stats;
         if (final)
             move_finish(mv, mig_move_state(m),
                         xm_mig_outcome_name(m->res.outcome), m->why,
@@ -565,6 +571,7 @@ gen_move(struct xm_jgen *g, const struct drain *d, const struct move *mv)
     xm_jgen_kv_uint(g, "bytes", mv->bytes);
     gen_seconds(g, "seconds", mv->t1_ms > mv->t0_ms && mv->t0_ms
                               ? mv->t1_ms - mv->t0_ms : 0);
+    mig_stats_json(g, &mv->stats);
     xm_jgen_map_close(g);
 }
 
@@ -746,6 +753,7 @@ move_start(struct drain *d, struct move *mv)
     mv->wd_ms = mv->t0_ms;
     mv->wd_bytes = 0;
     rc = mig_start_source(d->a, &mv->dom, mv->to, mv->id, d->timeout_s,
+                          d->job ? d->job->req.compress : d->compress,
                           on_mig, d, &mv->m);
     if (rc) {
         char why[XM_MIG_WHY_MAX];
@@ -797,6 +805,7 @@ drain_step(struct drain *d)
         }
         if (mv->st == MV_RUNNING && mv->m) {
             mv->bytes = mig_bytes(mv->m);
+            mig_stats(mv->m, &mv->stats);
             if (mv->bytes != mv->wd_bytes) {
                 mv->wd_bytes = mv->bytes;
                 mv->wd_ms = now;
@@ -1038,6 +1047,14 @@ agent_drain_job(struct job *job)
             return;
         }
     }
+    {
+        char msg[160];
+
+        if (mig_compress_check(a, job->req.compress, msg, sizeof(msg))) {
+            job_finish(job, XM_ERR_INVAL, NULL, msg);
+            return;
+        }
+    }
     if (!job->req.dry_run) {
         if (job->req.blocked == XM_BLOCKED_SHUTDOWN) {
             job_finish(job, XM_ERR_UNSUPPORTED, NULL, "--shutdown-blocked "
@@ -1173,6 +1190,7 @@ pull_done(void *arg, const struct agent_peer_status *st, unsigned n)
             mv->arrived = true;
             mv->st = MV_RUNNING;
             mv->m = m->final ? NULL : m;
+            mig_stats(m, &mv->stats);
             if (m->final)
                 move_finish(mv, mig_move_state(m),
                             xm_mig_outcome_name(m->res.outcome), m->why,
@@ -1232,6 +1250,8 @@ pull_request(struct drain *d, const struct away_rec *recs, size_t n,
     xm_jgen_map_open(g);
     xm_jgen_kv_str(g, "id", id);
     xm_jgen_kv_str(g, "home", d->a->d.cfg->host_name);
+    if (d->job->req.compress[0])
+        xm_jgen_kv_str(g, "compress", d->job->req.compress);
     xm_jgen_key(g, "guests");
     xm_jgen_array_open(g);
     for (size_t i = 0; i < n; i++) {
@@ -1265,6 +1285,14 @@ agent_undrain_job(struct job *job)
         job_finish(job, XM_ERR_BUSY, NULL, "a drain or undrain is already "
                    "running on this host");
         return;
+    }
+    {
+        char msg[160];
+
+        if (mig_compress_check(a, job->req.compress, msg, sizeof(msg))) {
+            job_finish(job, XM_ERR_INVAL, NULL, msg);
+            return;
+        }
     }
     agent_set_state(a, "active", "");
     if (job->req.stay) {
@@ -1344,7 +1372,7 @@ agent_pull(struct agent *a, const char *peer, struct agent_conn *conn,
     const xm_json *guests;
     struct drain *d = NULL;
     xm_json *doc = NULL;
-    const char *id, *home, *text;
+    const char *id, *home, *text, *compress = "";
     char err[128];
     size_t n_doms = 0, len, ng;
     int rc;
@@ -1365,8 +1393,19 @@ agent_pull(struct agent *a, const char *peer, struct agent_conn *conn,
         rc = XM_ERR_PERM;
         goto out;
     }
+    /* Optional: the compression the undrain asked for. */
+    if (xm_json_get(doc, "compress") &&
+        (xm_json_get_str(doc, "compress", &compress) ||
+         !xm_request_compress_valid(compress) ||
+         mig_compress_check(a, compress, err, sizeof(err)))) {
+        xm_log_warn("peer %s: a pull with a bad compress value", peer);
+        rc = XM_ERR_PROTO;
+        goto out;
+    }
     rc = a->d.hv->ops->list_domains(a->d.hv->ctx, &doms, &n_doms);
     d = rc ? NULL : drain_new(a, NULL, D_PULL);
+    if (d)
+        snprintf(d->compress, sizeof(d->compress), "%s", compress);
     g = xm_jgen_new(false);
     refused = xm_jgen_new(false);
     if (!d || !g || !refused || !(d->mv = calloc(ng ? ng : 1,

@@ -54,6 +54,7 @@ struct mig {
     struct xm_mig_result res;   /* res.why points at why */
     char why[XM_MIG_WHY_MAX];
     uint64_t bytes;
+    struct migexec_stats stats; /* the stream and the downtime */
     int64_t t0_ms, t1_ms;
     mig_notify_fn *notify;
     void *notify_arg;
@@ -66,6 +67,7 @@ struct agent {
     struct mig *migs;
     struct drain *drain;        /* the drain or undrain running */
     struct drain *pulls;        /* peers' undrains we serve */
+    struct mig_progress *mig_progress;  /* agent_mig.c: libxc's reports */
     struct flow *patch;         /* the patch apply running */
     struct xm_loop_fd *xs_fd;
     struct job *jobs;           /* running */
@@ -134,11 +136,22 @@ int agent_set_state(struct agent *a, const char *state, const char *reason);
 int agent_mig_init(struct agent *a);      /* journal + recovery */
 void agent_mig_dispose(struct agent *a);
 /* Start moving d to target under migration id; timeout_s bounds the
- * stream.  notify hears every report. */
+ * stream; compress is the stream's compression as `--compress` spells
+ * it (NULL or "": the pool default, xenmaint.conf's compress).  notify
+ * hears every report. */
 int mig_start_source(struct agent *a, const struct xm_domain *d,
                      const char *target, const char *id,
-                     unsigned timeout_s, mig_notify_fn *notify, void *arg,
-                     struct mig **m_r);
+                     unsigned timeout_s, const char *compress,
+                     mig_notify_fn *notify, void *arg, struct mig **m_r);
+/* Check a `--compress` value (NULL or "": the pool default) before a
+ * drain starts: XM_ERR_INVAL with the reason in err_r. */
+int mig_compress_check(struct agent *a, const char *compress, char *err_r,
+                       size_t errlen);
+/* The stream figures of a move, as members of the open JSON map g:
+ * compress, libxl_bytes, wire_bytes, ratio, precopy_rounds, downtime. */
+void mig_stats_json(struct xm_jgen *g, const struct migexec_stats *st);
+/* m's figures now (live while it runs). */
+void mig_stats(const struct mig *m, struct migexec_stats *st_r);
 /* Roll back before the point of no return (see migexec_abort). */
 int mig_abort(struct mig *m, const char *why);
 struct mig *mig_find(struct agent *a, const char *id, enum xm_mig_side side);

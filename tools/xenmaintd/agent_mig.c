@@ -15,6 +15,14 @@
  * executor.  A finished migration is freed from the loop, never from
  * inside one of its own callbacks.  The guests that left this host are
  * recorded in state_dir/away so that the undrain can call them home.
+ *
+ * Each source stream is compressed as its drain asks (`--compress`, or
+ * xenmaint.conf's compress, "auto" by default; see migexec.h).  libxc's
+ * progress reports (xm_progress.h) tell when a live send's guest stopped
+ * and how many precopy rounds went before, but they name no domain: a
+ * report is given to the one live send running, and when several run,
+ * the suspend goes to the one whose domain the hypervisor then shows
+ * suspended, while the rounds of all of them become unknown.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,10 +35,13 @@
 #include "xm_err.h"
 #include "xm_json.h"
 #include "xm_log.h"
+#include "xm_progress.h"
 
 #define AWAY_FILE "away"
 #define AWAY_MAX 4096
 #define JOURNAL_KEEP_S (24 * 3600)
+#define SUSPENDS_MAX 16             /* suspend reports waiting for a
+                                     * domain to be named */
 
 /* ---- the host as the machines see it ---- */
 
@@ -254,6 +265,75 @@ mig_move_state(const struct mig *m)
     }
 }
 
+void
+mig_stats(const struct mig *m, struct migexec_stats *st_r)
+{
+    if (m->x && !m->final)
+        migexec_stats(m->x, st_r);
+    else
+        *st_r = m->stats;
+}
+
+/* A figure or "unknown". */
+static void
+kv_known(struct xm_jgen *g, const char *key, int64_t v)
+{
+    if (v == MIGEXEC_UNKNOWN)
+        xm_jgen_kv_str(g, key, "unknown");
+    else
+        xm_jgen_kv_int(g, key, v);
+}
+
+void
+mig_stats_json(struct xm_jgen *g, const struct migexec_stats *st)
+{
+    char num[32];
+    int len;
+
+    xm_jgen_kv_str(g, "compress", st->compress[0] ? st->compress
+                                                  : "unknown");
+    if (st->compress_why[0])
+        xm_jgen_kv_str(g, "compress_why", st->compress_why);
+    xm_jgen_kv_uint(g, "libxl_bytes", st->libxl_bytes);
+    xm_jgen_kv_uint(g, "wire_bytes", st->wire_bytes);
+    xm_jgen_kv_uint(g, "frames", st->frames);
+    xm_jgen_key(g, "ratio");
+    if (st->wire_bytes) {
+        len = snprintf(num, sizeof(num), "%.2f",
+                       (double)st->libxl_bytes / (double)st->wire_bytes);
+        xm_jgen_raw(g, num, (size_t)len);
+    } else {
+        xm_jgen_null(g);
+    }
+    kv_known(g, "precopy_rounds", st->rounds);
+    xm_jgen_key(g, "downtime");
+    xm_jgen_map_open(g);
+    kv_known(g, "total_ms", st->downtime_ms);
+    kv_known(g, "stream_tail_ms", st->stream_tail_ms);
+    kv_known(g, "restore_ms", st->restore_ms);
+    kv_known(g, "handshake_ms", st->handshake_ms);
+    xm_jgen_map_close(g);
+}
+
+/* text (NULL or "": the pool default) as a spec. */
+static int
+compress_parse(struct agent *a, const char *text,
+               struct xm_comp_spec *spec_r, char *err_r, size_t errlen)
+{
+    if (!text || !text[0])
+        text = a->d.cfg->compress[0] ? a->d.cfg->compress : "auto";
+    return xm_comp_spec_parse(text, spec_r, err_r, errlen);
+}
+
+int
+mig_compress_check(struct agent *a, const char *compress, char *err_r,
+                   size_t errlen)
+{
+    struct xm_comp_spec spec;
+
+    return compress_parse(a, compress, &spec, err_r, errlen);
+}
+
 unsigned
 agent_migrations_busy(const struct agent *a)
 {
@@ -272,6 +352,43 @@ mig_record(struct mig *m, const char *why)
     m->res.why = m->why;
 }
 
+/* "1.25 s" or "?" for the log. */
+static const char *
+log_secs(int64_t ms, char *buf, size_t len)
+{
+    if (ms == MIGEXEC_UNKNOWN)
+        snprintf(buf, len, "?");
+    else
+        snprintf(buf, len, "%.2f s", (double)ms / 1000.0);
+    return buf;
+}
+
+static void
+log_moved(const struct mig *m)
+{
+    const struct migexec_stats *st = &m->stats;
+    char total[24], tail[24], restore[24], hs[24], rounds[16] = "?";
+
+    if (st->rounds != MIGEXEC_UNKNOWN)
+        snprintf(rounds, sizeof(rounds), "%d", st->rounds);
+    xm_log_info("migration %s: %s %s %s in %.1f s: %.1f MiB from libxl, "
+                "%.1f MiB on the wire (%s), %s precopy rounds, downtime "
+                "%s (stream tail %s, restore %s, handshake %s)",
+                m->ident.id, m->ident.name,
+                m->side == XM_MIG_SOURCE ? "moved to" : "arrived from",
+                m->peer, (m->t1_ms - m->t0_ms) / 1000.0,
+                (double)st->libxl_bytes / 1048576.0,
+                (double)st->wire_bytes / 1048576.0,
+                st->compress[0] ? st->compress : "?", rounds,
+                log_secs(st->downtime_ms, total, sizeof(total)),
+                log_secs(st->stream_tail_ms, tail, sizeof(tail)),
+                log_secs(st->restore_ms, restore, sizeof(restore)),
+                log_secs(st->handshake_ms, hs, sizeof(hs)));
+    if (m->side == XM_MIG_SOURCE && st->compress_why[0])
+        xm_log_info("migration %s: compression %s", m->ident.id,
+                    st->compress_why);
+}
+
 /* The executor reports. */
 static void
 on_exec_done(void *arg, struct migexec *x, const struct migexec_result *res,
@@ -285,6 +402,7 @@ on_exec_done(void *arg, struct migexec *x, const struct migexec_result *res,
     m->res = res->mig;
     mig_record(m, res->mig.why);
     m->bytes = res->bytes;
+    m->stats = res->stats;
     m->state = res->state;
     if (final) {
         m->final = true;
@@ -301,11 +419,7 @@ on_exec_done(void *arg, struct migexec *x, const struct migexec_result *res,
                             a->d.cfg->state_dir, xm_strerror(rc));
         }
         if (m->res.outcome == XM_MIG_OK)
-            xm_log_info("migration %s: %s %s %s in %.1f s (%llu bytes)",
-                        m->ident.id, m->ident.name,
-                        m->side == XM_MIG_SOURCE ? "moved to" : "arrived from",
-                        m->peer, (m->t1_ms - m->t0_ms) / 1000.0,
-                        (unsigned long long)m->bytes);
+            log_moved(m);
         else
             xm_log_warn("migration %s of %s (%s %s): %s: %s", m->ident.id,
                         m->ident.name,
@@ -385,12 +499,14 @@ static const struct agent_chan_cb chan_cb = {
 
 static void
 mig_params(struct mig *m, enum xm_mig_side side, unsigned timeout_s,
-           struct migexec_params *p)
+           const struct xm_comp_spec *compress, struct migexec_params *p)
 {
     struct agent *a = m->a;
 
     memset(p, 0, sizeof(*p));
     p->side = side;
+    if (compress)
+        p->compress = *compress;
     p->ident = m->ident;
     xm_mig_config_default(&p->cfg);
     if (timeout_s)
@@ -424,10 +540,13 @@ mig_alloc(struct agent *a, enum xm_mig_side side, const char *peer)
 int
 mig_start_source(struct agent *a, const struct xm_domain *d,
                  const char *target, const char *id, unsigned timeout_s,
-                 mig_notify_fn *notify, void *arg, struct mig **m_r)
+                 const char *compress, mig_notify_fn *notify, void *arg,
+                 struct mig **m_r)
 {
     struct agent_peers *p = &a->d.peers;
     struct migexec_params params;
+    struct xm_comp_spec spec;
+    char err[128];
     struct mig *m;
     int rc;
 
@@ -435,6 +554,11 @@ mig_start_source(struct agent *a, const struct xm_domain *d,
         return XM_ERR_STATE;
     if (mig_find(a, id, XM_MIG_SOURCE))
         return XM_ERR_EXISTS;
+    rc = compress_parse(a, compress, &spec, err, sizeof(err));
+    if (rc) {
+        xm_log_warn("migration %s: %s", id, err);
+        return rc;
+    }
     m = mig_alloc(a, XM_MIG_SOURCE, target);
     if (!m)
         return XM_ERR_NOMEM;
@@ -453,7 +577,7 @@ mig_start_source(struct agent *a, const struct xm_domain *d,
         free(m);
         return rc;
     }
-    mig_params(m, XM_MIG_SOURCE, timeout_s, &params);
+    mig_params(m, XM_MIG_SOURCE, timeout_s, &spec, &params);
     rc = migexec_new(&params, &m->x);
     if (rc) {
         mig_free(m);
@@ -522,7 +646,7 @@ take_offer(struct agent *a, const char *peer, struct agent_conn *conn,
         free(m);
         return rc;
     }
-    mig_params(m, XM_MIG_TARGET, 0, &params);
+    mig_params(m, XM_MIG_TARGET, 0, NULL, &params);
     rc = migexec_new(&params, &m->x);
     if (rc) {
         /* the channel holds the connection we are reading from: let
@@ -627,6 +751,145 @@ agent_peer_frame(struct agent *a, const char *peer, struct agent_conn *conn,
     }
 }
 
+/* ---- libxc's progress reports: rounds and the suspend ---- */
+
+struct mig_progress {
+    struct agent *a;
+    int64_t suspends[SUSPENDS_MAX];     /* reports not yet given out */
+    unsigned n_suspends;
+    struct xm_loop_timer *timer;
+};
+
+/* The live sends whose reports may come now: *one_r the only one. */
+static unsigned
+live_sends(struct agent *a, struct mig **one_r)
+{
+    unsigned n = 0;
+
+    *one_r = NULL;
+    for (struct mig *m = a->migs; m; m = m->next) {
+        if (m->side != XM_MIG_SOURCE || m->final || !m->x ||
+            !migexec_live_sending(m->x))
+            continue;
+        *one_r = m;
+        n++;
+    }
+    return n;
+}
+
+/* Several sends ran when a guest stopped: the ones whose domain the
+ * hypervisor now shows suspended take the waiting reports, in order. */
+static void
+on_suspend_check(void *arg)
+{
+    struct mig_progress *mp = arg;
+    struct agent *a = mp->a;
+    struct xm_domain *doms = NULL;
+    size_t n = 0;
+
+    mp->timer = NULL;           /* fired: gone */
+    if (a->d.hv->ops->list_domains(a->d.hv->ctx, &doms, &n) != XM_OK) {
+        mp->n_suspends = 0;     /* unknown, then */
+        return;
+    }
+    for (struct mig *m = a->migs; m && mp->n_suspends; m = m->next) {
+        if (m->side != XM_MIG_SOURCE || m->final || !m->x ||
+            !migexec_live_sending(m->x))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (doms[i].domid != m->ident.src_domid ||
+                !(doms[i].flags & XM_DOM_SUSPENDED))
+                continue;
+            migexec_note_suspended(m->x, mp->suspends[0]);
+            memmove(mp->suspends, mp->suspends + 1,
+                    --mp->n_suspends * sizeof(mp->suspends[0]));
+            break;
+        }
+    }
+    /* A report no send claims stays unexplained: drop it. */
+    mp->n_suspends = 0;
+    free(doms);
+}
+
+/*
+ * A report of libxc from inside libxl (afterpoll): only record.  The
+ * precopy iterations are "Frames iteration N of M" with N < M (M is the
+ * final pass, after the suspend); "Domain now suspended" is the guest
+ * stopping.  Others are of no use here.
+ */
+static void
+on_xc_progress(void *arg, const char *context, const char *doing_what,
+               int percent, unsigned long done, unsigned long total)
+{
+    struct mig_progress *mp = arg;
+    struct mig *one = NULL;
+    unsigned n, of = 0, live = live_sends(mp->a, &one);
+    int got;
+
+    (void)context;
+    (void)percent;
+    (void)done;
+    (void)total;
+    if (live == 0)
+        return;
+    if (strcmp(doing_what, "Domain now suspended") == 0) {
+        int64_t now = xm_clock_mono_ms(mp->a->d.clock);
+
+        if (live == 1) {
+            migexec_note_suspended(one->x, now);
+            return;
+        }
+        if (mp->n_suspends < SUSPENDS_MAX)
+            mp->suspends[mp->n_suspends++] = now;
+        if (!mp->timer &&
+            xm_loop_add_timer(mp->a->d.loop, 0, on_suspend_check, mp,
+                              &mp->timer) != XM_OK)
+            mp->timer = NULL;
+        return;
+    }
+    got = sscanf(doing_what, "Frames iteration %u of %u", &n, &of);
+    if (got < 1 || (got == 2 && n >= of))
+        return;
+    if (live == 1) {
+        migexec_note_iteration(one->x, n);
+        return;
+    }
+    for (struct mig *m = mp->a->migs; m; m = m->next)
+        if (m->side == XM_MIG_SOURCE && !m->final && m->x &&
+            migexec_live_sending(m->x))
+            migexec_rounds_unknown(m->x);
+}
+
+/* Hear libxc's reports when the backend relays them (libxl; not the
+ * test double). */
+static void
+progress_start(struct agent *a)
+{
+    struct mig_progress *mp = calloc(1, sizeof(*mp));
+
+    if (!mp)
+        return;                 /* rounds and downtime stay unknown */
+    mp->a = a;
+    if (xm_hv_libxl_set_progress(a->d.hv, on_xc_progress, mp) != XM_OK) {
+        free(mp);
+        return;
+    }
+    a->mig_progress = mp;
+}
+
+static void
+progress_stop(struct agent *a)
+{
+    struct mig_progress *mp = a->mig_progress;
+
+    if (!mp)
+        return;
+    xm_hv_libxl_set_progress(a->d.hv, NULL, NULL);
+    xm_loop_cancel_timer(a->d.loop, mp->timer);
+    free(mp);
+    a->mig_progress = NULL;
+}
+
 /* ---- recovery ---- */
 
 static int
@@ -690,7 +953,7 @@ recover_adopt(struct agent *a, const struct xm_journal_rec *rec,
         free(m);
         return rc;
     }
-    mig_params(m, rec->side, 0, &params);
+    mig_params(m, rec->side, 0, NULL, &params);
     rc = migexec_adopt(&params, rec, act->state, act->domid, &m->x);
     if (rc) {
         mig_free(m);
@@ -781,6 +1044,7 @@ agent_mig_init(struct agent *a)
                    xm_strerror(rc));
         return rc;
     }
+    progress_start(a);
     for (size_t i = 0; i < n; i++)
         recover_one(a, &ents[i]);
     free(ents);
@@ -803,6 +1067,7 @@ agent_mig_dispose(struct agent *a)
         }
         mig_free(m);
     }
+    progress_stop(a);
     xm_journal_free(a->journal);
     a->journal = NULL;
 }

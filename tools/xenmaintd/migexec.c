@@ -9,6 +9,25 @@
  * its operation reports), the pump owns the other.  STREAM_END goes out
  * only when the machine asks for it and the pump has read libxl's end
  * to end of file.
+ *
+ * The source's pump reads a chunk, encodes it as one frame (through the
+ * compressing transform once one is chosen) and hands it to the
+ * channel while the channel holds less than max_pending.  In "auto" it
+ * first sends plain frames and watches the channel: once the channel
+ * stays full (the link is the bottleneck) for the probe window, the
+ * rate at which it drains is the link's share; the codecs are then
+ * timed on the pages read so far that are not zero (xm_comp_measure:
+ * zero pages cost every codec next to nothing) and the model of
+ * xm_comp_auto_choose picks, provisionally while too few such pages
+ * were seen.  A channel that never fills means the link keeps up with
+ * libxl: plain frames stay.  doc/migration.md has the numbers.
+ *
+ * Times for the downtime breakdown are the executor's clock on each
+ * side; only durations cross the wire (READY: the target's stream end
+ * to READY; GO: the source's suspend to READY's arrival, the rounds,
+ * the compression; DONE: the target's restore and handshake), so the
+ * hosts' clocks need not agree.  The one-way latency of READY is
+ * counted in the stream tail.
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,7 +43,24 @@
 #include "xm_stream.h"
 
 #define QMAX 16
-#define STREAM_CHUNK (64u * 1024)
+#define STREAM_CHUNK (256u * 1024)
+/* What libxl's helper may write ahead of the pump (and the pump ahead
+ * of libxl's restore): each wait on a full socketpair is a context
+ * switch, dear in a dom0 (and dearer under emulation). */
+#define SOCKET_BUF (4u * 1024 * 1024)
+#define PROBE_MS 300u
+#define PROBE_MIN_BYTES (256u * 1024)
+#define PROBE_MAX_BYTES (8u * 1024 * 1024)
+#define PROBE_FINAL_FACTOR 4u       /* auto: the first pick is final at
+                                     * this many probe_max bytes */
+#define SAMPLE_MAX (256u * 1024)    /* auto: raw bytes the codecs are
+                                     * timed on (non-zero pages): enough
+                                     * to rank them, little CPU */
+#define SAMPLE_PAGE 4096u
+#define SAMPLE_ENOUGH (64u * 1024)  /* non-zero bytes to compare codecs on */
+#define MS_MAX (86400u * 1000)      /* a duration from a peer, at most */
+#define ROUNDS_MAX 1000u
+#define T_NONE (-1)                 /* a time not (yet) taken */
 
 struct qev {
     struct xm_mig_event ev;
@@ -67,6 +103,34 @@ struct migexec {
     unsigned offer_vcpus;
 
     uint64_t bytes;
+
+    /* compression */
+    size_t chunk, max_pending;
+    uint32_t features;          /* negotiated when the stream started */
+    struct xm_comp_codec *enc;  /* source, when it may compress */
+    struct xm_comp_codec *dec;  /* target */
+    bool probing;               /* source, auto: still measuring */
+    bool provisional;           /* probing: the link is measured, the
+                                 * codec chosen for now */
+    double link_mbps;           /* probing: the link's share */
+    bool sat;                   /* probing: the channel filled up */
+    int64_t sat_t0;
+    uint64_t sat_sent0;
+    uint8_t *sample;            /* probing: the last non-zero pages */
+    size_t sample_len, sample_pos;
+    uint64_t probe_bytes, probe_zero_bytes;
+    char stream_why[XM_MIG_WHY_MAX];    /* target: why the stream broke */
+
+    /* figures and times (the clock's ms, T_NONE when not taken) */
+    struct migexec_stats st;
+    uint64_t wire_in;           /* target: stream frame bytes */
+    bool iter_seen, rounds_unknown;
+    unsigned max_iter;
+    int64_t t_susp, t_ready;                    /* source */
+    int64_t t_end, t_recv_done, t_ready_sent, t_unpaused; /* target */
+    int64_t peer_ready_delay, peer_restore, peer_handshake; /* source */
+    int64_t peer_susp_to_ready;                 /* target */
+    int peer_rounds;                            /* target */
 
     /* recovery: what xm_mig_adopt asked for, run by migexec_kick */
     struct xm_mig_action adopt_acts[XM_MIG_ACTIONS_MAX];
@@ -122,10 +186,31 @@ mkev(enum xm_mig_event_type type, int rc)
 /* ---- channel ---- */
 
 static void
-chan_send(struct migexec *x, uint16_t type, const void *p, size_t len)
+chan_send_flags(struct migexec *x, uint16_t type, uint16_t flags,
+                const void *p, size_t len)
 {
     /* A refused frame is a dropped one: the link reports the loss. */
-    (void)x->p.chan.ops->send(x->p.chan.ctx, type, p, len);
+    (void)x->p.chan.ops->send(x->p.chan.ctx, type, flags, p, len);
+}
+
+static void
+chan_send(struct migexec *x, uint16_t type, const void *p, size_t len)
+{
+    chan_send_flags(x, type, 0, p, len);
+}
+
+static uint32_t
+chan_features(struct migexec *x)
+{
+    const struct migexec_chan_ops *ops = x->p.chan.ops;
+
+    return ops->features ? ops->features(x->p.chan.ctx) : 0;
+}
+
+static int64_t
+now_ms(const struct migexec *x)
+{
+    return xm_clock_mono_ms(x->p.clock);
 }
 
 /* Hand the frames encoded in x->scratch to the channel, one by one. */
@@ -137,13 +222,14 @@ chan_forward(struct migexec *x)
 
     while (x->scratch.len - pos >= XM_PROTO_HEADER_LEN) {
         uint16_t type = (uint16_t)(b[pos] << 8 | b[pos + 1]);
+        uint16_t flags = (uint16_t)(b[pos + 2] << 8 | b[pos + 3]);
         uint32_t len = (uint32_t)b[pos + 4] << 24
             | (uint32_t)b[pos + 5] << 16 | (uint32_t)b[pos + 6] << 8
             | b[pos + 7];
 
         if (x->scratch.len - pos - XM_PROTO_HEADER_LEN < len)
             break;      /* cannot happen: the encoder writes whole */
-        chan_send(x, type, b + pos + XM_PROTO_HEADER_LEN, len);
+        chan_send_flags(x, type, flags, b + pos + XM_PROTO_HEADER_LEN, len);
         pos += XM_PROTO_HEADER_LEN + len;
     }
     xm_buf_reset(&x->scratch);
@@ -203,6 +289,56 @@ out:
     return rc;
 }
 
+static void note_stats(struct migexec *x);
+static void stats_compute(const struct migexec *x,
+                          struct migexec_stats *st);
+
+/* Duration a - b in ms for the wire: within 0..MS_MAX, or -1 when a
+ * time is missing. */
+static int64_t
+span(int64_t a, int64_t b)
+{
+    if (a == T_NONE || b == T_NONE)
+        return MIGEXEC_UNKNOWN;
+    if (a < b)
+        return 0;
+    return a - b > MS_MAX ? MS_MAX : a - b;
+}
+
+static void
+kv_known(struct xm_jgen *g, const char *key, int64_t v)
+{
+    if (v != MIGEXEC_UNKNOWN)
+        xm_jgen_kv_int(g, key, v);
+}
+
+/* What this side tells the other of the downtime, in the control
+ * messages of the handshake (see the file's comment). */
+static void
+timing_fields(struct migexec *x, struct xm_jgen *g, uint16_t type)
+{
+    struct migexec_stats st;
+
+    switch (type) {
+    case XM_MSG_MIGRATE_READY:
+        kv_known(g, "ready_delay_ms", span(x->t_ready_sent, x->t_end));
+        break;
+    case XM_MSG_MIGRATE_GO:
+        stats_compute(x, &st);
+        kv_known(g, "susp_to_ready_ms", span(x->t_ready, x->t_susp));
+        kv_known(g, "rounds", st.rounds);
+        if (st.compress[0])
+            xm_jgen_kv_str(g, "compress", st.compress);
+        break;
+    case XM_MSG_MIGRATE_DONE:
+        kv_known(g, "restore_ms", span(x->t_recv_done, x->t_end));
+        kv_known(g, "handshake_ms", span(x->t_unpaused, x->t_recv_done));
+        break;
+    default:
+        break;
+    }
+}
+
 /* A control message with {"id"} and maybe one more string field. */
 static void
 send_json(struct migexec *x, uint16_t type, const char *key,
@@ -224,10 +360,249 @@ send_json(struct migexec *x, uint16_t type, const char *key,
     }
     if (key)
         xm_jgen_kv_str(g, key, val);
+    timing_fields(x, g, type);
     xm_jgen_map_close(g);
     if (xm_jgen_finish(g, &text, &len) == XM_OK)
         chan_send(x, type, text, len);
     xm_jgen_free(g);
+}
+
+/* ---- compression ---- */
+
+static void
+sample_free(struct migexec *x)
+{
+    free(x->sample);
+    x->sample = NULL;
+    x->sample_len = x->sample_pos = 0;
+}
+
+static void
+set_compress(struct migexec *x, const char *used, const char *why)
+{
+    snprintf(x->st.compress, sizeof(x->st.compress), "%s", used);
+    snprintf(x->st.compress_why, sizeof(x->st.compress_why), "%s", why);
+}
+
+/* From now on, chunks go out as blocks of spec (none: plain frames). */
+static void
+compress_with(struct migexec *x, const struct xm_comp_spec *spec)
+{
+    struct xm_stream_xform xf = { xm_comp_xform_encode, x->enc,
+                                  XM_FRAME_COMPRESSED };
+    char name[MIGEXEC_COMPRESS_MAX + 1];
+
+    xm_comp_spec_format(spec, name, sizeof(name));
+    if (spec->algo == XM_COMP_NONE || !x->enc ||
+        xm_comp_codec_set(x->enc, spec) != XM_OK) {
+        snprintf(x->st.compress, sizeof(x->st.compress), "none");
+        if (x->so_on)
+            xm_stream_out_set_xform(&x->so, NULL);
+        return;
+    }
+    snprintf(x->st.compress, sizeof(x->st.compress), "%s", name);
+    if (x->so_on)
+        xm_stream_out_set_xform(&x->so, &xf);
+}
+
+/* Keep n raw bytes in the ring of the last SAMPLE_MAX non-zero ones. */
+static void
+sample_keep(struct migexec *x, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        size_t k = SAMPLE_MAX - x->sample_pos;
+
+        if (k > n)
+            k = n;
+        memcpy(x->sample + x->sample_pos, p, k);
+        x->sample_pos = (x->sample_pos + k) % SAMPLE_MAX;
+        x->sample_len = x->sample_len + k > SAMPLE_MAX ? SAMPLE_MAX
+                                                       : x->sample_len + k;
+        p += k;
+        n -= k;
+    }
+}
+
+/* A raw chunk read while probing: count its zero pages (4 KiB windows
+ * from its start; a shorter tail counts as not zero), keep the rest for
+ * the codecs' timing. */
+static void
+sample_add(struct migexec *x, const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+
+    x->probe_bytes += n;
+    for (; off + SAMPLE_PAGE <= n; off += SAMPLE_PAGE) {
+        if (xm_comp_page_is_zero(p + off))
+            x->probe_zero_bytes += SAMPLE_PAGE;
+        else
+            sample_keep(x, p + off, SAMPLE_PAGE);
+    }
+    sample_keep(x, p + off, n - off);
+}
+
+static uint64_t
+probe_max(const struct migexec *x)
+{
+    return x->p.tune.probe_max_bytes ? x->p.tune.probe_max_bytes
+                                     : PROBE_MAX_BYTES;
+}
+
+/* auto, the link measured: time the codecs and pick.  Final once the
+ * codecs can be compared on enough pages that are not zero (or the
+ * stream went far enough without them); until then the pick is
+ * provisional: the pump compresses with it and goes on sampling. */
+static void
+auto_pick(struct migexec *x, bool final)
+{
+    static const struct xm_comp_spec candidates[] = {
+        { false, XM_COMP_LZ4, 0 },
+        { false, XM_COMP_ZSTD, 1 },
+        { false, XM_COMP_ZSTD, XM_COMP_ZSTD_LEVEL_DEFAULT },
+    };
+    struct xm_comp_sample samples[3];
+    struct xm_comp_spec best = { false, XM_COMP_NONE, 0 };
+    char why[MIGEXEC_COMPRESS_WHY_MAX + 1], name[16];
+    double zero = x->probe_bytes ? (double)x->probe_zero_bytes /
+                                   (double)x->probe_bytes : 0;
+    size_t n = 0, len;
+
+    len = (size_t)snprintf(why, sizeof(why), "auto%s: link %.1f MB/s, "
+                           "%.0f%% zero pages", final ? "" : " (first)",
+                           x->link_mbps, zero * 100);
+    /* Every codec turns zero pages into next to nothing, fast: what
+     * sets them apart is the other pages, and the share of zero pages
+     * at the start of a stream says little of the rest.  So they are
+     * compared on the other pages, when there are enough of them. */
+    if (x->sample_len >= SAMPLE_ENOUGH)
+        zero = 0;
+    for (size_t i = 0; i < 3 && x->probe_bytes; i++) {
+        if (xm_comp_measure_mixed(x->enc, &candidates[i], x->sample,
+                                  x->sample_len, zero, x->chunk,
+                                  &samples[n]))
+            continue;
+        xm_comp_spec_format(&candidates[i], name, sizeof(name));
+        if (len < sizeof(why))
+            len += (size_t)snprintf(why + len, sizeof(why) - len,
+                                    "; %s %.0f MB/s x%.1f", name,
+                                    samples[n].mbps, samples[n].ratio);
+        n++;
+    }
+    best = xm_comp_auto_choose(samples, n, x->link_mbps);
+    xm_comp_spec_format(&best, name, sizeof(name));
+    if (len < sizeof(why))
+        snprintf(why + len, sizeof(why) - len, ": %s", name);
+    set_compress(x, "none", why);
+    compress_with(x, &best);
+    x->provisional = !final;
+    if (final) {
+        x->probing = false;
+        sample_free(x);
+    }
+}
+
+/* auto: the link's share is measured (link_mbps > 0) or the link kept
+ * up (0, why_none says so). */
+static void
+auto_decide(struct migexec *x, double link_mbps, const char *why_none)
+{
+    struct xm_comp_spec none = { false, XM_COMP_NONE, 0 };
+    char why[MIGEXEC_COMPRESS_WHY_MAX + 1];
+
+    if (link_mbps <= 0) {
+        x->probing = false;
+        snprintf(why, sizeof(why), "auto: %s", why_none);
+        set_compress(x, "none", why);
+        compress_with(x, &none);
+        sample_free(x);
+        return;
+    }
+    x->link_mbps = link_mbps;
+    auto_pick(x, x->sample_len >= SAMPLE_ENOUGH ||
+                 x->so.bytes_in >= PROBE_FINAL_FACTOR * probe_max(x));
+}
+
+/* auto: is the link measured yet (then: are there pages enough to
+ * compare the codecs on)?  Called as the channel fills and drains. */
+static void
+probe_check(struct migexec *x)
+{
+    size_t pending = x->p.chan.ops->pending(x->p.chan.ctx);
+    uint64_t sent = x->so.bytes_out > pending ? x->so.bytes_out - pending
+                                              : 0;
+    int64_t now = now_ms(x);
+    char why[80];
+
+    if (!x->probing)
+        return;
+    if (x->provisional) {
+        if (x->sample_len >= SAMPLE_ENOUGH ||
+            x->so.bytes_in >= PROBE_FINAL_FACTOR * probe_max(x))
+            auto_pick(x, true);
+        return;
+    }
+    if (!x->sat && pending >= x->max_pending / 2) {
+        x->sat = true;
+        x->sat_t0 = now;
+        x->sat_sent0 = sent;
+        return;
+    }
+    if (!x->sat) {
+        if (x->so.bytes_in >= probe_max(x)) {
+            snprintf(why, sizeof(why), "the link kept up with libxl for "
+                     "%.1f MiB: none", (double)x->so.bytes_in / 1048576);
+            auto_decide(x, 0, why);
+        }
+        return;
+    }
+    if (now - x->sat_t0 >= (x->p.tune.probe_ms ? x->p.tune.probe_ms
+                                               : PROBE_MS) &&
+        sent - x->sat_sent0 >= (x->p.tune.probe_min_bytes
+                                ? x->p.tune.probe_min_bytes
+                                : PROBE_MIN_BYTES))
+        auto_decide(x, (double)(sent - x->sat_sent0) /
+                       (double)(now - x->sat_t0) / 1000.0, NULL);
+}
+
+/* Source, as the send starts: what the stream goes out with. */
+static int
+compress_setup(struct migexec *x)
+{
+    const struct xm_comp_spec *want = &x->p.compress;
+    struct xm_comp_spec fixed = { false, XM_COMP_NONE, 0 };
+    uint32_t theirs;
+    int rc;
+
+    x->features = chan_features(x) & XM_PROTO_FEATURES;
+    if (!want->automatic && want->algo == XM_COMP_NONE) {
+        set_compress(x, "none", "");
+        return XM_OK;
+    }
+    theirs = xm_comp_algos_from_features(x->features);
+    if (!theirs) {
+        set_compress(x, "none", "the peer does not offer stream "
+                     "compression");
+        return XM_OK;
+    }
+    if (!x->enc) {
+        rc = xm_comp_codec_new(&x->enc);
+        if (rc)
+            return rc;
+    }
+    if (want->automatic) {
+        x->sample = malloc(SAMPLE_MAX);
+        if (!x->sample)
+            return XM_ERR_NOMEM;
+        x->probing = true;
+        x->sat = false;
+        set_compress(x, "none", "auto: measuring");
+        return XM_OK;
+    }
+    fixed.algo = xm_comp_negotiate(want, XM_COMP_SUPPORTED, theirs);
+    fixed.level = fixed.algo == XM_COMP_ZSTD ? want->level : 0;
+    set_compress(x, "none", "");
+    compress_with(x, &fixed);
+    return XM_OK;
 }
 
 /* ---- the stream pumps ---- */
@@ -245,6 +620,11 @@ so_close(struct migexec *x)
         xm_stream_out_dispose(&x->so);
     x->so_on = false;
     x->so_finish = false;
+    if (x->probing && !x->provisional)
+        set_compress(x, "none", "auto: the stream ended before the link "
+                     "was measured");
+    x->probing = x->provisional = false;
+    sample_free(x);
 }
 
 static void
@@ -253,8 +633,10 @@ si_close(struct migexec *x)
     if (x->si_h)
         xm_loop_del_fd(x->p.loop, x->si_h);
     x->si_h = NULL;
-    if (x->si_on)
+    if (x->si_on) {
+        note_stats(x);
         xm_stream_in_dispose(&x->si);
+    }
     x->si_on = false;
     if (x->rx_paused)
         x->p.chan.ops->rx_pause(x->p.chan.ctx, false);
@@ -273,6 +655,7 @@ so_ready(void *arg, int fd, short revents)
 static void
 so_pump(struct migexec *x)
 {
+    uint64_t before;
     size_t pending;
     int rc;
 
@@ -281,17 +664,22 @@ so_pump(struct migexec *x)
          * machine to ask for STREAM_END before reading it. */
         if (x->send_fd < 0 && !x->send_busy && !x->so_finish)
             break;
+        probe_check(x);
         pending = x->p.chan.ops->pending(x->p.chan.ctx);
-        if (pending >= MIGEXEC_MAX_PENDING)
+        if (pending >= x->max_pending)
             break;
-        rc = xm_stream_out_fill(&x->so, &x->scratch, 0, 0, 1);
+        before = x->so.bytes_in;
+        rc = xm_stream_out_fill(&x->so, &x->scratch, x->features, 0, 1);
         if (rc) {
-            /* Our end broke: the send fails and reports it. */
+            /* Our end broke (or the codec failed): the send fails and
+             * reports it. */
             so_close(x);
             return;
         }
         if (!x->scratch.len)
             break;
+        if (x->probing && x->so.bytes_in > before)
+            sample_add(x, x->so.buf, (size_t)(x->so.bytes_in - before));
         x->bytes = x->so.bytes_in;
         chan_forward(x);
         if (xm_stream_out_done(&x->so)) {
@@ -301,7 +689,7 @@ so_pump(struct migexec *x)
     }
     if (x->so_h) {
         short ev = POLLIN;
-        if (x->p.chan.ops->pending(x->p.chan.ctx) >= MIGEXEC_MAX_PENDING
+        if (x->p.chan.ops->pending(x->p.chan.ctx) >= x->max_pending
             || (!x->send_busy && !x->so_finish))
             ev = 0;
         xm_loop_fd_events(x->so_h, ev);
@@ -376,18 +764,36 @@ static void
 recv_done(void *arg, int rc)
 {
     struct migexec *x = arg;
-    struct xm_mig_event ev = mkev(rc ? XM_MIG_EV_RECV_FAILED
-                                     : XM_MIG_EV_RECV_DONE, rc);
+    struct xm_mig_event ev;
 
+    /* A stream that broke on our side fails the restore, whatever
+     * libxl made of the bytes it had. */
+    if (!rc && x->stream_why[0])
+        rc = XM_ERR_PROTO;
+    ev = mkev(rc ? XM_MIG_EV_RECV_FAILED : XM_MIG_EV_RECV_DONE, rc);
     x->recv_busy = false;
     if (x->recv_fd >= 0)
         close(x->recv_fd);
     x->recv_fd = -1;
     si_close(x);
+    x->t_recv_done = now_ms(x);
+    if (x->t_end == T_NONE)
+        x->t_end = x->t_recv_done;  /* libxl had all it needed */
     ev.domid = rc ? 0 : x->recv_domid;
     if (rc)
-        ev.text = xm_strerror(rc);
+        ev.text = x->stream_why[0] ? x->stream_why : xm_strerror(rc);
     feed(x, &ev);
+}
+
+/* A larger send buffer for fd's writer, when the host allows it (root
+ * may pass the system's limit); a failure only costs speed. */
+static void
+grow_sndbuf(int fd)
+{
+    int size = SOCKET_BUF;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)))
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
 /* Start the live send.  XM_OK, or the rc to fail it with. */
@@ -399,11 +805,15 @@ start_send(struct migexec *x)
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return xm_err_from_errno(errno);
-    rc = xm_stream_out_init(&x->so, sv[0], STREAM_CHUNK);
+    grow_sndbuf(sv[1]);         /* libxl writes there */
+    rc = xm_stream_out_init(&x->so, sv[0], x->chunk);
     if (rc)
         goto out;
     sv[0] = -1;     /* the pump owns it */
     x->so_on = true;
+    rc = compress_setup(x);
+    if (rc)
+        goto out;
     rc = xm_loop_add_fd(x->p.loop, x->so.fd, POLLIN, so_ready, x,
                         &x->so_h);
     if (rc)
@@ -437,11 +847,21 @@ start_recv(struct migexec *x, const char *name)
         return XM_ERR_STATE;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return xm_err_from_errno(errno);
+    grow_sndbuf(sv[0]);         /* we write there */
     rc = xm_stream_in_init(&x->si, sv[0], MIGEXEC_MAX_QUEUED);
     if (rc)
         goto out;
     sv[0] = -1;
     x->si_on = true;
+    /* Every flagged frame is one block of xm_compress; the hello
+     * already refused the flag on a link that did not negotiate it. */
+    if (!x->dec) {
+        rc = xm_comp_codec_new(&x->dec);
+        if (rc)
+            goto out;
+    }
+    xm_stream_in_set_xform(&x->si, &(struct xm_stream_xform){
+        xm_comp_xform_decode, x->dec, XM_FRAME_COMPRESSED });
     rc = xm_loop_add_fd(x->p.loop, x->si.fd, 0, si_ready, x, &x->si_h);
     if (rc)
         goto out;
@@ -537,6 +957,8 @@ hv_sync(struct migexec *x, const struct xm_mig_action *a)
                     rc);
     case XM_MIG_OP_UNPAUSE:
         rc = ops->unpause(ctx, a->domid);
+        if (!rc)
+            x->t_unpaused = now_ms(x);
         return mkev(rc ? XM_MIG_EV_UNPAUSE_FAILED : XM_MIG_EV_UNPAUSE_OK,
                     rc);
     case XM_MIG_OP_DESTROY:
@@ -583,6 +1005,7 @@ report(struct migexec *x, bool final)
     xm_mig_result(&x->m, &res.mig);
     res.bytes = x->bytes;
     res.state = x->m.state;
+    migexec_stats(x, &res.stats);
     x->p.done(x->p.arg, x, &res, final);
 }
 
@@ -612,7 +1035,11 @@ do_send(struct migexec *x, const struct xm_mig_action *a)
         so_pump(x);
         return;
     case XM_MIG_MSG_ACCEPT: type = XM_MSG_MIGRATE_ACCEPT; break;
-    case XM_MIG_MSG_READY: type = XM_MSG_MIGRATE_READY; break;
+    case XM_MIG_MSG_READY:
+        type = XM_MSG_MIGRATE_READY;
+        if (x->t_ready_sent == T_NONE)
+            x->t_ready_sent = now_ms(x);
+        break;
     case XM_MIG_MSG_GO: type = XM_MSG_MIGRATE_GO; break;
     case XM_MIG_MSG_DONE: type = XM_MSG_MIGRATE_DONE; break;
     case XM_MIG_MSG_STATUS_REQ: type = XM_MSG_MIGRATE_STATUS_REQ; break;
@@ -774,6 +1201,10 @@ run_queue(struct migexec *x)
         free(x->config_json);
         x->config_json = NULL;
         xm_buf_dispose(&x->scratch);
+        xm_comp_codec_free(x->enc);
+        x->enc = NULL;
+        xm_comp_codec_free(x->dec);
+        x->dec = NULL;
         report(x, true);    /* may free x */
     }
 }
@@ -787,7 +1218,7 @@ migexec_new(const struct migexec_params *p, struct migexec **x_r)
     int rc;
 
     if (!p || !p->hv || !p->journal || !p->loop || !p->clock
-        || !p->chan.ops || !p->done)
+        || !p->chan.ops || !p->done || p->tune.chunk > XM_STREAM_CHUNK_MAX)
         return XM_ERR_INVAL;
     x = calloc(1, sizeof(*x));
     if (!x)
@@ -797,6 +1228,15 @@ migexec_new(const struct migexec_params *p, struct migexec **x_r)
     x->recv_fd = -1;
     x->so.fd = -1;
     x->si.fd = -1;
+    x->chunk = p->tune.chunk ? p->tune.chunk : STREAM_CHUNK;
+    x->max_pending = p->tune.max_pending ? p->tune.max_pending
+                                         : MIGEXEC_MAX_PENDING;
+    x->t_susp = x->t_ready = T_NONE;
+    x->t_end = x->t_recv_done = x->t_ready_sent = x->t_unpaused = T_NONE;
+    x->peer_ready_delay = x->peer_restore = x->peer_handshake =
+        MIGEXEC_UNKNOWN;
+    x->peer_susp_to_ready = MIGEXEC_UNKNOWN;
+    x->peer_rounds = MIGEXEC_UNKNOWN;
     xm_buf_init(&x->scratch, XM_PROTO_FRAME_MAX + XM_PROTO_FRAME_MAX);
     rc = xm_mig_init(&x->m, p->side, &p->ident, &p->cfg);
     if (rc)
@@ -853,6 +1293,107 @@ migexec_bytes(const struct migexec *x)
     return x->bytes;
 }
 
+/* Target: name what the decoded blocks used, when the source did not
+ * say (a GO without "compress"); called before the codec goes. */
+static void
+note_stats(struct migexec *x)
+{
+    struct xm_comp_stats cs;
+    const char *name = "none";
+
+    if (x->m.side != XM_MIG_TARGET || x->st.compress[0] || !x->si.frames)
+        return;
+    if (x->dec && x->si.frames_xformed) {
+        xm_comp_codec_stats(x->dec, &cs);
+        if (cs.blocks[XM_COMP_ZSTD])
+            name = "zstd";
+        else if (cs.blocks[XM_COMP_LZ4])
+            name = "lz4";
+    }
+    snprintf(x->st.compress, sizeof(x->st.compress), "%s", name);
+}
+
+/* Duration a - b - c, at least 0, or unknown with any unknown. */
+static int64_t
+minus(int64_t a, int64_t b, int64_t c)
+{
+    if (a == MIGEXEC_UNKNOWN || b == MIGEXEC_UNKNOWN ||
+        c == MIGEXEC_UNKNOWN)
+        return MIGEXEC_UNKNOWN;
+    return a - b - c < 0 ? 0 : a - b - c;
+}
+
+/* x's figures as they stand. */
+static void
+stats_compute(const struct migexec *x, struct migexec_stats *st)
+{
+    *st = x->st;
+    if (x->m.side == XM_MIG_SOURCE) {
+        st->libxl_bytes = x->so.bytes_in;
+        st->wire_bytes = x->so.bytes_out;
+        st->frames = x->so.frames;
+        st->frames_compressed = x->so.frames_xformed;
+        st->rounds = x->iter_seen && !x->rounds_unknown
+                     ? (int)x->max_iter + 1 : MIGEXEC_UNKNOWN;
+        st->stream_tail_ms = minus(span(x->t_ready, x->t_susp),
+                                   x->peer_ready_delay, 0);
+        st->restore_ms = x->peer_restore;
+        st->handshake_ms = x->peer_handshake;
+    } else {
+        st->libxl_bytes = x->si.raw_in;
+        st->wire_bytes = x->wire_in;
+        st->frames = x->si.frames;
+        st->frames_compressed = x->si.frames_xformed;
+        st->rounds = x->peer_rounds;
+        st->stream_tail_ms = minus(x->peer_susp_to_ready,
+                                   span(x->t_ready_sent, x->t_end), 0);
+        st->restore_ms = span(x->t_recv_done, x->t_end);
+        st->handshake_ms = span(x->t_unpaused, x->t_recv_done);
+    }
+    st->downtime_ms = MIGEXEC_UNKNOWN;
+    if (st->stream_tail_ms != MIGEXEC_UNKNOWN &&
+        st->restore_ms != MIGEXEC_UNKNOWN &&
+        st->handshake_ms != MIGEXEC_UNKNOWN)
+        st->downtime_ms = st->stream_tail_ms + st->restore_ms +
+                          st->handshake_ms;
+}
+
+void
+migexec_stats(const struct migexec *x, struct migexec_stats *st_r)
+{
+    stats_compute(x, st_r);
+}
+
+bool
+migexec_live_sending(const struct migexec *x)
+{
+    return x->m.side == XM_MIG_SOURCE && x->send_busy &&
+           x->t_susp == T_NONE;
+}
+
+void
+migexec_note_iteration(struct migexec *x, unsigned n)
+{
+    if (!migexec_live_sending(x))
+        return;
+    if (!x->iter_seen || n > x->max_iter)
+        x->max_iter = n;
+    x->iter_seen = true;
+}
+
+void
+migexec_rounds_unknown(struct migexec *x)
+{
+    x->rounds_unknown = true;
+}
+
+void
+migexec_note_suspended(struct migexec *x, int64_t mono_ms)
+{
+    if (x->m.side == XM_MIG_SOURCE && x->t_susp == T_NONE)
+        x->t_susp = mono_ms;
+}
+
 int
 migexec_abort(struct migexec *x, const char *why)
 {
@@ -888,6 +1429,9 @@ migexec_free(struct migexec *x)
         close(x->recv_fd);
     free(x->config_json);
     xm_buf_dispose(&x->scratch);
+    xm_comp_codec_free(x->enc);
+    xm_comp_codec_free(x->dec);
+    sample_free(x);
     free(x);
 }
 
@@ -1029,6 +1573,45 @@ out:
     return rc;
 }
 
+/* A duration from the peer: 0..MS_MAX ms, else unknown (a figure is
+ * never worth failing a migration over). */
+static int64_t
+peer_ms(const xm_json *doc, const char *key)
+{
+    uint64_t v;
+
+    if (xm_json_get_uint(doc, key, &v) || v > MS_MAX)
+        return MIGEXEC_UNKNOWN;
+    return (int64_t)v;
+}
+
+/* What the peer tells of the downtime in READY, GO and DONE. */
+static void
+take_timing(struct migexec *x, uint16_t type, const xm_json *doc)
+{
+    bool source = x->m.side == XM_MIG_SOURCE;
+    const char *s;
+    uint64_t v;
+
+    if (source && type == XM_MSG_MIGRATE_READY) {
+        if (x->t_ready == T_NONE)
+            x->t_ready = now_ms(x);
+        x->peer_ready_delay = peer_ms(doc, "ready_delay_ms");
+    } else if (source && type == XM_MSG_MIGRATE_DONE) {
+        x->peer_restore = peer_ms(doc, "restore_ms");
+        x->peer_handshake = peer_ms(doc, "handshake_ms");
+    } else if (!source && type == XM_MSG_MIGRATE_GO) {
+        x->peer_susp_to_ready = peer_ms(doc, "susp_to_ready_ms");
+        if (!xm_json_get_uint(doc, "rounds", &v) && v <= ROUNDS_MAX)
+            x->peer_rounds = (int)v;
+        if (!xm_json_get_str(doc, "compress", &s) && s[0] &&
+            strlen(s) <= MIGEXEC_COMPRESS_MAX &&
+            strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789:") ==
+            strlen(s))
+            snprintf(x->st.compress, sizeof(x->st.compress), "%s", s);
+    }
+}
+
 int
 migexec_on_frame(struct migexec *x, const struct xm_frame *f)
 {
@@ -1046,10 +1629,23 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
             return XM_ERR_PROTO;
         if (!x->si_on)
             return XM_OK;   /* cancelled: late data is dropped */
-        x->bytes += f->len;
-        if (xm_stream_in_push(&x->si, f->payload, f->len)
-            || xm_stream_in_flush(&x->si)) {
-            si_close(x);    /* the restore sees EOF and fails */
+        x->wire_in += XM_PROTO_HEADER_LEN + (uint64_t)f->len;
+        rc = xm_stream_in_push(&x->si, f->flags, f->payload, f->len);
+        if (rc) {
+            /* A block that does not decode (or a flag we do not take)
+             * ends the stream here: the restore sees EOF and fails,
+             * before GO, with this reason. */
+            snprintf(x->stream_why, sizeof(x->stream_why),
+                     "bad stream data from %s: %s", x->m.ident.source,
+                     rc == XM_ERR_PROTO && x->dec &&
+                     xm_comp_error(x->dec)[0] ? xm_comp_error(x->dec)
+                                              : xm_strerror(rc));
+            si_close(x);
+            return XM_OK;
+        }
+        x->bytes = x->si.raw_in;
+        if (xm_stream_in_flush(&x->si)) {
+            si_close(x);    /* libxl gave up: its restore reports it */
             return XM_OK;
         }
         si_update(x);
@@ -1058,6 +1654,9 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
         if (source)
             return XM_ERR_PROTO;
         if (x->si_on) {
+            x->wire_in += XM_PROTO_HEADER_LEN;
+            if (x->t_end == T_NONE)
+                x->t_end = now_ms(x);
             if (xm_stream_in_end(&x->si))
                 si_close(x);
             else
@@ -1088,6 +1687,8 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
     case XM_MSG_MIGRATE_READY:
         if (f->len) {
             rc = parse_ours(x, f, &doc);
+            if (!rc)
+                take_timing(x, f->type, doc);
             xm_json_free(doc);
             if (rc)
                 return rc;

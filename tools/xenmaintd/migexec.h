@@ -14,6 +14,16 @@
  * machine's contract asks.  When the machine ends, the executor frees
  * its sockets and timer and calls the completion callback once.
  *
+ * Compression (xm_compress.h): the source sends with the spec it is
+ * given when the link negotiated STREAM_COMPRESS, else plain frames;
+ * "auto" sends plain frames while it measures the link and the codecs
+ * on the first chunks, then picks.  The target decodes every frame
+ * flagged COMPRESSED; a block that does not decode ends the restore,
+ * so the migration fails before GO with the reason.  Both sides count
+ * the stream (libxl's bytes, the wire's) and time the guest's downtime
+ * from the final suspend to the target's unpause, each side sending
+ * the other its part in the READY, GO and DONE messages.
+ *
  * The owner registers the hypervisor's beforepoll/afterpoll as a loop
  * source (the executor does not: one hv serves many migrations).
  */
@@ -26,6 +36,7 @@
 
 #include "loop.h"
 #include "xm_clock.h"
+#include "xm_compress.h"
 #include "xm_hv.h"
 #include "xm_journal.h"
 #include "xm_migrate.h"
@@ -41,8 +52,13 @@
  * tests).  A frame sent while the link is down is dropped silently.
  */
 struct migexec_chan_ops {
-    /* Queue one frame; its payload is copied.  An error means dropped. */
-    int (*send)(void *ctx, uint16_t type, const void *payload, size_t len);
+    /* Queue one frame; its payload is copied.  An error means dropped
+     * (so is a frame with a flag the connection did not negotiate). */
+    int (*send)(void *ctx, uint16_t type, uint16_t flags,
+                const void *payload, size_t len);
+    /* The feature bits the current connection negotiated (hello), 0
+     * while down.  May be NULL: no features. */
+    uint32_t (*features)(void *ctx);
     /* Bytes queued towards the peer and not yet written. */
     size_t (*pending)(void *ctx);
     /* Stop (true) or resume (false) delivering frames to the executor:
@@ -60,12 +76,47 @@ struct migexec_chan {
 
 struct migexec;
 
+/* A figure not known (yet, or at all): see struct migexec_stats. */
+#define MIGEXEC_UNKNOWN (-1)
+#define MIGEXEC_COMPRESS_MAX 31     /* "zstd:22" and the like */
+#define MIGEXEC_COMPRESS_WHY_MAX 191
+
+/*
+ * One migration's stream and downtime, as this side knows them.  Bytes
+ * count the stream of STREAM_DATA and STREAM_END frames: libxl's as it
+ * wrote (source) or read (target) them, the wire's with the 12-byte
+ * frame headers (TLS adds its own, not counted).  The downtime runs
+ * from the source's final suspend (libxc's "Domain now suspended") to
+ * the target's unpause:
+ *   stream_tail_ms  suspend -> the target has the whole stream
+ *   restore_ms      the rest of the restore once the stream is in
+ *                   (libxl's device attach), on the target
+ *   handshake_ms    restore complete -> unpaused: READY, GO, the
+ *                   journal writes and renames of both sides
+ * Each is MIGEXEC_UNKNOWN until known; the tail (and so the total)
+ * stays unknown when the source cannot tell when its guest stopped.
+ */
+struct migexec_stats {
+    uint64_t libxl_bytes;
+    uint64_t wire_bytes;
+    uint64_t frames;            /* STREAM_DATA frames */
+    uint64_t frames_compressed; /* of which flagged COMPRESSED */
+    char compress[MIGEXEC_COMPRESS_MAX + 1];   /* "none", "lz4",
+                                                * "zstd:3"; "" before
+                                                * the stream */
+    char compress_why[MIGEXEC_COMPRESS_WHY_MAX + 1];
+    int rounds;                 /* precopy rounds (the first full pass
+                                 * included), or MIGEXEC_UNKNOWN */
+    int64_t downtime_ms, stream_tail_ms, restore_ms, handshake_ms;
+};
+
 /* outcome, why, bytes: what a drain job reports. */
 struct migexec_result {
     struct xm_mig_result mig;   /* why points into the executor */
-    uint64_t bytes;             /* stream bytes sent (source) or
-                                 * received (target) */
+    uint64_t bytes;             /* stream bytes from libxl (source) or
+                                 * to libxl (target) */
     enum xm_mig_state state;
+    struct migexec_stats stats;
 };
 
 /*
@@ -78,10 +129,28 @@ struct migexec_result {
 typedef void migexec_done_fn(void *arg, struct migexec *x,
                              const struct migexec_result *res, bool final);
 
+/* Knobs of the stream; 0 in any of them takes its default. */
+struct migexec_tuning {
+    size_t chunk;               /* bytes per read: 256 KiB, at most
+                                 * XM_STREAM_CHUNK_MAX */
+    size_t max_pending;         /* MIGEXEC_MAX_PENDING */
+    /* auto: the link counts as measured once the channel has held at
+     * least max_pending / 2 (the link is the bottleneck) for probe_ms
+     * (300) while probe_min_bytes (256 KiB) went out; a stream that
+     * reaches probe_max_bytes (8 MiB) from libxl without that keeps
+     * plain frames (the link keeps up). */
+    uint32_t probe_ms;
+    uint64_t probe_min_bytes;
+    uint64_t probe_max_bytes;
+};
+
 struct migexec_params {
     enum xm_mig_side side;
     struct xm_mig_ident ident;  /* target: see migexec_offer_ident */
     struct xm_mig_config cfg;
+    struct xm_comp_spec compress;   /* source: what to send with (all
+                                     * zero: none) */
+    struct migexec_tuning tune;
     struct xm_hv *hv;           /* borrowed, outlives x */
     struct xm_journal *journal; /* borrowed */
     struct xm_loop *loop;       /* borrowed */
@@ -123,8 +192,24 @@ int migexec_offer_ident(const struct xm_frame *f,
                         struct xm_mig_ident *ident_r);
 
 const struct xm_mig *migexec_machine(const struct migexec *x);
-/* Stream bytes so far. */
+/* Stream bytes so far (libxl's). */
 uint64_t migexec_bytes(const struct migexec *x);
+/* The stream's figures so far. */
+void migexec_stats(const struct migexec *x, struct migexec_stats *st_r);
+
+/*
+ * Source: what libxc reported of this migration's live send, relayed by
+ * the agent (the reports carry no domain, see xm_progress.h; the agent
+ * attributes them).  sending: the live send runs and the guest was not
+ * yet seen suspended (the reports that may be ours).  A precopy
+ * iteration n (0 the first full pass) was sent; the rounds become
+ * unknown for good when a report could have been another migration's;
+ * the guest stopped at mono_ms (the executor's clock).
+ */
+bool migexec_live_sending(const struct migexec *x);
+void migexec_note_iteration(struct migexec *x, unsigned n);
+void migexec_rounds_unknown(struct migexec *x);
+void migexec_note_suspended(struct migexec *x, int64_t mono_ms);
 
 /* Stop a migration before the point of no return (the drain's progress
  * watchdog, Ctrl-C): fed as a timeout with why, so the machine rolls

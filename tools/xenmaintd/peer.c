@@ -17,6 +17,12 @@
  *    channel pauses reading when the executor's stream queue is full
  *    and tells it when its send queue went down.
  *
+ * The output queue of a connection is written from its head and
+ * compacted only once half of it is dead: a TLS write takes what the
+ * socket has room for (often a few records), and moving the rest of a
+ * migration's megabyte of queued frames after each one cost more CPU
+ * than the encryption.
+ *
  * Anything unexpected from a peer (a bad frame, a type we do not serve,
  * a name that does not match its certificate) closes that connection and
  * is logged once with the peer's name.  Callbacks into the agent run with
@@ -64,6 +70,7 @@ struct peer_conn {
     struct xm_loop_fd *lfd;
     struct xm_loop_timer *idle;
     struct xm_buf out;
+    size_t out_head;                 /* out.data[out_head..len) unsent */
     struct xm_dec dec;
     bool hello_seen;
     short tls_wants;
@@ -117,6 +124,7 @@ struct peer_link {
     struct peer_conn *conns;
     struct status_query *queries;
     struct peer_mchan *mchans;
+    uint32_t features;               /* offered in our hellos */
 };
 
 static void conn_close(struct peer_conn *c);
@@ -126,6 +134,31 @@ static void query_slot_done(struct status_query *q, unsigned slot, int rc,
 
 /* ---- connections ---- */
 
+/* Bytes queued for the peer, not yet handed to TLS. */
+static size_t
+out_pending(const struct peer_conn *c)
+{
+    return c->out.len - c->out_head;
+}
+
+/* Drop the written bytes at the front of the queue: at once when all
+ * went, else once they are half of it (amortised: each byte moves at
+ * most once), or when an append of need bytes would not fit. */
+static void
+out_compact(struct peer_conn *c, size_t need)
+{
+    if (c->out_head == 0)
+        return;
+    if (c->out_head == c->out.len) {
+        xm_buf_reset(&c->out);
+        c->out_head = 0;
+    } else if (c->out_head >= c->out.len / 2 ||
+               c->out.len + need > c->out.max) {
+        xm_buf_consume(&c->out, c->out_head);
+        c->out_head = 0;
+    }
+}
+
 static void
 conn_update_events(struct peer_conn *c)
 {
@@ -133,7 +166,7 @@ conn_update_events(struct peer_conn *c)
 
     if (c->mchan && c->mchan->rx_paused)
         ev = 0;
-    if (c->phase == C_CONNECTING || c->out.len > 0 ||
+    if (c->phase == C_CONNECTING || out_pending(c) > 0 ||
         (c->tls_wants & POLLOUT))
         ev |= POLLOUT;
     xm_loop_fd_events(c->lfd, ev);
@@ -242,7 +275,7 @@ conn_new(struct peer_link *link, int fd, bool client, const char *name,
     if (name)
         snprintf(c->name, sizeof(c->name), "%s", name);
     xm_buf_init(&c->out, OUT_MAX);
-    xm_dec_init(&c->dec, XM_PROTO_FEATURES);
+    xm_dec_init(&c->dec, link->features);
     if (xm_loop_add_fd(link->loop, fd, POLLIN | POLLOUT, on_conn_ready, c,
                        &c->lfd) ||
         xm_loop_add_timer(link->loop, timeout_ms, on_idle, c, &c->idle)) {
@@ -275,7 +308,7 @@ conn_opened(struct peer_conn *c)
                  xm_tls_cipher_name(c->tls) ? xm_tls_cipher_name(c->tls)
                                             : "?");
     return xm_enc_hello(&c->out, c->link->cfg->host_name,
-                        XM_PROTO_FEATURES);
+                        c->link->features);
 }
 
 static int
@@ -458,8 +491,9 @@ conn_write(struct peer_conn *c)
     short ev;
     int rc = XM_OK;
 
-    while (c->out.len > 0) {
-        rc = xm_tls_write(c->tls, c->out.data, c->out.len, &put, &ev);
+    while (out_pending(c) > 0) {
+        rc = xm_tls_write(c->tls, c->out.data + c->out_head, out_pending(c),
+                          &put, &ev);
         if (rc == XM_ERR_BUSY) {
             c->tls_wants |= ev;
             rc = XM_OK;
@@ -467,9 +501,11 @@ conn_write(struct peer_conn *c)
         }
         if (rc)
             return rc;
-        xm_buf_consume(&c->out, put);
+        c->out_head += put;     /* TLS may take the rest from elsewhere
+                                 * (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER) */
         wrote = true;
     }
+    out_compact(c, 0);
     /* The stream sender may fill the queue again (it only appends). */
     if (wrote && c->mchan && c->hello_seen)
         c->mchan->cb.drain(c->mchan->arg);
@@ -848,7 +884,8 @@ mchan_on_resume(void *arg)
 }
 
 static int
-mchan_send(void *ctx, uint16_t type, const void *payload, size_t len)
+mchan_send(void *ctx, uint16_t type, uint16_t flags, const void *payload,
+           size_t len)
 {
     struct peer_mchan *mc = ctx;
     struct peer_conn *c = mc->conn;
@@ -856,11 +893,22 @@ mchan_send(void *ctx, uint16_t type, const void *payload, size_t len)
 
     if (!c || !c->hello_seen)
         return XM_ERR_IO;       /* down: dropped */
-    rc = xm_enc_frame(&c->out, c->dec.features, type, 0, 0, payload, len);
+    out_compact(c, XM_PROTO_HEADER_LEN + len);
+    /* The codec refuses a flag this connection did not negotiate. */
+    rc = xm_enc_frame(&c->out, c->dec.features, type, flags, 0, payload,
+                      len);
     if (rc)
         return rc;
     conn_update_events(c);
     return XM_OK;
+}
+
+static uint32_t
+mchan_features(void *ctx)
+{
+    struct peer_mchan *mc = ctx;
+
+    return mc->conn && mc->conn->hello_seen ? mc->conn->dec.features : 0;
 }
 
 static size_t
@@ -868,7 +916,7 @@ mchan_pending(void *ctx)
 {
     struct peer_mchan *mc = ctx;
 
-    return mc->conn ? mc->conn->out.len : 0;
+    return mc->conn ? out_pending(mc->conn) : 0;
 }
 
 static void
@@ -913,6 +961,7 @@ mchan_connect(void *ctx)
 
 static const struct migexec_chan_ops mchan_ops = {
     .send = mchan_send,
+    .features = mchan_features,
     .pending = mchan_pending,
     .rx_pause = mchan_rx_pause,
     .connect = mchan_connect,
@@ -1018,6 +1067,7 @@ peer_link_new(const struct xm_config *cfg, struct xm_loop *loop,
     link->cfg = cfg;
     link->loop = loop;
     link->listen_fd = -1;
+    link->features = XM_PROTO_FEATURES;
     snprintf(link->tls_error, sizeof(link->tls_error),
              "TLS is not configured (tls_ca, tls_cert, tls_key): peers "
              "are not contacted");
@@ -1029,6 +1079,12 @@ void
 peer_link_set_agent(struct peer_link *link, struct agent *agent)
 {
     link->agent = agent;
+}
+
+void
+peer_link_set_features(struct peer_link *link, uint32_t features)
+{
+    link->features = features & XM_PROTO_FEATURES;
 }
 
 int

@@ -13,6 +13,8 @@
 #ifndef XM_PEER_H
 #define XM_PEER_H
 
+#include <stdint.h>
+
 #include "agent.h"
 #include "loop.h"
 #include "xm_config.h"
@@ -26,6 +28,10 @@ int peer_link_new(const struct xm_config *cfg, struct xm_loop *loop,
                   struct peer_link **link_r);
 /* The agent whose state answers STATUS_REQ. */
 void peer_link_set_agent(struct peer_link *link, struct agent *agent);
+/* The feature bits offered in our hellos from now on: those of this
+ * build (XM_PROTO_FEATURES) by default, fewer to play an older agent
+ * (tests). */
+void peer_link_set_features(struct peer_link *link, uint32_t features);
 /* Load the TLS material and listen (when TLS is configured). */
 int peer_link_start(struct peer_link *link);
 struct agent_peers peer_link_ops(struct peer_link *link);

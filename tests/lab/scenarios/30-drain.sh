@@ -17,19 +17,6 @@ MAX_GAP=30      # seconds: generous bound for a 128 MiB guest under TCG
 # last_json: the last line of a JSON-lines output (the result document)
 last_json() { tail -n 1; }
 
-# ticking NAME HOST: NAME runs on HOST and its tick count goes up
-ticking() {
-    local g=$1 h=$2 t1 t2
-    expect_eq "$g runs on" "$(guest_field "$g" host)" "$h"
-    t1=$(guest_field "$g" ticks); t1=${t1#*..}
-    sleep 3
-    t2=$(guest_field "$g" ticks); t2=${t2#*..}
-    ((t2 > t1)) || fail "$g does not tick on $h ($t1 -> $t2)"
-    echo "ok: $g ticks on $h ($t1 -> $t2), $("$LAB" ticks "$g" | grep -o 'max_gap_s=[0-9]*')"
-    (($(guest_field "$g" max_gap_s) <= MAX_GAP)) ||
-        fail "$g: a tick gap over $MAX_GAP s"
-}
-
 step "both hosts active, no records of earlier drains"
 agents_reset
 

@@ -48,3 +48,17 @@ agents_reset() {
         expect_eq "state of $h" "$(host_state "$h")" active
     done
 }
+
+# ticking NAME HOST: NAME runs on HOST, its tick count goes up, and its
+# largest tick gap is at most ${MAX_GAP:-30} s (a generous bound for a
+# 128 MiB guest migrated under TCG)
+ticking() {
+    local g=$1 h=$2 t1 t2 max=${MAX_GAP:-30}
+    expect_eq "$g runs on" "$(guest_field "$g" host)" "$h"
+    t1=$(guest_field "$g" ticks); t1=${t1#*..}
+    sleep 3
+    t2=$(guest_field "$g" ticks); t2=${t2#*..}
+    ((t2 > t1)) || fail "$g does not tick on $h ($t1 -> $t2)"
+    echo "ok: $g ticks on $h ($t1 -> $t2), largest tick gap $(guest_field "$g" max_gap_s) s ($("$LAB" ticks "$g" | grep -o 'gap=[^ ]*'))"
+    (($(guest_field "$g" max_gap_s) <= max)) || fail "$g: a tick gap over $max s"
+}

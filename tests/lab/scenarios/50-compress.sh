@@ -1,0 +1,118 @@
+#!/bin/bash
+# tests/lab/scenarios/50-compress.sh -- compressed migration streams
+# between two real Xen hosts (issue 6).  Three ticking 128 MiB guests go
+# A -> B with `xl drain --compress none`: plain frames, so the bytes on
+# the wire are libxl's plus one 12-byte header per frame (exactly), and
+# the guests' progress keys carry the stream figures while they move;
+# `xl undrain --compress zstd` brings them home compressed: fewer bytes
+# on the wire than libxl wrote; then `xl drain --compress auto` sends
+# them to B again and xl's human table shows what auto chose.  Every
+# move reports libxl's bytes, the wire's, the precopy rounds (or
+# "unknown") and the downtime breakdown; every guest still ticks after
+# each move, its largest tick gap printed.  Timings are printed, never
+# asserted (the lab's CPUs are shared).
+# lab-hosts: 2
+# lab-needs: project
+. "$(dirname "$0")/lib.sh"
+
+GUESTS="c1 c2 c3"
+MAX_GAP=30      # seconds: generous bound for a 128 MiB guest under TCG
+HDR=12          # bytes of a frame header
+
+# last_json: the last line of a JSON-lines output (the result document)
+last_json() { tail -n 1; }
+
+# ticking NAME HOST: NAME runs on HOST and its tick count goes up
+ticking() {
+    local g=$1 h=$2 t1 t2
+    expect_eq "$g runs on" "$(guest_field "$g" host)" "$h"
+    t1=$(guest_field "$g" ticks); t1=${t1#*..}
+    sleep 3
+    t2=$(guest_field "$g" ticks); t2=${t2#*..}
+    ((t2 > t1)) || fail "$g does not tick on $h ($t1 -> $t2)"
+    echo "ok: $g ticks on $h ($t1 -> $t2), largest tick gap $(guest_field "$g" max_gap_s) s ($("$LAB" ticks "$g" | grep -o 'gap=[^ ]*'))"
+    (($(guest_field "$g" max_gap_s) <= MAX_GAP)) ||
+        fail "$g: a tick gap over $MAX_GAP s"
+}
+
+# moves_table: one line per move of the result on stdin
+moves_table() {
+    json '"\n".join("%s %s %s: %s, %s, libxl %d B, wire %d B, %d frames, ratio %s, rounds %s, downtime %s ms (tail %s + restore %s + handshake %s)%s" % (m["guest"], "->" if "to" in m and "from" not in m else "<-", m.get("to") if "from" not in m else m["from"], m["state"], m["compress"], m["libxl_bytes"], m["wire_bytes"], m["frames"], m["ratio"], m["precopy_rounds"], m["downtime"]["total_ms"], m["downtime"]["stream_tail_ms"], m["downtime"]["restore_ms"], m["downtime"]["handshake_ms"], ("; " + m["compress_why"]) if m.get("compress_why") else "") for m in d["moves"])'
+}
+
+# check_figures RESULT: what every finished move must report
+check_figures() {
+    local res=$1
+    expect_eq "moves done" "$(json 'sum(m["state"] == "done" for m in d["moves"])' <<< "$res")" 3
+    expect_eq "moves with libxl bytes" "$(json 'sum(m["libxl_bytes"] > 100 * 2**20 for m in d["moves"])' <<< "$res")" 3
+    expect_eq "rounds: a number or unknown" "$(json 'all(m["precopy_rounds"] == "unknown" or (isinstance(m["precopy_rounds"], int) and m["precopy_rounds"] >= 1) for m in d["moves"])' <<< "$res")" True
+    expect_eq "downtime parts: numbers or unknown" "$(json 'all(v == "unknown" or (isinstance(v, int) and v >= 0) for m in d["moves"] for v in m["downtime"].values())' <<< "$res")" True
+    expect_eq "restore and handshake known" "$(json 'all(isinstance(m["downtime"]["restore_ms"], int) and isinstance(m["downtime"]["handshake_ms"], int) for m in d["moves"])' <<< "$res")" True
+    expect_eq "downtime = tail + restore + handshake (when known)" "$(json 'all(m["downtime"]["total_ms"] == "unknown" or m["downtime"]["total_ms"] == m["downtime"]["stream_tail_ms"] + m["downtime"]["restore_ms"] + m["downtime"]["handshake_ms"] for m in d["moves"])' <<< "$res")" True
+}
+
+step "both hosts active, no records of earlier drains"
+agents_reset
+
+step "three ticking guests of 128 MiB on A"
+for g in $GUESTS; do "$LAB" guest A "$g" 128; done
+
+step "xl drain --compress none on A (its progress keys sampled while it runs)"
+on A 'rm -f /run/d50.out /run/d50.rc; setsid sh -c "xl drain --compress none --json > /run/d50.out 2>&1; echo \$? > /run/d50.rc" < /dev/null > /dev/null 2>&1 &'
+t0=$(date +%s.%N)
+# A progress key of a guest on its way: job/<id>/guest/<migid>.
+sample=$(on A 'for i in $(seq 240); do
+    for j in $(xenstore-list /tool/xenmaint/job 2>/dev/null); do
+        for m in $(xenstore-list /tool/xenmaint/job/$j/guest 2>/dev/null); do
+            v=$(xenstore-read /tool/xenmaint/job/$j/guest/$m 2>/dev/null)
+            case $v in *"\"phase\":\"sending\""*"\"wire_bytes\":"[1-9]*) echo "$v"; exit 0 ;; esac
+        done
+    done
+    [ -f /run/d50.rc ] && exit 1
+    sleep 0.5
+done; exit 1') || fail "no progress key showed a stream on its way"
+echo "a progress key: $sample"
+expect_eq "progress key: compress" "$(json 'd["compress"]' <<< "$sample")" none
+expect_eq "progress key: wire bytes over libxl's" "$(json 'd["wire_bytes"] >= d["libxl_bytes"] > 0' <<< "$sample")" True
+on A 'for i in $(seq 600); do [ -f /run/d50.rc ] && exit 0; sleep 1; done; exit 1' ||
+    fail "the drain did not end"
+echo "drained in $(seconds_since "$t0") s (polling included)"
+rc=$(on A 'cat /run/d50.rc')
+res=$(on A 'cat /run/d50.out' | last_json)
+moves_table <<< "$res"
+expect_eq "xl drain exit status" "$rc" 0
+check_figures "$res"
+expect_eq "compression used" "$(json '",".join(sorted(set(m["compress"] for m in d["moves"])))' <<< "$res")" none
+expect_eq "wire = libxl + a header per frame (and STREAM_END's)" "$(json "all(m['wire_bytes'] == m['libxl_bytes'] + $HDR * (m['frames'] + 1) for m in d['moves'])" <<< "$res")" True
+expect_eq "domains on A" "$(domains A)" "Domain-0"
+expect_eq "domains on B" "$(domains B)" "Domain-0 c1 c2 c3"
+for g in $GUESTS; do ticking "$g" B; done
+
+step "xl undrain --compress zstd on A brings them home compressed"
+t0=$(date +%s.%N)
+rc=0
+out=$(on A 'xl undrain --compress zstd --json') || rc=$?
+echo "undrained in $(seconds_since "$t0") s"
+res=$(last_json <<< "$out")
+moves_table <<< "$res"
+expect_eq "xl undrain exit status" "$rc" 0
+check_figures "$res"
+expect_eq "compression used" "$(json '",".join(sorted(set(m["compress"] for m in d["moves"])))' <<< "$res")" zstd:3
+expect_eq "wire bytes < libxl bytes" "$(json 'all(0 < m["wire_bytes"] < m["libxl_bytes"] for m in d["moves"])' <<< "$res")" True
+json '"ratio libxl/wire: " + ", ".join("%s %.1f" % (m["guest"], m["libxl_bytes"] / m["wire_bytes"]) for m in d["moves"])' <<< "$res"
+expect_eq "domains on A" "$(domains A)" "Domain-0 c1 c2 c3"
+expect_eq "domains on B" "$(domains B)" "Domain-0"
+for g in $GUESTS; do ticking "$g" A; done
+
+step "xl drain --compress auto on A: xl's table says what auto chose"
+t0=$(date +%s.%N)
+rc=0
+out=$(on A 'xl drain --compress auto') || rc=$?
+echo "drained in $(seconds_since "$t0") s"
+printf '%s\n' "$out"
+expect_eq "xl drain exit status" "$rc" 0
+grep -q '^Streams:' <<< "$out" || fail "no Streams table in xl drain's output"
+expect_eq "stream rows" "$(awk '/^Streams:/ { s = 1; next } s && /^  c[123] / { n++ } END { print n + 0 }' <<< "$out")" 3
+on A 'grep "compression auto" /var/log/messages | tail -n 3' || true
+expect_eq "domains on B" "$(domains B)" "Domain-0 c1 c2 c3"
+for g in $GUESTS; do ticking "$g" B; done
