@@ -532,3 +532,24 @@ out:
     fflush(stdout);
     return ret;
 }
+
+int
+xl_parse_count(const char *cmd, const char *opt, const char *arg,
+               unsigned max, unsigned *n_r)
+{
+    int rc = xl_parse_uint(cmd, opt, arg, max, n_r);
+
+    if (rc == XM_EXIT_OK && *n_r == 0)
+        rc = xl_usage_error(cmd, "%s must be at least 1", opt);
+    return rc;
+}
+
+int
+xl_parse_compress(const char *cmd, const char *arg, struct xm_request *req)
+{
+    if (!xm_request_compress_valid(arg))
+        return xl_usage_error(cmd, "--compress: '%s' is not auto, none, "
+                              "lz4, zstd or zstd:LEVEL", arg);
+    snprintf(req->compress, sizeof(req->compress), "%s", arg);
+    return XM_EXIT_OK;
+}

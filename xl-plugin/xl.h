@@ -66,6 +66,13 @@ int xl_abs_path(const char *cmd, const char *what, const char *arg,
  * naming cmd otherwise (XM_EXIT_FAILED when out of memory). */
 int xl_parse_targets(const char *cmd, const char *arg,
                      struct xm_request *req);
+/* A count of at least 1 and at most max (--parallel, --timeout). */
+int xl_parse_count(const char *cmd, const char *opt, const char *arg,
+                   unsigned max, unsigned *n_r);
+/* --compress SPEC into req (the agent says whether it has the
+ * algorithm). */
+int xl_parse_compress(const char *cmd, const char *arg,
+                      struct xm_request *req);
 
 /*
  * Connect to xenstore, check the preconditions of the running command

@@ -174,26 +174,18 @@ main_patch(int argc, char **argv)
                 drain_only = "--to";
             break;
         case OPT_PARALLEL:
-            rc = xl_parse_uint(CMD, "--parallel", optarg,
-                               XM_REQ_PARALLEL_MAX, &req.parallel);
+            rc = xl_parse_count(CMD, "--parallel", optarg,
+                                XM_REQ_PARALLEL_MAX, &req.parallel);
             if (rc)
                 goto out;
-            if (req.parallel == 0) {
-                rc = xl_usage_error(CMD, "--parallel must be at least 1");
-                goto out;
-            }
             if (!drain_only)
                 drain_only = "--parallel";
             break;
         case OPT_TIMEOUT:
-            rc = xl_parse_uint(CMD, "--timeout", optarg,
-                               XM_REQ_TIMEOUT_MAX, &req.timeout_s);
+            rc = xl_parse_count(CMD, "--timeout", optarg,
+                                XM_REQ_TIMEOUT_MAX, &req.timeout_s);
             if (rc)
                 goto out;
-            if (req.timeout_s == 0) {
-                rc = xl_usage_error(CMD, "--timeout must be at least 1");
-                goto out;
-            }
             if (!apply_only)
                 apply_only = "--timeout";
             break;
@@ -211,15 +203,9 @@ main_patch(int argc, char **argv)
                 drain_only = "--skip-blocked";
             break;
         case OPT_COMPRESS:
-            /* As xl drain: the agent says whether it names an
-             * algorithm it has. */
-            if (!xm_request_compress_valid(optarg)) {
-                rc = xl_usage_error(CMD, "--compress: '%s' is not auto, "
-                                    "none, lz4, zstd or zstd:LEVEL",
-                                    optarg);
+            rc = xl_parse_compress(CMD, optarg, &req);
+            if (rc)
                 goto out;
-            }
-            snprintf(req.compress, sizeof(req.compress), "%s", optarg);
             if (!drain_only)
                 drain_only = "--compress";
             break;

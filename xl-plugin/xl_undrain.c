@@ -55,27 +55,18 @@ main_undrain(int argc, char **argv)
             req.stay = true;
             break;
         case OPT_TIMEOUT:
-            rc = xl_parse_uint(CMD, "--timeout", optarg,
-                               XM_REQ_TIMEOUT_MAX, &req.timeout_s);
+            rc = xl_parse_count(CMD, "--timeout", optarg,
+                                XM_REQ_TIMEOUT_MAX, &req.timeout_s);
             if (rc)
                 goto out;
-            if (req.timeout_s == 0) {
-                rc = xl_usage_error(CMD, "--timeout must be at least 1");
-                goto out;
-            }
             break;
         case OPT_JSON:
             json = true;
             break;
         case OPT_COMPRESS:
-            /* The agent says whether it names an algorithm it has. */
-            if (!xm_request_compress_valid(optarg)) {
-                rc = xl_usage_error(CMD, "--compress: '%s' is not auto, "
-                                    "none, lz4, zstd or zstd:LEVEL",
-                                    optarg);
+            rc = xl_parse_compress(CMD, optarg, &req);
+            if (rc)
                 goto out;
-            }
-            snprintf(req.compress, sizeof(req.compress), "%s", optarg);
             break;
         case 'h':
             xl_print_usage(xm_cmd_lookup(CMD), stdout);

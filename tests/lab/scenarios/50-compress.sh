@@ -22,19 +22,6 @@ HDR=12          # bytes of a frame header
 # last_json: the last line of a JSON-lines output (the result document)
 last_json() { tail -n 1; }
 
-# ticking NAME HOST: NAME runs on HOST and its tick count goes up
-ticking() {
-    local g=$1 h=$2 t1 t2
-    expect_eq "$g runs on" "$(guest_field "$g" host)" "$h"
-    t1=$(guest_field "$g" ticks); t1=${t1#*..}
-    sleep 3
-    t2=$(guest_field "$g" ticks); t2=${t2#*..}
-    ((t2 > t1)) || fail "$g does not tick on $h ($t1 -> $t2)"
-    echo "ok: $g ticks on $h ($t1 -> $t2), largest tick gap $(guest_field "$g" max_gap_s) s ($("$LAB" ticks "$g" | grep -o 'gap=[^ ]*'))"
-    (($(guest_field "$g" max_gap_s) <= MAX_GAP)) ||
-        fail "$g: a tick gap over $MAX_GAP s"
-}
-
 # moves_table: one line per move of the result on stdin
 moves_table() {
     json '"\n".join("%s %s %s: %s, %s, libxl %d B, wire %d B, %d frames, ratio %s, rounds %s, downtime %s ms (tail %s + restore %s + handshake %s)%s" % (m["guest"], "->" if "to" in m and "from" not in m else "<-", m.get("to") if "from" not in m else m["from"], m["state"], m["compress"], m["libxl_bytes"], m["wire_bytes"], m["frames"], m["ratio"], m["precopy_rounds"], m["downtime"]["total_ms"], m["downtime"]["stream_tail_ms"], m["downtime"]["restore_ms"], m["downtime"]["handshake_ms"], ("; " + m["compress_why"]) if m.get("compress_why") else "") for m in d["moves"])'
