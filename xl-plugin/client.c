@@ -656,20 +656,22 @@ xm_format_kib(unsigned long long kib, char *buf, size_t len)
     return buf;
 }
 
-/* A blocked entry that the agent dealt with (shut down) does not keep
- * the host from being empty; "refused" and "skipped" ones do. */
-static bool
-blocked_entry_blocks(const xm_json *b)
-{
-    const char *action = get_str(b, "action");
-
-    return !action || strcmp(action, "shutdown") != 0;
-}
-
 static bool
 str_is(const char *s, const char *word)
 {
     return s && strcmp(s, word) == 0;
+}
+
+/* A blocked entry the agent shut down (or, in a dry run, will) does not
+ * keep the host from being empty; "refused", "skipped" ones and a
+ * shutdown that did not happen ("running", "cancelled") do. */
+static bool
+blocked_entry_blocks(const xm_json *b)
+{
+    const char *state = get_str(b, "state");
+
+    return !str_is(get_str(b, "action"), "shutdown") ||
+           !(str_is(state, "shut-down") || str_is(state, "planned"));
 }
 
 /* obj[key] is the JSON value true. */
@@ -765,7 +767,7 @@ xm_drain_exit_code(const xm_json *result, bool dry_run)
 int
 xm_undrain_exit_code(const xm_json *result)
 {
-    const xm_json *moves, *refused, *unreachable;
+    const xm_json *moves, *refused, *unreachable, *started;
     size_t n_done = 0, n_other = 0, n_left;
 
     if (!result || xm_json_type(result) != XM_JSON_OBJECT)
@@ -773,8 +775,16 @@ xm_undrain_exit_code(const xm_json *result)
     moves = get_array(result, "moves");
     refused = get_array(result, "refused");
     unreachable = get_array(result, "unreachable");
+    started = get_array(result, "started");
     for (size_t i = 0; moves && i < xm_json_len(moves); i++) {
         if (str_is(get_str(xm_json_at(moves, i), "state"), "done"))
+            n_done++;
+        else
+            n_other++;
+    }
+    /* the guests a drain shut down, started again here */
+    for (size_t i = 0; started && i < xm_json_len(started); i++) {
+        if (str_is(get_str(xm_json_at(started, i), "state"), "running"))
             n_done++;
         else
             n_other++;
@@ -822,6 +832,28 @@ print_targets(const xm_json *targets, FILE *out)
     }
 }
 
+/* What became of a guest --shutdown-blocked was to shut down. */
+static void
+print_shutdown_state(const xm_json *b, FILE *out)
+{
+    const char *state = get_str(b, "state");
+    const char *why = get_str(b, "why");
+
+    if (str_is(state, "planned"))
+        fputs(" [will be shut down]", out);
+    else if (str_is(state, "shut-down"))
+        fputs(" [shut down; xl undrain starts it again]", out);
+    else {
+        fputs(str_is(state, "cancelled") ? " [not shut down"
+                                         : " [still running", out);
+        if (why && why[0]) {
+            fputs(": ", out);
+            put_clean(out, why);
+        }
+        fputc(']', out);
+    }
+}
+
 static void
 print_blocked(const xm_json *blocked, FILE *out)
 {
@@ -854,7 +886,9 @@ print_blocked(const xm_json *blocked, FILE *out)
             fputs(" -- ", out);
             put_clean(out, detail);
         }
-        if (action) {
+        if (str_is(action, "shutdown"))
+            print_shutdown_state(b, out);
+        else if (action) {
             fputs(" [", out);
             put_clean(out, action);
             fputc(']', out);
@@ -993,8 +1027,9 @@ part_secs(const xm_json *obj, const char *key, char *buf, size_t len)
  * the wire's, their ratio, the compression, the precopy rounds and the
  * downtime with its parts (stream tail + restore + handshake).
  */
+/* The moves' stream figures as a table, each line after indent. */
 static void
-print_streams(const xm_json *moves, FILE *out)
+print_streams(const xm_json *moves, const char *indent, FILE *out)
 {
     bool said = false;
 
@@ -1011,8 +1046,8 @@ print_streams(const xm_json *moves, FILE *out)
             !get_uint(m, "wire_bytes", &wb) || (lb == 0 && wb == 0))
             continue;
         if (!said)
-            fprintf(out, "Streams:\n  %-20s %11s %11s %7s %-9s %6s  %s\n",
-                    "GUEST", "FROM LIBXL", "ON WIRE", "RATIO", "COMPRESS",
+            fprintf(out, "%sStreams:\n%s  %-20s %11s %11s %7s %-9s %6s  %s\n",
+                    indent, indent, "GUEST", "FROM LIBXL", "ON WIRE", "RATIO", "COMPRESS",
                     "ROUNDS", "DOWNTIME s (TAIL + RESTORE + HANDSHAKE)");
         said = true;
         snprintf(raw, sizeof(raw), "%.1f MiB", (double)lb / 1048576.0);
@@ -1021,7 +1056,7 @@ print_streams(const xm_json *moves, FILE *out)
             snprintf(ratio, sizeof(ratio), "%.1fx", r);
         if (get_uint(m, "precopy_rounds", &n) && n < 100000)
             snprintf(rounds, sizeof(rounds), "%" PRIu64, n);
-        fputs("  ", out);
+        fprintf(out, "%s  ", indent);
         put_col(out, get_str(m, "guest"), 20);
         fprintf(out, " %11s %11s %7s ", raw, wire, ratio);
         put_col(out, comp ? comp : "?", 9);
@@ -1075,7 +1110,7 @@ drain_print_real(const xm_json *result, FILE *out)
         }
         fputc('\n', out);
     }
-    print_streams(moves, out);
+    print_streams(moves, "", out);
     print_blocked(get_array(result, "blocked"), out);
     print_attention(moves, false, out);
     if (refused)
@@ -1085,6 +1120,19 @@ drain_print_real(const xm_json *result, FILE *out)
     else if (n_moves > 0)
         fprintf(out, "Moved %zu of %zu guest%s.\n", n_done, n_moves,
                 n_moves == 1 ? "" : "s");
+    if (!refused) {
+        const xm_json *blocked = get_array(result, "blocked");
+        size_t n_shut = 0;
+
+        for (size_t i = 0; blocked && i < xm_json_len(blocked); i++)
+            if (str_is(get_str(xm_json_at(blocked, i), "state"),
+                       "shut-down"))
+                n_shut++;
+        if (n_shut)
+            fprintf(out, "Shut down %zu guest%s that could not move "
+                    "(xl undrain starts %s again).\n", n_shut,
+                    n_shut == 1 ? "" : "s", n_shut == 1 ? "it" : "them");
+    }
 }
 
 void
@@ -1119,11 +1167,13 @@ xm_undrain_print(const xm_json *result, FILE *out)
     const xm_json *moves = get_array(result, "moves");
     const xm_json *refused = get_array(result, "refused");
     const xm_json *unreachable = get_array(result, "unreachable");
+    const xm_json *started = get_array(result, "started");
     const char *host = get_str(result, "host");
     const char *state = get_str(result, "state");
     size_t n_moves = moves ? xm_json_len(moves) : 0, n_done = 0;
     size_t n_refused = refused ? xm_json_len(refused) : 0;
     size_t n_unreachable = unreachable ? xm_json_len(unreachable) : 0;
+    size_t n_started = started ? xm_json_len(started) : 0;
 
     fputs("Undrain of ", out);
     put_clean(out, host ? host : "this host");
@@ -1133,7 +1183,25 @@ xm_undrain_print(const xm_json *result, FILE *out)
         fputc(')', out);
     }
     fputc('\n', out);
+    for (size_t i = 0; i < n_started; i++) {
+        const xm_json *e = xm_json_at(started, i);
+        const char *why = get_str(e, "why");
+
+        if (i == 0)
+            fputs("Started again (shut down by the drain):\n", out);
+        fputs("  ", out);
+        put_col(out, get_str(e, "guest"), 24);
+        fputc(' ', out);
+        put_clean(out, get_str(e, "state") ? get_str(e, "state") : "?");
+        if (why && why[0]) {
+            fputs(": ", out);
+            put_clean(out, why);
+        }
+        fputc('\n', out);
+    }
     if (n_moves == 0 && n_refused == 0 && n_unreachable == 0) {
+        if (n_started)
+            return;
         fputs(get_true(result, "stay")
               ? "Host back in service; its guests stay where they are.\n"
               : "Host back in service; no guests to bring back.\n", out);
@@ -1162,7 +1230,7 @@ xm_undrain_print(const xm_json *result, FILE *out)
         }
         fputc('\n', out);
     }
-    print_streams(moves, out);
+    print_streams(moves, "", out);
     if (n_refused > 0)
         fputs("Refused (their current host would not send them back):\n",
               out);
@@ -1198,6 +1266,38 @@ xm_undrain_print(const xm_json *result, FILE *out)
     if (n_moves > 0)
         fprintf(out, "Brought back %zu of %zu guest%s.\n", n_done, n_moves,
                 n_moves == 1 ? "" : "s");
+}
+
+/* A host's last migrations (newest first) and their stream figures. */
+static void
+print_recent(const xm_json *migs, FILE *out)
+{
+    size_t n = migs ? xm_json_len(migs) : 0;
+    double secs;
+
+    if (n == 0)
+        return;
+    fprintf(out, "  migrations:  the last %zu\n", n);
+    for (size_t i = 0; i < n; i++) {
+        const xm_json *m = xm_json_at(migs, i);
+        const char *to = get_str(m, "to"), *from = get_str(m, "from");
+        const char *why = get_str(m, "why");
+
+        fputs("    ", out);
+        put_col(out, get_str(m, "guest"), 20);
+        fputs(to ? " to   " : " from ", out);
+        put_col(out, to ? to : from, 12);
+        fputc(' ', out);
+        put_col(out, get_str(m, "state"), 8);
+        if (get_seconds(m, "seconds", &secs) && secs < 1e7)
+            fprintf(out, " %7.1f s", secs);
+        if (why && why[0]) {
+            fputs("  ", out);
+            put_clean(out, why);
+        }
+        fputc('\n', out);
+    }
+    print_streams(migs, "  ", out);
 }
 
 void
@@ -1289,6 +1389,7 @@ xm_status_print(const xm_json *result, FILE *out)
             put_col(out, get_str(g, "name"), 24);
             fprintf(out, " %6s %10s\n", domid, mem);
         }
+        print_recent(get_array(h, "migrations"), out);
     }
 }
 

@@ -25,7 +25,10 @@ const struct xm_cmd_spec xm_cmd_table[] = {
       "--notice S            Give guests S seconds' notice (or until all\n"
       "                      acknowledge) before they move.\n"
       "--skip-blocked        Leave guests that cannot move running here.\n"
-      "--shutdown-blocked    Shut down guests that cannot move.\n"
+      "--shutdown-blocked    Ask guests that cannot move to power off\n"
+      "                      (never forced: one that does not within\n"
+      "                      --timeout keeps running); their configs are\n"
+      "                      kept and xl undrain starts them again.\n"
       "--compress C          Compress the migration streams: auto (measure\n"
       "                      the link and the CPU, then choose), none, lz4,\n"
       "                      zstd or zstd:LEVEL (1-22); default: the\n"
@@ -37,7 +40,9 @@ const struct xm_cmd_spec xm_cmd_table[] = {
       XL_CMD_NEEDS_AGENT | XL_CMD_MODIFIES,
       "Put this host back in service after a drain (xenmaint)",
       "[options]",
-      "--stay                Do not bring the drained guests back.\n"
+      "--stay                Do not bring the drained guests back (those\n"
+      "                      --shutdown-blocked stopped are started here\n"
+      "                      even so).\n"
       "--timeout S           Give up after S seconds (default: agent's).\n"
       "--compress C          How the hosts that hold the guests compress\n"
       "                      their streams home: auto, none, lz4, zstd or\n"

@@ -34,6 +34,7 @@ struct fdom {
     char *config;
     bool suspended;
     bool sending;
+    bool deaf;                  /* ignores shutdown requests */
 };
 
 struct fpayload {
@@ -43,7 +44,7 @@ struct fpayload {
     unsigned countdown;
 };
 
-enum fop_kind { FOP_SEND, FOP_RECV };
+enum fop_kind { FOP_SEND, FOP_RECV, FOP_CREATE };
 
 struct fop {
     struct fop *next;
@@ -57,7 +58,7 @@ struct fop {
     size_t pos;                 /* send: bytes written */
     size_t want;                /* recv: total expected, 0 = header */
     uint32_t domid;             /* send: the domain */
-    /* recv */
+    /* recv, create */
     char name[XM_DOMNAME_MAX + 1];
     char *config;
     uint32_t *domid_r;
@@ -554,6 +555,32 @@ fk_destroy(void *ctx, uint32_t domid)
     return XM_OK;
 }
 
+static int
+fk_shutdown(void *ctx, uint32_t domid)
+{
+    struct hv_fake *f = ctx;
+    struct fdom *dom;
+    int rc;
+
+    rc = fault_check(&f->fault, "shutdown");
+    if (!rc)
+        rc = live_domain(f, domid, &dom);
+    if (rc)
+        return rc;
+    if (!dom->deaf)
+        dom->d.flags |= XM_DOM_DYING;   /* shut down, until destroyed */
+    return XM_OK;
+}
+
+void
+hv_fake_ignore_shutdown(struct hv_fake *f, uint32_t domid)
+{
+    struct fdom *dom = find_domid(f, domid);
+
+    if (dom)
+        dom->deaf = true;
+}
+
 /* ---- migration -------------------------------------------------- */
 
 static char *
@@ -669,6 +696,83 @@ fk_migrate_recv(void *ctx, const char *config_json, const char *name,
     op->domid_r = domid_r;
     if (!op->config)
         make_ready(f, op, XM_ERR_NOMEM);
+    return XM_OK;
+}
+
+static int
+fk_create(void *ctx, const char *config_json, const char *name,
+          uint32_t *domid_r, const struct xm_hv_async *how)
+{
+    struct hv_fake *f = ctx;
+    struct fop *op;
+    int rc;
+
+    assert(how && how->done);
+    rc = fault_check(&f->fault, "create");
+    if (rc)
+        return rc;
+    if (!config_json || !config_json[0])
+        return XM_ERR_INVAL;
+    rc = check_name(name);
+    if (rc)
+        return rc;
+    op = fop_new(f, FOP_CREATE, -1, how);
+    if (!op)
+        return XM_ERR_NOMEM;
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    op->config = strdup(config_json);
+    op->domid_r = domid_r;
+    make_ready(f, op, op->config ? XM_OK : XM_ERR_NOMEM);
+    return XM_OK;
+}
+
+/* The created domain, paused: its uuid, memory and vCPUs from the
+ * config (the fake's own shape, see default_config). */
+static int
+finish_create(struct hv_fake *f, struct fop *op)
+{
+    const xm_json *c_info, *b_info;
+    const char *uuid = NULL;
+    xm_json *doc = NULL;
+    struct xm_domain d;
+    uint64_t mem = 0, vcpus = 1;
+    int rc;
+
+    rc = fault_check(&f->fault, "create_done");
+    if (rc)
+        return rc;
+    if (find_name(f, op->name))
+        return XM_ERR_EXISTS;
+    if (xm_json_parse(op->config, strlen(op->config), &doc, NULL, 0))
+        return XM_ERR_INVAL;
+    memset(&d, 0, sizeof(d));
+    c_info = xm_json_get(doc, "c_info");
+    b_info = xm_json_get(doc, "b_info");
+    if (!xm_json_get_str(c_info, "uuid", &uuid)) {
+        unsigned k = 0;
+        for (const char *p = uuid; *p && k < 32; p++) {
+            unsigned v;
+            if (*p == '-' || sscanf(p, "%1x", &v) != 1)
+                continue;
+            d.uuid[k / 2] |= (uint8_t)(k % 2 ? v : v << 4);
+            k++;
+        }
+    }
+    xm_json_get_uint(b_info, "max_memkb", &mem);
+    xm_json_get_uint(b_info, "max_vcpus", &vcpus);
+    xm_json_free(doc);
+    snprintf(d.name, sizeof(d.name), "%s", op->name);
+    d.mem_kib = mem ? mem : 1;
+    d.cur_mem_kib = d.mem_kib;
+    d.vcpus = vcpus && vcpus < 4096 ? (unsigned)vcpus : 1;
+    d.flags = XM_DOM_PAUSED;
+    d.domid = pick_domid(f);
+    rc = insert_domain(f, &d, op->config);
+    if (rc)
+        return rc;
+    op->config = NULL;          /* the domain owns it */
+    if (op->domid_r)
+        *op->domid_r = d.domid;
     return XM_OK;
 }
 
@@ -890,7 +994,9 @@ run_ops(struct hv_fake *f)
                     dom->suspended = true;
             }
         }
-        if (op->rc && op->kind == FOP_RECV && op->domid_r)
+        if (op->kind == FOP_CREATE && !op->rc)
+            op->rc = finish_create(f, op);
+        if (op->rc && op->kind != FOP_SEND && op->domid_r)
             *op->domid_r = UINT32_MAX;
         /* Unlinked first: done may start new operations. */
         op->how.done(op->how.arg, op->rc);
@@ -1168,7 +1274,7 @@ fk_close(void *ctx)
         }
         if (!op->ready)
             op->rc = XM_ERR_CANCELLED;
-        if (op->rc && op->kind == FOP_RECV && op->domid_r)
+        if (op->rc && op->kind != FOP_SEND && op->domid_r)
             *op->domid_r = UINT32_MAX;
         op->how.done(op->how.arg, op->rc);
         fop_free(op);
@@ -1184,8 +1290,10 @@ static const struct xm_hv_ops hv_fake_ops = {
     .unpause = fk_unpause,
     .resume = fk_resume,
     .destroy = fk_destroy,
+    .shutdown = fk_shutdown,
     .migrate_send = fk_migrate_send,
     .migrate_recv = fk_migrate_recv,
+    .create = fk_create,
     .lp_upload = fk_lp_upload,
     .lp_get = fk_lp_get,
     .lp_list = fk_lp_list,

@@ -12,6 +12,11 @@
  *    XM_ERR_STATE; replace reverts every other applied payload; one
  *    action at a time (XM_ERR_BUSY while one is deferred, see
  *    hv_fake_lp_defer);
+ *  - shutdown: the guest is at once shut down (XM_DOM_DYING, its memory
+ *    held until destroy) unless hv_fake_ignore_shutdown made it deaf;
+ *    create makes a paused domain from a config of default_config's
+ *    shape (c_info.uuid, b_info.max_memkb, b_info.max_vcpus) and
+ *    completes at the next afterpoll;
  *  - migration: migrate_send writes a small text stream (magic line
  *    "XMFAKE-STREAM 1", the domain's fields and its config) to the fd and
  *    completes at the first afterpoll after it is all written; the source
@@ -25,13 +30,14 @@
  *
  * Every operation first calls fault_check (tests/fakes/fault.h) with its
  * name: "list_domains", "hostinfo", "domain_config", "rename", "pause",
- * "unpause", "resume", "destroy", "migrate_send", "migrate_recv",
+ * "unpause", "resume", "destroy", "shutdown", "create", "migrate_send",
+ * "migrate_recv",
  * "lp_upload", "lp_get", "lp_list", and for lp_action both "lp_action"
  * and then "lp_apply" / "lp_revert" / "lp_replace" / "lp_unload".  An
- * armed rc is returned as is.  Asynchronous failures: "migrate_send_done"
- * and "migrate_recv_done" are checked when the operation would complete
- * and turn its result into the armed rc (the domain is then not
- * suspended / not created); "lp_action_result" is checked when a
+ * armed rc is returned as is.  Asynchronous failures: "migrate_send_done",
+ * "migrate_recv_done" and "create_done" are checked when the operation
+ * would complete and turn its result into the armed rc (the domain is
+ * then not suspended / not created); "lp_action_result" is checked when a
  * livepatch action takes effect: an armed rc (a -errno value, e.g.
  * -ETIMEDOUT) goes into the payload's status rc and the state stays.
  * Everything is deterministic: domids count up from 1 (or the given one),
@@ -83,6 +89,8 @@ const struct xm_domain *hv_fake_find_domid(struct hv_fake *f,
                                            uint32_t domid);
 const char *hv_fake_config(struct hv_fake *f, uint32_t domid);
 bool hv_fake_suspended(struct hv_fake *f, uint32_t domid);
+/* The guest domid ignores shutdown requests from now on. */
+void hv_fake_ignore_shutdown(struct hv_fake *f, uint32_t domid);
 size_t hv_fake_count_domains(struct hv_fake *f);
 uint64_t hv_fake_free_kib(struct hv_fake *f);
 /* Asynchronous operations started and not yet completed. */

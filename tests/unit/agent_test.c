@@ -4,13 +4,18 @@
  * the fake hypervisor, a fake peer transport and a fake clock.  Covers
  * start-up order, status, the drain plan, refusals of malformed
  * requests, fault injection in the hypervisor and xenstore, and the
- * cleanup of finished jobs.
+ * cleanup of finished jobs.  A second suite, with a temporary state_dir,
+ * covers --shutdown-blocked (the guests that cannot move are shut down,
+ * their configs kept, and the undrain starts them again) and the second
+ * try of a migration that failed before its stream began.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
+#include "migexec.h"
 #include "clock_fake.h"
 #include "harness.h"
 #include "hv_fake.h"
@@ -49,7 +54,65 @@ fake_query(void *ctx, const char *const *names, unsigned n,
     return XM_OK;
 }
 
-static const struct agent_peer_ops fake_peer_ops = { fake_query };
+/* Migration channels to a peer that never answers: connect fails. */
+static unsigned chans_opened;
+
+static int
+fake_chan_send(void *ctx, uint16_t type, uint16_t flags, const void *payload,
+               size_t len)
+{
+    (void)ctx, (void)type, (void)flags, (void)payload, (void)len;
+    return XM_ERR_IO;
+}
+
+static size_t
+fake_chan_pending(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+static void
+fake_chan_rx_pause(void *ctx, bool pause)
+{
+    (void)ctx, (void)pause;
+}
+
+static int
+fake_chan_connect(void *ctx)
+{
+    (void)ctx;
+    return XM_ERR_IO;
+}
+
+static const struct migexec_chan_ops fake_chan_ops = {
+    fake_chan_send, NULL, fake_chan_pending, fake_chan_rx_pause,
+    fake_chan_connect,
+};
+
+static int
+fake_chan_open(void *ctx, const char *peer, struct agent_conn *conn,
+               const struct agent_chan_cb *cb, void *arg,
+               struct migexec_chan *chan_r)
+{
+    (void)ctx, (void)peer, (void)conn, (void)cb, (void)arg;
+    chans_opened++;
+    chan_r->ops = &fake_chan_ops;
+    chan_r->ctx = NULL;
+    return XM_OK;
+}
+
+static void
+fake_chan_close(void *ctx, void *chan)
+{
+    (void)ctx, (void)chan;
+}
+
+static const struct agent_peer_ops fake_peer_ops = {
+    .query_status = fake_query,
+    .chan_open = fake_chan_open,
+    .chan_close = fake_chan_close,
+};
 
 /* ---- fixture ---- */
 
@@ -64,6 +127,7 @@ static struct xm_config cfg;
 static struct fake_peers peers;
 static struct agent *agent;
 static char last_write[XM_XS_PATH_MAX];
+static char dir[64];            /* the stop suite's state_dir */
 
 static void
 on_write(void *arg, const char *path, const char *value, size_t len)
@@ -81,6 +145,7 @@ add_guest(const char *name, uint64_t mem_kib, unsigned flags)
 
     memset(&d, 0, sizeof(d));
     snprintf(d.name, sizeof(d.name), "%s", name);
+    memcpy(d.uuid, name, strlen(name) < 16 ? strlen(name) : 16);
     d.mem_kib = mem_kib;
     d.cur_mem_kib = mem_kib;
     d.vcpus = 1;
@@ -90,19 +155,23 @@ add_guest(const char *name, uint64_t mem_kib, unsigned flags)
 }
 
 static void
-setup(void)
+setup_in(const char *state_dir)
 {
     struct xm_hostinfo hi;
     struct agent_deps deps;
-    char err[128];
-    static const char conf[] =
-        "host_name = \"A\"\n"
-        "peers = [ \"B=192.0.2.2:7474\", \"C=192.0.2.3:7474\" ]\n"
-        "state_dir = \"/nonexistent/xenmaint-test\"\n"
-        "jobs_kept = 2\n";
+    char err[128], conf[512];
+    int len;
+
+    len = snprintf(conf, sizeof(conf),
+                   "host_name = \"A\"\n"
+                   "peers = [ \"B=192.0.2.2:7474\", \"C=192.0.2.3:7474\" ]\n"
+                   "state_dir = \"%s\"\n"
+                   "jobs_kept = 2\n", state_dir);
+    CU_ASSERT_FATAL(len > 0 && (size_t)len < sizeof(conf));
 
     xm_log_open("agent_test", true, XM_LOG_ERR);
     memset(&peers, 0, sizeof(peers));
+    chans_opened = 0;
     last_write[0] = '\0';
     store = xs_fake_new();
     CU_ASSERT_PTR_NOT_NULL_FATAL(store);
@@ -129,9 +198,16 @@ setup(void)
     clock_fake_as_clock(&clk, &clock);
     loop = xm_loop_new(&clock);
     CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
-    CU_ASSERT_EQUAL_FATAL(xm_config_load_data("t.conf", conf,
-                                              sizeof(conf) - 1, &cfg, err,
-                                              sizeof(err)), XM_OK);
+    {
+        /* the fake's asynchronous operations end in its afterpoll */
+        struct xm_loop_source hs = {
+            hv_conn.ops->beforepoll, hv_conn.ops->afterpoll, hv_conn.ctx
+        };
+        CU_ASSERT_EQUAL_FATAL(xm_loop_add_source(loop, &hs), XM_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(xm_config_load_data("t.conf", conf, (size_t)len,
+                                              &cfg, err, sizeof(err)),
+                          XM_OK);
     memset(&deps, 0, sizeof(deps));
     deps.cfg = &cfg;
     deps.xs = &xs_agent;
@@ -142,6 +218,20 @@ setup(void)
     deps.peers.ctx = &peers;
     deps.pid = 4242;
     CU_ASSERT_EQUAL_FATAL(agent_new(&deps, &agent), XM_OK);
+}
+
+static void
+setup(void)
+{
+    setup_in("/nonexistent/xenmaint-test");
+}
+
+static void
+setup_dir(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/xm-agent-test.XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    setup_in(dir);
 }
 
 static void
@@ -158,6 +248,16 @@ teardown(void)
     xm_xs_close(&xs_client);
     xm_xs_close(&xs_guest);
     xs_fake_free(store);
+}
+
+static void
+teardown_dir(void)
+{
+    char cmd[128];
+
+    teardown();
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
 static void
@@ -646,7 +746,321 @@ static CU_TestInfo agent_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+/* ---- --shutdown-blocked and the undrain's restarts ---- */
+
+/* B has no room: both guests are blocked, so a drain with blocked
+ * "shutdown" shuts both down. */
+#define B_FULL "{\"name\":\"B\",\"state\":\"active\",\"free_kib\":1024," \
+               "\"nr_cpus\":2,\"guests\":[]}"
+
+/* Let time pass on the fake clock, the loop turning. */
+static void
+run_for(int64_t ms)
+{
+    for (int64_t t = 0; t < ms; t += 50) {
+        clock_fake_advance(&clk, 50);
+        CU_ASSERT_EQUAL(xm_loop_run_once(loop, 0, NULL), XM_OK);
+    }
+}
+
+/* The record of a stopped guest (named by its uuid: the name padded
+ * with zero bytes, see add_guest). */
+static bool
+record_exists(const char *name)
+{
+    char path[160], hex[33];
+    uint8_t uuid[16] = { 0 };
+
+    memcpy(uuid, name, strlen(name) < 16 ? strlen(name) : 16);
+    for (unsigned i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", uuid[i]);
+    snprintf(path, sizeof(path), "%s/stopped/%s", dir, hex);
+    return access(path, F_OK) == 0;
+}
+
+/* entry[key] of the array key0 of the job's result, guest by guest. */
+static const xm_json *
+entry_of(const xm_json *doc, const char *array, const char *guest)
+{
+    const xm_json *a = xm_json_get(doc, array);
+
+    for (size_t i = 0; i < xm_json_len(a); i++) {
+        const char *g = NULL;
+        if (xm_json_get_str(xm_json_at(a, i), "guest", &g) == XM_OK &&
+            strcmp(g, guest) == 0)
+            return xm_json_at(a, i);
+    }
+    return NULL;
+}
+
+static void
+assert_entry(const xm_json *doc, const char *array, const char *guest,
+             const char *state, const char *why_part)
+{
+    const xm_json *e = entry_of(doc, array, guest);
+    const char *s = NULL;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(xm_json_get_str(e, "state", &s), XM_OK);
+    if (s && strcmp(s, state))
+        fprintf(stderr, "\n  %s %s: state '%s', wanted '%s'\n", array,
+                guest, s, state);
+    CU_ASSERT_STRING_EQUAL(s ? s : "", state);
+    CU_ASSERT_EQUAL(xm_json_get_str(e, "why", &s), XM_OK);
+    if (why_part)
+        CU_ASSERT_PTR_NOT_NULL(s ? strstr(s, why_part) : NULL);
+}
+
+static void
+drain_shutdown(const char *id, const char *extra)
+{
+    char json[160];
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    peers.b_status = B_FULL;
+    snprintf(json, sizeof(json), "{\"version\":1,\"op\":\"drain\","
+             "\"blocked\":\"shutdown\"%s}", extra);
+    submit(id, json);
+    answer_peers();
+}
+
+/* Both guests shut down, configs kept, host drained; the undrain (even
+ * --stay) starts them again and drops the records. */
+static void
+test_shutdown_then_start(void)
+{
+    const struct xm_domain *d;
+    xm_json *doc;
+    const char *s;
+    char *state;
+
+    drain_shutdown("s1", "");
+    run_for(300);
+    assert_job("s1", "done");
+    doc = job_result("s1");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    assert_entry(doc, "blocked", "g1", "shut-down", NULL);
+    assert_entry(doc, "blocked", "g2", "shut-down", NULL);
+    CU_ASSERT_EQUAL(xm_json_get_str(entry_of(doc, "blocked", "g2"),
+                                    "action", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "shutdown");
+    xm_json_free(doc);
+    CU_ASSERT_EQUAL(hv_fake_count_domains(hv), 0);
+    CU_ASSERT_TRUE(record_exists("g1"));
+    CU_ASSERT_TRUE(record_exists("g2"));
+    state = host_key("state");
+    CU_ASSERT_STRING_EQUAL(state, "drained");
+    free(state);
+
+    submit("s2", "{\"version\":1,\"op\":\"undrain\",\"stay\":true}");
+    run_for(500);
+    assert_job("s2", "done");
+    doc = job_result("s2");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    assert_entry(doc, "started", "g1", "running", NULL);
+    assert_entry(doc, "started", "g2", "running", NULL);
+    xm_json_free(doc);
+    d = hv_fake_find(hv, "g2");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(d->flags & XM_DOM_PAUSED, 0);   /* unpaused */
+    CU_ASSERT_EQUAL(d->mem_kib, 256 * MIB);         /* from its config */
+    CU_ASSERT_FALSE(record_exists("g1"));
+    CU_ASSERT_FALSE(record_exists("g2"));
+    state = host_key("state");
+    CU_ASSERT_STRING_EQUAL(state, "active");
+    free(state);
+}
+
+/* A guest that ignores the request keeps running past --timeout: the
+ * request is withdrawn, no record kept, the host not empty. */
+static void
+test_shutdown_ignored(void)
+{
+    xm_json *doc;
+    char *state;
+
+    hv_fake_ignore_shutdown(hv, hv_fake_find(hv, "g2")->domid);
+    drain_shutdown("s3", ",\"timeout\":10");
+    run_for(5000);
+    assert_job("s3", "running");        /* still waiting for g2 */
+    run_for(6000);
+    assert_job("s3", "done");
+    doc = job_result("s3");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    assert_entry(doc, "blocked", "g1", "shut-down", NULL);
+    assert_entry(doc, "blocked", "g2", "running", "within 10 s");
+    xm_json_free(doc);
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(hv, "g2"));
+    CU_ASSERT_FALSE(record_exists("g2"));
+    CU_ASSERT_TRUE(record_exists("g1"));
+    state = host_key("state");
+    CU_ASSERT_STRING_EQUAL(state, "cordoned");
+    free(state);
+}
+
+/* No PV shutdown support, or no config to keep: never forced, never
+ * shut down without a way back. */
+static void
+test_shutdown_refused_by_guest_or_config(void)
+{
+    xm_json *doc;
+
+    fault_arm(hv_fake_fault(hv), "shutdown", 1, XM_ERR_UNSUPPORTED);
+    fault_arm(hv_fake_fault(hv), "domain_config", 1, XM_ERR_HV);
+    drain_shutdown("s4", "");
+    run_for(300);
+    assert_job("s4", "done");
+    doc = job_result("s4");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    /* g1 first: its config read fails; g2: the shutdown is refused */
+    assert_entry(doc, "blocked", "g1", "running", "cannot keep its config");
+    assert_entry(doc, "blocked", "g2", "running", "no PV shutdown");
+    xm_json_free(doc);
+    CU_ASSERT_EQUAL(hv_fake_count_domains(hv), 2);
+    CU_ASSERT_FALSE(record_exists("g1"));
+    CU_ASSERT_FALSE(record_exists("g2"));
+}
+
+/* A start that fails keeps the record for the next undrain; a guest
+ * already running is not started twice. */
+static void
+test_start_failure_and_already_running(void)
+{
+    xm_json *doc;
+    struct xm_domain d;
+
+    drain_shutdown("s5", "");
+    run_for(300);
+    assert_job("s5", "done");
+    /* g1 started again by hand meanwhile */
+    memset(&d, 0, sizeof(d));
+    snprintf(d.name, sizeof(d.name), "g1");
+    memcpy(d.uuid, "g1", 2);
+    d.mem_kib = 128 * MIB;
+    d.vcpus = 1;
+    CU_ASSERT_EQUAL_FATAL(hv_fake_add_domain(hv, &d), XM_OK);
+    fault_arm(hv_fake_fault(hv), "create_done", 1, XM_ERR_NOMEM);
+    submit("s6", "{\"version\":1,\"op\":\"undrain\"}");
+    run_for(500);
+    assert_job("s6", "done");
+    doc = job_result("s6");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    assert_entry(doc, "started", "g1", "running", "already running");
+    assert_entry(doc, "started", "g2", "failed", "next undrain");
+    xm_json_free(doc);
+    CU_ASSERT_PTR_NULL(hv_fake_find(hv, "g2"));
+    CU_ASSERT_FALSE(record_exists("g1"));
+    CU_ASSERT_TRUE(record_exists("g2"));
+
+    submit("s7", "{\"version\":1,\"op\":\"undrain\"}");
+    run_for(500);
+    assert_job("s7", "done");
+    doc = job_result("s7");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    assert_entry(doc, "started", "g2", "running", NULL);
+    CU_ASSERT_PTR_NULL(entry_of(doc, "started", "g1"));
+    xm_json_free(doc);
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(hv, "g2"));
+    CU_ASSERT_FALSE(record_exists("g2"));
+}
+
+/* The notice says "shutdown"; the dry run says what would happen. */
+static void
+test_shutdown_notice_and_dry_run(void)
+{
+    xm_json *doc;
+    char path[128], *v = NULL;
+    const xm_json *e;
+    const char *s;
+
+    drain_shutdown("s8", ",\"dry_run\":true");
+    assert_job("s8", "done");
+    doc = job_result("s8");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    e = entry_of(doc, "blocked", "g2");
+    CU_ASSERT_EQUAL(xm_json_get_str(e, "action", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "shutdown");
+    CU_ASSERT_EQUAL(xm_json_get_str(e, "state", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "planned");
+    xm_json_free(doc);
+    CU_ASSERT_EQUAL(hv_fake_count_domains(hv), 2);
+
+    peers.b_status = B_FULL;
+    submit("s9", "{\"version\":1,\"op\":\"drain\",\"blocked\":\"shutdown\","
+                 "\"notice\":60}");
+    answer_peers();
+    snprintf(path, sizeof(path), "/local/domain/%u/xenmaint/notice",
+             hv_fake_find(hv, "g2")->domid);
+    CU_ASSERT_EQUAL(xm_xs_read(&xs_client, XM_XS_NO_TXN, path, &v), XM_OK);
+    CU_ASSERT_PTR_NOT_NULL(v ? strstr(v, "\"type\":\"shutdown\"") : NULL);
+    free(v);
+    run_for(1000);
+    CU_ASSERT_EQUAL(hv_fake_count_domains(hv), 2);  /* still noticing */
+    run_for(60000);
+    assert_job("s9", "done");
+    CU_ASSERT_EQUAL(hv_fake_count_domains(hv), 0);
+}
+
+/* A migration that fails before its stream began (here: B cannot be
+ * reached) is tried once more, then reported with the reason; the guest
+ * never left. */
+static void
+test_unstarted_migration_retried_once(void)
+{
+    xm_json *doc;
+    const xm_json *mv;
+    const char *s;
+
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
+                     "\"free_kib\":1048576,\"nr_cpus\":2,\"guests\":[]}";
+    submit("r1", "{\"version\":1,\"op\":\"drain\",\"blocked\":\"skip\"}");
+    answer_peers();
+    run_for(1000);
+    assert_job("r1", "done");
+    CU_ASSERT_EQUAL(chans_opened, 2);
+    doc = job_result("r1");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    mv = entry_of(doc, "moves", "g1");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mv);
+    CU_ASSERT_EQUAL(xm_json_get_str(mv, "state", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "stayed");
+    CU_ASSERT_EQUAL(xm_json_get_str(mv, "id", &s), XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "dr1-0-r");
+    CU_ASSERT_EQUAL(xm_json_get_str(mv, "why", &s), XM_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "cannot reach B"));
+    xm_json_free(doc);
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(hv, "g1"));
+    {
+        /* the first attempt's progress key says it was tried again */
+        char *v = NULL;
+        CU_ASSERT_EQUAL(xm_xs_read(&xs_client, XM_XS_NO_TXN,
+                                   "/tool/xenmaint/job/r1/guest/dr1-0", &v),
+                        XM_OK);
+        CU_ASSERT_PTR_NOT_NULL(v ? strstr(v, "(tried again)") : NULL);
+        free(v);
+    }
+}
+
+static CU_TestInfo stop_tests[] = {
+    { "a migration that never began is tried once more",
+      test_unstarted_migration_retried_once },
+    { "shut down, configs kept; undrain --stay starts them",
+      test_shutdown_then_start },
+    { "a guest that ignores the request keeps running",
+      test_shutdown_ignored },
+    { "no PV shutdown or no config: not shut down",
+      test_shutdown_refused_by_guest_or_config },
+    { "a failed start is retried; a running guest is not doubled",
+      test_start_failure_and_already_running },
+    { "notice type shutdown; dry run plans it",
+      test_shutdown_notice_and_dry_run },
+    CU_TEST_INFO_NULL,
+};
+
 CU_SuiteInfo xm_test_suites[] = {
     { "agent", NULL, NULL, setup, teardown, agent_tests },
+    { "drain with a state dir", NULL, NULL, setup_dir, teardown_dir,
+      stop_tests },
     CU_SUITE_INFO_NULL,
 };

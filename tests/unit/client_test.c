@@ -1125,7 +1125,12 @@ test_drain_exit_codes(void)
         { "{\"moves\":[{\"state\":\"done\"}],\"blocked\":[{\"guest\":"
           "\"g\",\"action\":\"skipped\"}]}", false, XM_EXIT_PARTIAL },
         { "{\"moves\":[{\"state\":\"done\"}],\"blocked\":[{\"guest\":"
-          "\"g\",\"action\":\"shutdown\"}]}", false, XM_EXIT_OK },
+          "\"g\",\"action\":\"shutdown\",\"state\":\"shut-down\"}]}",
+          false, XM_EXIT_OK },
+        /* a dry run with --shutdown-blocked: nothing would stay */
+        { "{\"moves\":[{\"state\":\"planned\"}],\"blocked\":[{\"guest\":"
+          "\"g\",\"action\":\"shutdown\",\"state\":\"planned\"}]}",
+          true, XM_EXIT_OK },
         { "{\"moves\":[{\"state\":\"planned\"}],\"blocked\":[{\"guest\":"
           "\"g\"}]}", false, XM_EXIT_BLOCKED },
         { "{\"moves\":[{\"state\":\"failed\"}]}", false, XM_EXIT_FAILED },
@@ -1188,8 +1193,15 @@ test_status_print(void)
         "\"total_kib\":16777216,\"xen_version\":\"4.17.5\","
         "\"build_id\":\"abcd\",\"livepatches\":[{\"name\":"
         "\"xen_hello_world\",\"state\":\"applied\"}],\"guests\":[{"
-        "\"name\":\"g1\",\"domid\":3,\"mem_kib\":524288}]},{\"name\":"
-        "\"B\",\"state\":\"drained\",\"reachable\":false}]}");
+        "\"name\":\"g1\",\"domid\":3,\"mem_kib\":524288}],"
+        "\"migrations\":[{\"id\":\"u1-0\",\"guest\":\"g1\",\"from\":\"B\","
+        "\"state\":\"done\",\"why\":\"\",\"seconds\":7.25,\"compress\":"
+        "\"zstd:3\",\"libxl_bytes\":136314880,\"wire_bytes\":17825792,"
+        "\"ratio\":7.65,\"precopy_rounds\":2,\"downtime\":{\"total_ms\":"
+        "790,\"stream_tail_ms\":280,\"restore_ms\":420,\"handshake_ms\":"
+        "90}},{\"id\":\"d1-0\",\"guest\":\"g2\",\"to\":\"B\",\"state\":"
+        "\"stayed\",\"why\":\"cancelled by the operator\",\"seconds\":1}]},"
+        "{\"name\":\"B\",\"state\":\"drained\",\"reachable\":false}]}");
     char *out = NULL;
     size_t len = 0;
     FILE *o = open_memstream(&out, &len);
@@ -1203,6 +1215,14 @@ test_status_print(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "512 MiB"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "Host B\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "drained, unreachable"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  migrations:  the last 2\n"
+                                  "    g1                   from B"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "done         7.2 s\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "stayed       1.0 s  cancelled by "
+                                  "the operator\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  Streams:\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "    g1                     130"
+                                  ".0 MiB    17.0 MiB    7.7x zstd:3"));
     free(out);
     xm_json_free(doc);
 }
@@ -1336,6 +1356,25 @@ test_drain_print_real(void)
     CU_ASSERT_PTR_NULL(strstr(out, "Moved "));
     CU_ASSERT_PTR_NULL(strstr(out, "Notice"));
     free(out);
+
+    /* --shutdown-blocked: what became of each guest it was to stop */
+    out = print_to_string(print_real_drain,
+                          "{\"host\":\"A\",\"dry_run\":false,\"state\":"
+                          "\"cordoned\",\"moves\":[],\"blocked\":["
+                          "{\"guest\":\"db\",\"reasons\":[\"no-room\"],"
+                          "\"action\":\"shutdown\",\"state\":\"shut-down\","
+                          "\"why\":\"\"},{\"guest\":\"nfs\",\"reasons\":"
+                          "[\"pci-passthrough\"],\"action\":\"shutdown\","
+                          "\"state\":\"running\",\"why\":\"did not shut "
+                          "down within 600 s\"}]}");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  db: no-room [shut down; xl "
+                                  "undrain starts it again]\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  nfs: pci-passthrough [still "
+                                  "running: did not shut down within 600 "
+                                  "s]\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Shut down 1 guest that could not "
+                                  "move (xl undrain starts it again).\n"));
+    free(out);
 }
 
 /* A dry run prints exactly what it printed before real drains existed
@@ -1374,9 +1413,18 @@ test_drain_exit_real(void)
         /* every guest moved: the host is empty */
         { "{\"moves\":[{\"state\":\"done\"},{\"state\":\"done\"}],"
           "\"blocked\":[],\"refused\":false}", XM_EXIT_OK },
-        /* a guest shut down as asked does not stay */
+        /* a guest shut down as asked does not stay; one that did not
+         * shut down (or was never asked) does */
         { "{\"moves\":[{\"state\":\"done\"}],\"blocked\":[{\"action\":"
-          "\"shutdown\"}]}", XM_EXIT_OK },
+          "\"shutdown\",\"state\":\"shut-down\"}]}", XM_EXIT_OK },
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\","
+          "\"state\":\"shut-down\"}]}", XM_EXIT_OK },
+        { "{\"moves\":[{\"state\":\"done\"}],\"blocked\":[{\"action\":"
+          "\"shutdown\",\"state\":\"running\"}]}", XM_EXIT_PARTIAL },
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\","
+          "\"state\":\"cancelled\"}]}", XM_EXIT_BLOCKED },
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\"}]}",
+          XM_EXIT_BLOCKED },
         /* a skipped guest keeps the host in use */
         { "{\"moves\":[{\"state\":\"done\"}],\"blocked\":[{\"action\":"
           "\"skipped\"}]}", XM_EXIT_PARTIAL },
@@ -1464,6 +1512,14 @@ test_undrain_exit_codes(void)
         /* wrong types read as missing */
         { "{\"moves\":{},\"refused\":\"x\",\"unreachable\":3}",
           XM_EXIT_OK },
+        /* the guests a drain shut down, started again (or not) */
+        { "{\"moves\":[],\"started\":[{\"state\":\"running\"},"
+          "{\"state\":\"running\",\"why\":\"already running\"}]}",
+          XM_EXIT_OK },
+        { "{\"moves\":[{\"state\":\"done\"}],\"started\":[{\"state\":"
+          "\"failed\"}]}", XM_EXIT_PARTIAL },
+        { "{\"moves\":[],\"started\":[{\"state\":\"failed\"}]}",
+          XM_EXIT_FAILED },
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1509,6 +1565,20 @@ test_undrain_print(void)
                           "\"active\",\"moves\":[],\"refused\":[],"
                           "\"unreachable\":[]}");
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "its guests stay where they are"));
+    free(out);
+    out = print_to_string(xm_undrain_print,
+                          "{\"host\":\"A\",\"stay\":true,\"state\":"
+                          "\"active\",\"moves\":[],\"refused\":[],"
+                          "\"unreachable\":[],\"started\":[{\"guest\":"
+                          "\"db\",\"state\":\"running\",\"why\":\"\"},"
+                          "{\"guest\":\"nfs\",\"state\":\"failed\",\"why\":"
+                          "\"cannot start it: out of memory\"}]}");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Started again (shut down by the "
+                                  "drain):\n  db"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, " running\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, " failed: cannot start it: out of "
+                                  "memory\n"));
+    CU_ASSERT_PTR_NULL(strstr(out, "stay where they are"));
     free(out);
     out = print_to_string(xm_undrain_print, "{\"moves\":[1,{\"guest\":"
                           "\"\\u001b[2J\",\"state\":{}}],\"refused\":[7],"

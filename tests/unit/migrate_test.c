@@ -815,6 +815,17 @@ test_crash_at_every_journal_write(void)
 /* Unexpected and unknown events in every state: a defined transition
  * (or the state holds), never a crash, and after the point of no
  * return the source's copy is never resumed or destroyed on a guess. */
+/* A migration ident of guest name from host "a" to host "b". */
+static void
+ident_ab(struct xm_mig_ident *id, const char *mid, const char *name)
+{
+    memset(id, 0, sizeof(*id));
+    snprintf(id->id, sizeof(id->id), "%s", mid);
+    snprintf(id->name, sizeof(id->name), "%s", name);
+    snprintf(id->source, sizeof(id->source), "a");
+    snprintf(id->target, sizeof(id->target), "b");
+}
+
 static void
 test_unexpected_events_every_state(void)
 {
@@ -823,11 +834,7 @@ test_unexpected_events_every_state(void)
     struct xm_mig_action acts[XM_MIG_ACTIONS_MAX];
     unsigned n, fallbacks = 0;
 
-    memset(&id, 0, sizeof(id));
-    snprintf(id.id, sizeof(id.id), "m-2");
-    snprintf(id.name, sizeof(id.name), "db");
-    snprintf(id.source, sizeof(id.source), "a");
-    snprintf(id.target, sizeof(id.target), "b");
+    ident_ab(&id, "m-2", "db");
     for (int st = 0; st < XM_MIG_STATE_COUNT; st++) {
         enum xm_mig_side side = st < XM_MIG_T_IDLE ? XM_MIG_SOURCE
                                                    : XM_MIG_TARGET;
@@ -895,11 +902,7 @@ test_init_and_names(void)
     struct xm_mig_event ev = { .type = XM_MIG_EV_START };
     unsigned n;
 
-    memset(&id, 0, sizeof(id));
-    snprintf(id.id, sizeof(id.id), "m.1");
-    snprintf(id.name, sizeof(id.name), "db");
-    snprintf(id.source, sizeof(id.source), "a");
-    snprintf(id.target, sizeof(id.target), "b");
+    ident_ab(&id, "m.1", "db");
     CU_ASSERT_EQUAL(xm_mig_init(&m, XM_MIG_SOURCE, &id, NULL),
                     XM_ERR_INVAL);
     snprintf(id.id, sizeof(id.id), "m-1");
@@ -940,11 +943,7 @@ test_retry_backoff(void)
     uint32_t last = 0;
     unsigned n;
 
-    memset(&id, 0, sizeof(id));
-    snprintf(id.id, sizeof(id.id), "m-1");
-    snprintf(id.name, sizeof(id.name), "db");
-    snprintf(id.source, sizeof(id.source), "a");
-    snprintf(id.target, sizeof(id.target), "b");
+    ident_ab(&id, "m-1", "db");
     xm_mig_config_default(&cfg);
     cfg.retry_min_ms = 100;
     cfg.retry_max_ms = 1000;
@@ -985,6 +984,46 @@ test_uuid_wire(void)
         CU_ASSERT_EQUAL(xm_mig_uuid_parse(bad[i], v), XM_ERR_INVAL);
 }
 
+/* The operator's cancel (or the progress watchdog) reaches the source
+ * as a timeout with its reason: the migration rolls back saying so, not
+ * "unexpected timeout". */
+static void
+test_own_abort_keeps_reason(void)
+{
+    static const enum xm_mig_state states[] = {
+        XM_MIG_S_OFFERED, XM_MIG_S_SENDING, XM_MIG_S_WAIT_READY,
+    };
+    struct xm_mig_event ev = {
+        .type = XM_MIG_EV_TIMEOUT, .rc = XM_ERR_CANCELLED,
+        .text = "cancelled by the operator",
+    };
+    struct xm_mig_action acts[XM_MIG_ACTIONS_MAX];
+    struct xm_mig_ident id;
+    struct xm_mig m;
+    unsigned n;
+
+    ident_ab(&id, "m-4", GUEST);
+    for (unsigned i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(xm_mig_init(&m, XM_MIG_SOURCE, &id, NULL),
+                              XM_OK);
+        m.state = states[i];
+        /* a state's fallback row: taken, and said so */
+        CU_ASSERT_EQUAL(xm_mig_step(&m, &ev, acts, XM_MIG_ACTIONS_MAX, &n),
+                        XM_ERR_STATE);
+        CU_ASSERT_NOT_EQUAL(m.state, states[i]);
+        CU_ASSERT_STRING_EQUAL(m.why, "cancelled by the operator");
+        CU_ASSERT_EQUAL(m.rc, XM_ERR_CANCELLED);
+    }
+    /* a plain timer timeout still names itself */
+    ev.text = NULL;
+    ev.rc = 0;
+    CU_ASSERT_EQUAL_FATAL(xm_mig_init(&m, XM_MIG_SOURCE, &id, NULL), XM_OK);
+    m.state = XM_MIG_S_SENDING;
+    CU_ASSERT_EQUAL(xm_mig_step(&m, &ev, acts, XM_MIG_ACTIONS_MAX, &n),
+                    XM_ERR_STATE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.why, "timeout"));
+}
+
 /* The target aborts while the source sends or waits for READY (its
  * restore failed, e.g. on a stream block that did not decode): the
  * source rolls back with the target's reason, and sends no ABORT back. */
@@ -1009,11 +1048,7 @@ test_target_abort_keeps_reason(void)
     struct xm_mig m;
     unsigned n;
 
-    memset(&id, 0, sizeof(id));
-    snprintf(id.id, sizeof(id.id), "m-3");
-    snprintf(id.name, sizeof(id.name), GUEST);
-    snprintf(id.source, sizeof(id.source), "a");
-    snprintf(id.target, sizeof(id.target), "b");
+    ident_ab(&id, "m-3", GUEST);
     id.src_domid = 7;
     for (unsigned i = 0; i < 2; i++) {
         bool hv = false;
@@ -1048,6 +1083,8 @@ static CU_TestInfo mig_tests[] = {
     { "the link drops at every step", test_fault_link_lost_everywhere },
     { "a crash at every journal write, then recovery",
       test_crash_at_every_journal_write },
+    { "the source's own abort keeps its reason",
+      test_own_abort_keeps_reason },
     { "unexpected and unknown events in every state",
       test_unexpected_events_every_state },
     { "reconnect back-off", test_retry_backoff },

@@ -8,7 +8,7 @@
  * tests, with fault injection.  Decisions (planner, state machines) never
  * include libxl.h: they see the plain structs below.
  *
- * Slow operations (migrate_send, migrate_recv) are asynchronous: they
+ * Slow operations (migrate_send, migrate_recv, create) are asynchronous: they
  * return at once and later call how->done exactly once, from inside the
  * owner's event loop (afterpoll).  The backend's file descriptors and
  * timeouts join the agent's one poll() through beforepoll/afterpoll.
@@ -105,6 +105,11 @@ struct xm_hv_ops {
      * after a migration failed before the point of no return). */
     int (*resume)(void *ctx, uint32_t domid);
     int (*destroy)(void *ctx, uint32_t domid);
+    /* Ask the guest to power itself off (the PV control/shutdown
+     * "poweroff" request) and return at once; the domain later shows
+     * XM_DOM_DYING or is gone.  Never forces: XM_ERR_UNSUPPORTED when
+     * the guest has no PV shutdown support. */
+    int (*shutdown)(void *ctx, uint32_t domid);
 
     /* Stream the running guest into fd (libxl live suspend).  On success
      * the guest is suspended on this host, still present. */
@@ -115,6 +120,11 @@ struct xm_hv_ops {
     int (*migrate_recv)(void *ctx, const char *config_json,
                         const char *name, int fd, uint32_t *domid_r,
                         const struct xm_hv_async *how);
+    /* Create and build a domain from config_json (as domain_config
+     * gives it) with the name given, left paused; *domid_r is set when
+     * the domain is created. */
+    int (*create)(void *ctx, const char *config_json, const char *name,
+                  uint32_t *domid_r, const struct xm_hv_async *how);
 
     /* Livepatch (libxenctrl xc_livepatch_*).  timeout_ns 0 lets the
      * hypervisor pick its default quiescing timeout. */

@@ -67,7 +67,7 @@ struct hv_op {
     struct xm_hv_async how;
     bool finished;              /* libxl called back; rc is valid */
     int lrc;                    /* libxl's result */
-    /* migrate_recv only */
+    /* migrate_recv and create only */
     bool restoring;
     libxl_domain_config d_config;
     libxl_domain_restore_params params;
@@ -106,6 +106,7 @@ xm_libxl_err(int lrc)
         return XM_ERR_CANCELLED;
     case ERROR_NI:
     case ERROR_FEATURE_REMOVED:
+    case ERROR_NOPARAVIRT:
         return XM_ERR_UNSUPPORTED;
     default:
         return XM_ERR_HV;
@@ -538,6 +539,16 @@ hvl_destroy(void *ctx, uint32_t domid)
     return xm_libxl_err(libxl_domain_destroy(h->ctx, domid, NULL));
 }
 
+/* The PV poweroff request (control/shutdown); a guest without PV
+ * drivers answers ERROR_NOPARAVIRT: XM_ERR_UNSUPPORTED, nothing forced. */
+static int
+hvl_shutdown(void *ctx, uint32_t domid)
+{
+    struct hv_libxl *h = ctx;
+
+    return xm_libxl_err(libxl_domain_shutdown(h->ctx, domid, NULL));
+}
+
 /* ---- asynchronous operations ------------------------------------ */
 
 /* libxl's ao callback: may run inside any libxl call; record only. */
@@ -618,6 +629,22 @@ any_finished(const struct hv_libxl *h)
     return false;
 }
 
+/* op->d_config from config_json, named name, its domid left to Xen
+ * (never trust a domid from a peer or a file). */
+static int
+op_config(struct hv_libxl *h, struct hv_op *op, const char *config_json,
+          const char *name)
+{
+    if (libxl_domain_config_from_json(h->ctx, &op->d_config, config_json))
+        return XM_ERR_INVAL;    /* a config libxl rejects */
+    free(op->d_config.c_info.name);
+    op->d_config.c_info.name = strdup(name);
+    if (!op->d_config.c_info.name)
+        return XM_ERR_NOMEM;
+    op->d_config.c_info.domid = INVALID_DOMID;
+    return XM_OK;
+}
+
 /*
  * On a synchronous failure the op was never started (libxl calls back
  * only when the initiating call returned 0) and done is never called.
@@ -675,24 +702,57 @@ hvl_migrate_recv(void *ctx, const char *config_json, const char *name,
     }
     op->restoring = true;
     op->domid_r = domid_r;
-    lrc = libxl_domain_config_from_json(h->ctx, &op->d_config, config_json);
-    if (lrc) {
-        rc = XM_ERR_INVAL;      /* the peer sent a config libxl rejects */
+    rc = op_config(h, op, config_json, name);
+    if (rc)
         goto out;
-    }
-    free(op->d_config.c_info.name);
-    op->d_config.c_info.name = strdup(name);
-    if (!op->d_config.c_info.name) {
-        rc = XM_ERR_NOMEM;
-        goto out;
-    }
-    /* Never trust a domid from the peer: let Xen pick one. */
-    op->d_config.c_info.domid = INVALID_DOMID;
     xm_libxl_restore_params_init(&op->params);
 
     op_link(h, op);
     lrc = xm_libxl_create_restore(h->ctx, &op->d_config, &op->domid, fd,
                                   &op->params, &op->ao);
+    if (lrc) {
+        h->ops = op->next;
+        rc = xm_libxl_err(lrc);
+        goto out;
+    }
+    op = NULL;                  /* h->ops owns it */
+    rc = XM_OK;
+out:
+    op_free(op);
+    return rc;
+}
+
+/* A new domain from its config, left paused (libxl never unpauses). */
+static int
+hvl_create(void *ctx, const char *config_json, const char *name,
+           uint32_t *domid_r, const struct xm_hv_async *how)
+{
+    struct hv_libxl *h = ctx;
+    struct hv_op *op = NULL;
+    int lrc;
+    int rc;
+
+    assert(how && how->done);
+    if (!config_json) {
+        rc = XM_ERR_INVAL;
+        goto out;
+    }
+    rc = check_domname(name);
+    if (rc)
+        goto out;
+    op = op_new(h, how);
+    if (!op) {
+        rc = XM_ERR_NOMEM;
+        goto out;
+    }
+    op->restoring = true;       /* it reports a domid the same way */
+    op->domid_r = domid_r;
+    rc = op_config(h, op, config_json, name);
+    if (rc)
+        goto out;
+    op_link(h, op);
+    lrc = libxl_domain_create_new(h->ctx, &op->d_config, &op->domid,
+                                  &op->ao, NULL);
     if (lrc) {
         h->ops = op->next;
         rc = xm_libxl_err(lrc);
@@ -999,8 +1059,10 @@ static const struct xm_hv_ops hv_libxl_ops = {
     .unpause = hvl_unpause,
     .resume = hvl_resume,
     .destroy = hvl_destroy,
+    .shutdown = hvl_shutdown,
     .migrate_send = hvl_migrate_send,
     .migrate_recv = hvl_migrate_recv,
+    .create = hvl_create,
     .lp_upload = hvl_lp_upload,
     .lp_get = hvl_lp_get,
     .lp_list = hvl_lp_list,

@@ -500,8 +500,15 @@ note_failure(struct xm_mig *m, const struct xm_mig_event *ev,
         return;
     }
     m->rc = event_rc(ev);
-    r = snprintf(m->why, sizeof(m->why), txt ? "%s: " : "%s",
-                 xm_mig_event_name(ev->type));
+    /* A timeout the executor raised itself (the operator's cancel, the
+     * progress watchdog) says why in its text: that is the reason. */
+    if (ev->type == E(TIMEOUT) && txt) {
+        m->why[0] = '\0';
+        r = 0;
+    } else {
+        r = snprintf(m->why, sizeof(m->why), txt ? "%s: " : "%s",
+                     xm_mig_event_name(ev->type));
+    }
     if (!txt || r < 0 || (size_t)r >= sizeof(m->why))
         return;
     /* Peer text is hostile: printable ASCII only, cut to fit. */
@@ -650,7 +657,8 @@ xm_mig_step(struct xm_mig *m, const struct xm_mig_event *ev,
     if (n > max)
         return XM_ERR_TOOBIG;
     if (r->flags & F_FAIL)
-        note_failure(m, ev, fallback);
+        note_failure(m, ev, fallback && !(ev->type == E(TIMEOUT) &&
+                                          ev->text));
     if (r->flags & F_PONR)
         m->after_go = true;
     if (r->flags & F_LEFTOVER)

@@ -7,14 +7,17 @@
  * them, give each guest its maintenance notice in xenstore and wait for
  * the acknowledgements or the notice time, then run the migrations, at
  * most --parallel at once, each bounded by --timeout and a progress
- * watchdog.  Ctrl-C (job/<id>/cancel) stops starting new ones and rolls
+ * watchdog.  With --shutdown-blocked the guests that cannot move are
+ * asked to power off instead (agent_stop.c keeps their configs).  Ctrl-C (job/<id>/cancel) stops starting new ones and rolls
  * back those not yet past the point of no return.  Progress goes to
  * job/<id>/guest/<migration id> a few times a second; the result says,
  * per guest, where it ended.
  *
  * Undrain: uncordon, then (unless --stay) ask every peer holding guests
  * that left this host (state_dir/away) to send them home (MIGRATE_PULL);
- * the peers start the migrations and this host follows them arriving.
+ * the peers start the migrations and this host follows them arriving;
+ * the guests a drain shut down are started again here (also with
+ * --stay: they are this host's own).
  * A pull is the peer's side of that: a small drain without a job.
  */
 #include <stdio.h>
@@ -183,7 +186,8 @@ gen_targets(struct xm_jgen *g, const struct agent_peer_status *st,
 
 static void
 gen_blocked(struct xm_jgen *g, const struct plan_build *b,
-            const struct xm_plan *plan, const char *action)
+            const struct xm_plan *plan, const char *action,
+            const char *state)
 {
     xm_jgen_key(g, "blocked");
     xm_jgen_array_open(g);
@@ -199,6 +203,8 @@ gen_blocked(struct xm_jgen *g, const struct plan_build *b,
         xm_jgen_kv_str(g, "detail", r->detail ? r->detail : "");
         if (action)
             xm_jgen_kv_str(g, "action", action);
+        if (state)
+            xm_jgen_kv_str(g, "state", state);
         xm_jgen_map_close(g);
     }
     xm_jgen_array_close(g);
@@ -234,7 +240,14 @@ gen_plan(struct xm_jgen *g, struct job *job, const struct plan_build *b,
         xm_jgen_map_close(g);
     }
     xm_jgen_array_close(g);
-    gen_blocked(g, b, plan, refused ? "refused" : NULL);
+    if (refused)
+        gen_blocked(g, b, plan, "refused", NULL);
+    else if (job->req.blocked == XM_BLOCKED_SHUTDOWN)
+        gen_blocked(g, b, plan, "shutdown", "planned");
+    else if (job->req.blocked == XM_BLOCKED_SKIP)
+        gen_blocked(g, b, plan, "skipped", NULL);
+    else
+        gen_blocked(g, b, plan, NULL, NULL);
     xm_jgen_map_close(g);
 }
 
@@ -255,6 +268,7 @@ struct move {
     struct mig *m;
     enum move_st st;
     bool arrived;               /* undrain: its target migration began */
+    bool retried;               /* drain, pull: tried a second time */
     bool acked;                 /* drain: acknowledged the notice */
     char state[MOVE_STATE_MAX]; /* the final move state */
     char outcome[32];
@@ -275,6 +289,9 @@ struct drain {
                                  * ("": the pool default) */
     struct move *mv;
     size_t n;
+    struct stop **st;           /* drain: guests to shut down; undrain:
+                                 * guests to start again */
+    size_t n_st;
     unsigned parallel, timeout_s;
     char *targets_json, *blocked_json;
     bool cancelled;
@@ -398,6 +415,41 @@ move_finish(struct move *mv, const char *state, const char *outcome,
     mv->m = NULL;
 }
 
+/*
+ * A migration that failed before its stream began (no byte of the guest
+ * sent: the connection, the offer or the target's check failed) left
+ * the guest untouched where it runs; it is tried once more, under a new
+ * id, unless the drain is being cancelled.  Its first attempt's
+ * progress key says so.
+ */
+static bool
+move_retry(struct drain *d, struct move *mv, const struct mig *m)
+{
+    char id[XM_MIG_ID_MAX + 1];
+
+    if (mv->retried || d->cancelled || d->a->stopping ||
+        m->res.outcome != XM_MIG_FAILED_BEFORE || m->bytes != 0 ||
+        strlen(mv->id) + 2 > XM_MIG_ID_MAX)
+        return false;
+    xm_log_warn("%s: migration %s of %s failed before its stream began "
+                "(%s): trying once more", d->kind == D_DRAIN ? "drain"
+                : "pull", mv->id, mv->guest, m->why);
+    move_finish(mv, "stayed", xm_mig_outcome_name(m->res.outcome), NULL,
+                m->t1_ms);
+    snprintf(mv->why, sizeof(mv->why), "%.100s (tried again)", m->why);
+    move_publish(d, mv);
+    snprintf(id, sizeof(id), "%s-r", mv->id);
+    memcpy(mv->id, id, sizeof(mv->id));
+    mv->st = MV_QUEUED;
+    mv->retried = true;
+    mv->state[0] = mv->outcome[0] = mv->why[0] = '\0';
+    mv->bytes = 0;
+    memset(&mv->stats, 0, sizeof(mv->stats));
+    free(mv->written);
+    mv->written = NULL;
+    return true;
+}
+
 /* A migration of ours reports (drain, pull: the source side). */
 static void
 on_mig(void *arg, struct mig *m, bool final)
@@ -412,6 +464,8 @@ on_mig(void *arg, struct mig *m, bool final)
         mv->bytes = m->bytes;
         mv->stats = m->stats;
         snprintf(mv->why, sizeof(mv->why), "%s", m->why);
+        if (final && move_retry(d, mv, m))
+            return;
         if (final)
             move_finish(mv, mig_move_state(m),
                         xm_mig_outcome_name(m->res.outcome), m->why,
@@ -471,7 +525,7 @@ set_schema_perms(struct agent *a, const char *path, uint32_t domid)
 }
 
 static void
-notice_write(struct drain *d, struct move *mv)
+notice_write(struct drain *d, const struct xm_domain *dom, const char *type)
 {
     struct agent *a = d->a;
     char dir[XM_XS_PATH_MAX], path[XM_XS_PATH_MAX];
@@ -485,39 +539,38 @@ notice_write(struct drain *d, struct move *mv)
         return;
     xm_jgen_map_open(g);
     xm_jgen_kv_str(g, "id", d->notice_id);
-    xm_jgen_kv_str(g, "type", "migrate");
+    xm_jgen_kv_str(g, "type", type);
     xm_jgen_kv_int(g, "not-before", now + d->notice_s);
     xm_jgen_kv_int(g, "deadline", now + d->notice_s + d->timeout_s);
     xm_jgen_map_close(g);
     rc = xm_jgen_finish(g, &text, &len);
     if (!rc)
-        rc = xm_xs_path(dir, "/local/domain/%u/xenmaint", mv->dom.domid);
+        rc = xm_xs_path(dir, "/local/domain/%u/xenmaint", dom->domid);
     if (!rc)
         rc = xm_xs_path(path, "/local/domain/%u/xenmaint/notice",
-                        mv->dom.domid);
+                        dom->domid);
     if (!rc)
         rc = a->d.xs->ops->mkdir(a->d.xs->ctx, XM_XS_NO_TXN, dir);
     if (!rc)
-        rc = set_schema_perms(a, dir, mv->dom.domid);
+        rc = set_schema_perms(a, dir, dom->domid);
     if (!rc)
         rc = xm_xs_write_str(a->d.xs, XM_XS_NO_TXN, path, text);
     if (!rc)
-        rc = set_schema_perms(a, path, mv->dom.domid);
+        rc = set_schema_perms(a, path, dom->domid);
     if (rc)
-        xm_log_warn("drain: cannot give %s its notice: %s", mv->guest,
+        xm_log_warn("drain: cannot give %s its notice: %s", dom->name,
                     xm_strerror(rc));
     xm_jgen_free(g);
 }
 
 static bool
-notice_acked(struct drain *d, struct move *mv)
+notice_acked(struct drain *d, uint32_t domid)
 {
     char path[XM_XS_PATH_MAX];
     char *value = NULL;
     bool ok;
 
-    if (xm_xs_path(path, "/local/domain/%u/data/xenmaint-ack",
-                   mv->dom.domid) ||
+    if (xm_xs_path(path, "/local/domain/%u/data/xenmaint-ack", domid) ||
         xm_xs_read(d->a->d.xs, XM_XS_NO_TXN, path, &value))
         return false;
     ok = !strcmp(value, d->notice_id) || !strcmp(value, "ack");
@@ -526,12 +579,12 @@ notice_acked(struct drain *d, struct move *mv)
 }
 
 static void
-notice_clear(struct drain *d, struct move *mv)
+notice_clear(struct drain *d, uint32_t domid)
 {
     char path[XM_XS_PATH_MAX];
 
     if (xm_xs_path(path, "/local/domain/%u/xenmaint/notice",
-                   mv->dom.domid) == XM_OK)
+                   domid) == XM_OK)
         d->a->d.xs->ops->rm(d->a->d.xs->ctx, XM_XS_NO_TXN, path);
 }
 
@@ -609,6 +662,34 @@ raw_array(struct xm_jgen *g, const char *key, struct xm_jgen *items)
     xm_jgen_raw(g, text, len);
 }
 
+/* The stops as a drain's "blocked" array (the guests it shut down, or
+ * tried to) or an undrain's "started" array. */
+static void
+gen_stopped(struct xm_jgen *g, const struct drain *d)
+{
+    xm_jgen_key(g, d->kind == D_DRAIN ? "blocked" : "started");
+    xm_jgen_array_open(g);
+    for (size_t i = 0; i < d->n_st; i++) {
+        const struct stop *s = d->st[i];
+
+        xm_jgen_map_open(g);
+        xm_jgen_kv_str(g, "guest", s->dom.name);
+        if (d->kind == D_DRAIN) {
+            xm_jgen_kv_uint(g, "domid", s->dom.domid);
+            xm_jgen_kv_uint(g, "mem_kib", s->dom.mem_kib);
+            gen_reasons(g, s->reasons);
+            xm_jgen_kv_str(g, "detail", s->detail);
+            xm_jgen_kv_str(g, "action", "shutdown");
+        }
+        /* an undrain that ends while a start runs (agent stopping) */
+        xm_jgen_kv_str(g, "state", !strcmp(s->state, "starting")
+                                   ? "failed" : s->state);
+        xm_jgen_kv_str(g, "why", s->why);
+        xm_jgen_map_close(g);
+    }
+    xm_jgen_array_close(g);
+}
+
 static void
 drain_finish(struct drain *d)
 {
@@ -625,8 +706,12 @@ drain_finish(struct drain *d)
             n_done++;
         move_publish(d, mv);
         if (d->kind == D_DRAIN && d->notice_id[0])
-            notice_clear(d, mv);
+            notice_clear(d, mv->dom.domid);
     }
+    for (size_t i = 0; i < d->n_st; i++)
+        if (d->kind == D_DRAIN && d->notice_id[0] &&
+            strcmp(d->st[i]->state, "shut-down"))
+            notice_clear(d, d->st[i]->dom.domid);
     if (d->kind == D_DRAIN) {
         if (host_empty(a))
             agent_set_state(a, "drained", "");
@@ -665,11 +750,15 @@ drain_finish(struct drain *d)
         gen_move(g, d, &d->mv[i]);
     xm_jgen_array_close(g);
     if (d->kind == D_DRAIN) {
-        xm_jgen_key(g, "blocked");
-        if (d->blocked_json)
-            xm_jgen_raw(g, d->blocked_json, strlen(d->blocked_json));
-        else
-            xm_jgen_raw(g, "[]", 2);
+        if (d->n_st) {
+            gen_stopped(g, d);
+        } else {
+            xm_jgen_key(g, "blocked");
+            if (d->blocked_json)
+                xm_jgen_raw(g, d->blocked_json, strlen(d->blocked_json));
+            else
+                xm_jgen_raw(g, "[]", 2);
+        }
         if (d->notice_id[0]) {
             xm_jgen_key(g, "notice");
             xm_jgen_map_open(g);
@@ -679,6 +768,9 @@ drain_finish(struct drain *d)
             for (size_t i = 0; i < d->n; i++)
                 if (d->mv[i].acked)
                     xm_jgen_str(g, d->mv[i].guest);
+            for (size_t i = 0; i < d->n_st; i++)
+                if (d->st[i]->acked)
+                    xm_jgen_str(g, d->st[i]->dom.name);
             xm_jgen_array_close(g);
             gen_seconds(g, "waited_s", d->notice_end_ms > d->notice_t0_ms
                                        ? d->notice_end_ms - d->notice_t0_ms
@@ -688,6 +780,7 @@ drain_finish(struct drain *d)
     } else {
         raw_array(g, "refused", d->refused);
         raw_array(g, "unreachable", d->unreachable);
+        gen_stopped(g, d);
     }
     xm_jgen_map_close(g);
     xm_log_info("%s: %u of %zu guests moved",
@@ -718,6 +811,9 @@ drain_free(struct drain *d)
         free(d->mv[i].written);
     }
     free(d->mv);
+    for (size_t i = 0; i < d->n_st; i++)
+        stop_free(d->st[i]);
+    free(d->st);
     free(d->targets_json);
     free(d->blocked_json);
     xm_jgen_free(d->refused);
@@ -783,14 +879,39 @@ drain_step(struct drain *d)
 
         for (size_t i = 0; i < d->n; i++) {
             if (!d->mv[i].acked)
-                d->mv[i].acked = notice_acked(d, &d->mv[i]);
+                d->mv[i].acked = notice_acked(d, d->mv[i].dom.domid);
             all = all && d->mv[i].acked;
+        }
+        for (size_t i = 0; i < d->n_st; i++) {
+            if (!d->st[i]->acked)
+                d->st[i]->acked = notice_acked(d, d->st[i]->dom.domid);
+            all = all && d->st[i]->acked;
         }
         if (all || now >= d->notice_end_ms || d->cancelled) {
             d->noticing = false;
             d->notice_end_ms = now;
         }
     }
+    /* drain: the guests to shut down, all at once after the notice
+     * (an undrain started its guests when it began) */
+    for (size_t i = 0; i < d->n_st; i++) {
+        struct stop *s = d->st[i];
+
+        if (d->kind != D_DRAIN || strcmp(s->state, "queued"))
+            continue;
+        if (d->cancelled) {
+            snprintf(s->state, sizeof(s->state), "cancelled");
+            snprintf(s->why, sizeof(s->why), "not asked to shut down: "
+                     "the drain was cancelled");
+        } else if (!d->noticing) {
+            stop_shutdown(s, now);
+        }
+    }
+    if (d->kind == D_DRAIN)
+        stops_poll(d->a, d->st, d->n_st, d->timeout_s, now);
+    for (size_t i = 0; i < d->n_st; i++)
+        if (!stop_finished(d->st[i]))
+            open++;
     for (size_t i = 0; i < d->n; i++)
         if (d->mv[i].st == MV_RUNNING)
             running++;
@@ -912,6 +1033,35 @@ drain_abandon(struct drain *d)
     drain_free(d);
 }
 
+/* The guests the plan could not place, to shut down. */
+static int
+add_stops(struct drain *d, const struct plan_build *b,
+          const struct xm_plan *plan)
+{
+    d->st = calloc(plan->n_blocked ? plan->n_blocked : 1, sizeof(*d->st));
+    if (!d->st)
+        return XM_ERR_NOMEM;
+    for (size_t i = 0; i < plan->n_results; i++) {
+        const struct xm_plan_result *r = &plan->results[i];
+        struct stop *s;
+
+        if (r->target >= 0 || d->n_st >= plan->n_blocked)
+            continue;
+        s = stop_new(d->a);
+        if (!s)
+            return XM_ERR_NOMEM;
+        for (size_t k = 0; k < b->n_doms; k++)
+            if (b->doms[k].domid == b->guests[i].domid)
+                s->dom = b->doms[k];
+        s->dom.mem_kib = b->guests[i].mem_kib;
+        s->reasons = r->reasons;
+        snprintf(s->detail, sizeof(s->detail), "%s",
+                 r->detail ? r->detail : "");
+        d->st[d->n_st++] = s;
+    }
+    return XM_OK;
+}
+
 static void
 drain_peers_done(void *arg, const struct agent_peer_status *st, unsigned n)
 {
@@ -996,25 +1146,34 @@ drain_peers_done(void *arg, const struct agent_peer_status *st, unsigned n)
         t = xm_jgen_new(false);
         if (t) {
             xm_jgen_map_open(t);
-            gen_blocked(t, &b, &plan, "skipped");
+            gen_blocked(t, &b, &plan, "skipped", NULL);
             xm_jgen_map_close(t);
             d->blocked_json = inner_array(t);
             xm_jgen_free(t);
         }
     }
+    if (plan.n_blocked && job->req.blocked == XM_BLOCKED_SHUTDOWN) {
+        rc = add_stops(d, &b, &plan);
+        if (rc) {
+            job_finish(job, rc, NULL, NULL);
+            goto fail;
+        }
+    }
     xm_log_info("drain: %zu guests to move, %zu blocked%s, %u at once",
-                d->n, plan.n_blocked, plan.n_blocked ? " (skipped)" : "",
-                d->parallel);
+                d->n, plan.n_blocked, !plan.n_blocked ? ""
+                : d->n_st ? " (to shut down)" : " (skipped)", d->parallel);
     /* the notice: every guest that moves hears of it first */
     d->notice_s = job->req.notice_s ? job->req.notice_s
                                     : a->d.cfg->notice_s;
-    if (d->n) {
+    if (d->n || d->n_st) {
         snprintf(d->notice_id, sizeof(d->notice_id), "%s", job->id);
         d->notice_t0_ms = now_ms(d);
         d->notice_end_ms = d->notice_t0_ms + (int64_t)d->notice_s * 1000;
         d->noticing = d->notice_s > 0;
         for (size_t i = 0; i < d->n; i++)
-            notice_write(d, &d->mv[i]);
+            notice_write(d, &d->mv[i].dom, "migrate");
+        for (size_t i = 0; i < d->n_st; i++)
+            notice_write(d, &d->st[i]->dom, "shutdown");
     }
     drain_step(d);              /* may finish at once */
     goto out;
@@ -1056,12 +1215,6 @@ agent_drain_job(struct job *job)
         }
     }
     if (!job->req.dry_run) {
-        if (job->req.blocked == XM_BLOCKED_SHUTDOWN) {
-            job_finish(job, XM_ERR_UNSUPPORTED, NULL, "--shutdown-blocked "
-                       "is not available yet: use --skip-blocked, or shut "
-                       "the blocked guests down first");
-            return;
-        }
         if (a->drain) {
             job_finish(job, XM_ERR_BUSY, NULL, "a drain or undrain is "
                        "already running on this host");
@@ -1230,6 +1383,8 @@ undrain_finish_now(struct job *job, bool stay)
     xm_jgen_raw(g, "[]", 2);
     xm_jgen_key(g, "unreachable");
     xm_jgen_raw(g, "[]", 2);
+    xm_jgen_key(g, "started");
+    xm_jgen_raw(g, "[]", 2);
     xm_jgen_map_close(g);
     job_finish_json(job, g);
     xm_jgen_free(g);
@@ -1276,8 +1431,9 @@ agent_undrain_job(struct job *job)
     struct agent *a = job->a;
     struct agent_peers *p = &a->d.peers;
     struct away_rec *recs = NULL;
+    struct stop **st = NULL;
     struct drain *d;
-    size_t n = 0;
+    size_t n = 0, n_st = 0;
     unsigned timeout_s;
     int rc;
 
@@ -1295,33 +1451,51 @@ agent_undrain_job(struct job *job)
         }
     }
     agent_set_state(a, "active", "");
-    if (job->req.stay) {
-        undrain_finish_now(job, true);
+    rc = stops_load(a, &st, &n_st);
+    if (rc) {
+        job_finish(job, rc, NULL, "cannot read the records of the guests "
+                   "a drain shut down (state_dir/stopped)");
         return;
     }
-    rc = agent_away_load(a, &recs, &n);
+    rc = job->req.stay ? XM_OK : agent_away_load(a, &recs, &n);
     if (rc) {
+        for (size_t i = 0; i < n_st; i++)
+            stop_free(st[i]);
+        free(st);
         job_finish(job, rc, NULL, "cannot read the records of the guests "
                    "that left this host");
         return;
     }
-    if (n == 0 || !p->ops || !p->ops->ask) {
+    if (!p->ops || !p->ops->ask)
+        n = 0;
+    if (n == 0 && n_st == 0) {
         free(recs);
-        undrain_finish_now(job, false);
+        free(st);
+        undrain_finish_now(job, job->req.stay);
         return;
     }
     d = drain_new(a, job, D_UNDRAIN);
     if (!d) {
+        for (size_t i = 0; i < n_st; i++)
+            stop_free(st[i]);
+        free(st);
         free(recs);
         job_finish(job, XM_ERR_NOMEM, NULL, NULL);
         return;
     }
     a->drain = d;
+    d->st = st;
+    d->n_st = n_st;
     timeout_s = d->timeout_s * (unsigned)((n + d->parallel - 1) /
                                           d->parallel);
     if (timeout_s < UNDRAIN_MIN_S)
         timeout_s = UNDRAIN_MIN_S;
     d->deadline_ms = now_ms(d) + (int64_t)timeout_s * 1000;
+    /* this host's own guests that a drain shut down: started here */
+    for (size_t i = 0; i < n_st; i++) {
+        xm_log_info("undrain: starting %s again", st[i]->dom.name);
+        stop_start(st[i]);
+    }
     /* one pull per host that holds some of our guests */
     for (size_t i = 0; i < n; i++) {
         struct pull_ask *pa;

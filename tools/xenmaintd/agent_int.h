@@ -61,6 +61,21 @@ struct mig {
     struct xm_loop_timer *reap;
 };
 
+/* A finished migration, as status reports it (agent_mig.c). */
+#define MIG_PAST_MAX 8
+struct mig_past {
+    char id[XM_MIG_ID_MAX + 1];
+    char guest[XM_DOMNAME_MAX + 1];
+    char peer[XM_PROTO_HOST_MAX + 1];
+    bool source;
+    char state[16];             /* mig_move_state */
+    char why[XM_MIG_WHY_MAX];
+    uint64_t bytes;
+    int64_t ms;                 /* how long it took */
+    int64_t ended_s;            /* wall clock */
+    struct migexec_stats stats;
+};
+
 struct agent {
     struct agent_deps d;
     struct xm_journal *journal; /* state_dir/migrations */
@@ -69,6 +84,10 @@ struct agent {
     struct drain *pulls;        /* peers' undrains we serve */
     struct mig_progress *mig_progress;  /* agent_mig.c: libxc's reports */
     struct flow *patch;         /* the patch apply running */
+    /* the last finished migrations: a ring, past_next the slot the
+     * next one takes (the newest is just before it) */
+    struct mig_past past[MIG_PAST_MAX];
+    unsigned n_past, past_next;
     struct xm_loop_fd *xs_fd;
     struct job *jobs;           /* running */
     char **done_ids;            /* finished, oldest first */
@@ -152,6 +171,9 @@ int mig_compress_check(struct agent *a, const char *compress, char *err_r,
 void mig_stats_json(struct xm_jgen *g, const struct migexec_stats *st);
 /* m's figures now (live while it runs). */
 void mig_stats(const struct mig *m, struct migexec_stats *st_r);
+/* The last finished migrations, newest first, as the JSON array
+ * "migrations" (status; see doc/protocol.md). */
+void mig_past_json(const struct agent *a, struct xm_jgen *g);
 /* Roll back before the point of no return (see migexec_abort). */
 int mig_abort(struct mig *m, const char *why);
 struct mig *mig_find(struct agent *a, const char *id, enum xm_mig_side side);
@@ -164,6 +186,37 @@ struct away_rec {
     char host[XM_PROTO_HOST_MAX + 1];
 };
 int agent_away_load(struct agent *a, struct away_rec **recs_r, size_t *n_r);
+
+/* agent_stop.c: guests a drain shuts down (--shutdown-blocked) and the
+ * undrain starts again.  state: drain "queued", "asked", "shut-down",
+ * "running" (it did not shut down), "cancelled"; undrain "queued",
+ * "starting", "running", "failed". */
+struct stop {
+    struct agent *a;
+    struct xm_domain dom;       /* drain: the guest; undrain: name, uuid */
+    unsigned reasons;           /* drain: why it could not move */
+    char detail[160];
+    char state[16];
+    char why[XM_MIG_WHY_MAX];
+    bool acked;                 /* drain: acknowledged its notice */
+    int64_t t0_ms;              /* drain: when it was asked */
+    char *config;               /* undrain: its libxl config */
+    uint32_t new_domid;
+    bool pending, orphan;       /* undrain: a create running */
+};
+struct stop *stop_new(struct agent *a);
+void stop_free(struct stop *s); /* a pending one is freed when it ends */
+bool stop_finished(const struct stop *s);
+/* Keep its config, then ask the guest to power off. */
+void stop_shutdown(struct stop *s, int64_t now_ms);
+/* The asked ones: shut down (destroyed), or still running after
+ * timeout_s (request withdrawn, record dropped). */
+void stops_poll(struct agent *a, struct stop **v, size_t n,
+                unsigned timeout_s, int64_t now_ms);
+/* The records of state_dir/stopped, as "queued" undrain entries. */
+int stops_load(struct agent *a, struct stop ***v_r, size_t *n_r);
+/* Start the recorded guest again (create, then unpause). */
+void stop_start(struct stop *s);
 
 /* agent_drain.c: drain, undrain, and a peer's pull */
 void agent_drain_job(struct job *job);

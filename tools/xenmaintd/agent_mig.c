@@ -389,6 +389,59 @@ log_moved(const struct mig *m)
                     st->compress_why);
 }
 
+/* Kept for status: the newest replaces the oldest. */
+static void
+mig_remember(struct mig *m)
+{
+    struct agent *a = m->a;
+    struct mig_past *p = &a->past[a->past_next];
+
+    memset(p, 0, sizeof(*p));
+    snprintf(p->id, sizeof(p->id), "%s", m->ident.id);
+    snprintf(p->guest, sizeof(p->guest), "%s", m->ident.name);
+    snprintf(p->peer, sizeof(p->peer), "%s", m->peer);
+    p->source = m->side == XM_MIG_SOURCE;
+    snprintf(p->state, sizeof(p->state), "%s", mig_move_state(m));
+    snprintf(p->why, sizeof(p->why), "%s", m->why);
+    p->bytes = m->bytes;
+    p->ms = m->t1_ms > m->t0_ms && m->t0_ms ? m->t1_ms - m->t0_ms : 0;
+    p->ended_s = xm_clock_wall_s(a->d.clock);
+    p->stats = m->stats;
+    a->past_next = (a->past_next + 1) % MIG_PAST_MAX;
+    if (a->n_past < MIG_PAST_MAX)
+        a->n_past++;
+}
+
+void
+mig_past_json(const struct agent *a, struct xm_jgen *g)
+{
+    char secs[32];
+    int len;
+
+    xm_jgen_key(g, "migrations");
+    xm_jgen_array_open(g);
+    for (unsigned k = 1; k <= a->n_past; k++) {
+        const struct mig_past *p =
+            &a->past[(a->past_next + MIG_PAST_MAX - k) % MIG_PAST_MAX];
+
+        xm_jgen_map_open(g);
+        xm_jgen_kv_str(g, "id", p->id);
+        xm_jgen_kv_str(g, "guest", p->guest);
+        xm_jgen_kv_str(g, p->source ? "to" : "from", p->peer);
+        xm_jgen_kv_str(g, "state", p->state);
+        xm_jgen_kv_str(g, "why", p->why);
+        xm_jgen_kv_uint(g, "bytes", p->bytes);
+        len = snprintf(secs, sizeof(secs), "%lld.%03lld",
+                       (long long)(p->ms / 1000), (long long)(p->ms % 1000));
+        xm_jgen_key(g, "seconds");
+        xm_jgen_raw(g, secs, (size_t)len);
+        xm_jgen_kv_int(g, "ended", p->ended_s);
+        mig_stats_json(g, &p->stats);
+        xm_jgen_map_close(g);
+    }
+    xm_jgen_array_close(g);
+}
+
 /* The executor reports. */
 static void
 on_exec_done(void *arg, struct migexec *x, const struct migexec_result *res,
@@ -418,6 +471,7 @@ on_exec_done(void *arg, struct migexec *x, const struct migexec_result *res,
                 xm_log_warn("cannot update %s/" AWAY_FILE ": %s",
                             a->d.cfg->state_dir, xm_strerror(rc));
         }
+        mig_remember(m);
         if (m->res.outcome == XM_MIG_OK)
             log_moved(m);
         else

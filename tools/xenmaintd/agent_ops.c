@@ -197,6 +197,7 @@ agent_host_status(struct agent *a, struct xm_jgen *g)
         xm_jgen_map_close(g);
     }
     xm_jgen_array_close(g);
+    mig_past_json(a, g);
     xm_jgen_map_close(g);
     free(doms);
     return XM_OK;

@@ -13,7 +13,8 @@
 # `lab up` appends the lab's own dom0 files (tests/lab/dom0) and the
 # project's binaries as further cpio archives at every boot.
 # guest: the same Debian kernel and a tiny busybox initramfs whose /init
-# prints "tick N" on the console every second.
+# prints "tick N" on the console every second (and whose /sbin/poweroff
+# powers it off when Xen asks).
 # Run by `lab build` (lib/build.sh) as root with:
 #   OUT         empty directory receiving the results
 #   WORK        scratch directory
@@ -105,8 +106,17 @@ CONF
 build_guest() {
     local g=$WORK/guestfs
     step "guest initramfs"
-    mkdir -p "$g"/{bin,proc,sys,dev}
+    mkdir -p "$g"/{bin,sbin,proc,sys,dev}
     cp "$ROOT/bin/busybox" "$g/bin/busybox"
+    # The kernel runs /sbin/poweroff when Xen asks the guest to power off
+    # (xl shutdown, xenmaint's --shutdown-blocked); init is a plain loop,
+    # so power off at once.
+    cat > "$g/sbin/poweroff" <<'POWEROFF'
+#!/bin/busybox sh
+echo "lab guest: powering off" > /dev/console 2>/dev/null
+exec /bin/busybox poweroff -f
+POWEROFF
+    chmod +x "$g/sbin/poweroff"
     cat > "$g/init" <<'GUEST'
 #!/bin/busybox sh
 # PID 1 of the lab's PV guest: print a numbered tick every second.

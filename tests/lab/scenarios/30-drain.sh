@@ -21,7 +21,7 @@ step "both hosts active, no records of earlier drains"
 agents_reset
 
 step "three ticking guests on A"
-for g in $GUESTS; do "$LAB" guest A "$g" 128; done
+guests A 128 $GUESTS
 
 step "xl drain --dry-run plans all three onto B"
 plan=$(on A 'xl drain --dry-run --json')
@@ -41,7 +41,7 @@ expect_eq "notice time" "$(json 'd["notice"]["seconds"]' <<< "$res")" 2
 expect_eq "domains on A" "$(domains A)" "Domain-0"
 expect_eq "domains on B" "$(domains B)" "Domain-0 g1 g2 g3"
 expect_eq "state of A" "$(host_state A)" drained
-for g in $GUESTS; do ticking "$g" B; done
+ticking B $GUESTS
 
 step "B cannot drain onto the drained A: refused, nothing moves"
 rc=0
@@ -66,7 +66,7 @@ expect_eq "moves done" "$(json 'sum(m["state"] == "done" for m in d["moves"])' <
 expect_eq "state of A" "$(host_state A)" active
 expect_eq "domains on A" "$(domains A)" "Domain-0 g1 g2 g3"
 expect_eq "domains on B" "$(domains B)" "Domain-0"
-for g in $GUESTS; do ticking "$g" A; done
+ticking A $GUESTS
 
 step "a drain that cannot fit: a 900 MiB guest fills B"
 "$LAB" guest B big 900
@@ -80,4 +80,4 @@ expect_eq "refused" "$(json 'd.get("refused", False)' <<< "$res")" True
     fail "no blocker names memory"
 expect_eq "state of A" "$(host_state A)" active
 expect_eq "domains on A" "$(domains A)" "Domain-0 g1 g2 g3"
-for g in $GUESTS; do ticking "$g" A; done
+ticking A $GUESTS

@@ -11,24 +11,17 @@
 
 GUESTS="g1 g2 g3"
 
-transient() { on "$1" "xl list" | awk '/--incoming|--migratedaway/ {print $1}' | xargs; }
-
 step "both hosts active, no records of earlier drains"
 agents_reset
 
 step "three ticking guests on A"
-for g in $GUESTS; do "$LAB" guest A "$g" 128; done
+guests A 128 $GUESTS
 
 step "xl drain --parallel 1 on A, in the background"
 on A 'setsid sh -c "xl drain --parallel 1 --json > /run/drain1.out 2>&1" < /dev/null > /dev/null 2>&1 &'
 
 step "wait for a guest to stream into B (NAME--incoming there)"
-for i in $(seq 120); do
-    [[ -n $(transient B) ]] && break
-    sleep 0.5
-done
-[[ -n $(transient B) ]] || fail "no migration started within 60 s"
-echo "on B: $(transient B)"
+wait_streaming B /run/drain1.out
 sleep 2
 
 step "kill -9 the agent on A mid-stream, then start it again"

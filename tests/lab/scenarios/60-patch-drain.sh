@@ -50,8 +50,7 @@ main() {
     local xen_id res orig
     step "both hosts active; two ticking guests on A"
     agents_reset
-    "$LAB" guest A pd1 128
-    "$LAB" guest A pd2 128
+    guests A 128 pd1 pd2
     xen_id=$(on A 'xl maint-status --json' | json 'd["hosts"][0]["build_id"]')
     orig=$(xen_extra A)
     manifest A xsa-901 xen_hello_world "$xen_id"
@@ -95,8 +94,7 @@ main() {
     on A 'grep "audit: livepatch apply+verify xsa=XSA-901 payload=xen_hello_world" /var/log/messages' ||
         fail "no audit line for the apply"
     expect_eq "state of A" "$(host_state A)" active
-    ticking pd1 A
-    ticking pd2 A
+    ticking A pd1 pd2
 
     step "a chain in dependency order, then xen_replace_world replaces it"
     on A "xl patch apply --in-place $D/xen_bye_world.livepatch" || fail "xen_bye_world refused on top of hello"
@@ -166,8 +164,7 @@ main() {
     expect_eq "state of B after undrain" "$(host_state B)" active
 
     step "the guests on A are still ticking"
-    ticking pd1 A
-    ticking pd2 A
+    ticking A pd1 pd2
 }
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 main

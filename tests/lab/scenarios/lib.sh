@@ -10,7 +10,20 @@ LAB_LIVEPATCH_DIR=/usr/lib/xenmaint-lab/livepatch
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 
 # fail TEXT: the scenario failed
-fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+fail() {
+    printf 'FAILED: %s\n' "$*" >&2
+    diagnose >&2 || true
+    exit 1
+}
+
+# diagnose: what the hosts looked like when the scenario failed
+diagnose() {
+    local h
+    for h in ${LAB_HOSTS:-}; do
+        echo "----- host $h: xl list, host state, the agent's last log lines -----"
+        "$LAB" exec -n "$h" 'xl list; xenstore-read /tool/xenmaint/host/state /tool/xenmaint/host/reason 2>&1; grep -a xenmaintd /var/log/messages | tail -n 25' 2>&1 || true
+    done
+}
 
 # skip TEXT: the scenario does not apply (the runner prints TEXT)
 skip() { printf '%s\n' "$*"; exit 77; }
@@ -36,29 +49,72 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # domains HOST -> the domain names on HOST, sorted, on one line
 domains() { on "$1" "xl list" | awk 'NR > 1 {print $1}' | sort | xargs; }
 
+# transient HOST -> the NAME--incoming and NAME--migratedaway domains on
+# HOST (a migration under way, or one left behind)
+transient() { on "$1" "xl list" | awk '/--incoming|--migratedaway/ {print $1}' | xargs; }
+
+# wait_streaming HOST FILE...: wait (60 s at most) until a guest streams
+# into HOST (NAME--incoming there); else show A's FILE... (the output of
+# the command that was to start it) and fail
+wait_streaming() {
+    local h=$1 i
+    shift
+    for i in $(seq 120); do
+        if [[ -n $(transient "$h") ]]; then
+            echo "on $h: $(transient "$h")"
+            return 0
+        fi
+        sleep 0.5
+    done
+    on A "cat $*" >&2 || true
+    fail "no migration started within 60 s"
+}
+
 # host_state HOST -> the agent's host state (active, drained, ...)
 host_state() { on "$1" "xenstore-read /tool/xenmaint/host/state"; }
 
 # agents_reset: every host active again, with no record of guests that
-# left it (lab reset destroys the guests but leaves the agents' state)
+# left it or that a drain shut down (lab reset destroys the guests but
+# leaves the agents' state)
 agents_reset() {
     local h
     for h in $LAB_HOSTS; do
-        on "$h" 'rm -f /var/lib/xenmaint/away; xl undrain --stay --json > /dev/null'
+        on "$h" 'rm -rf /var/lib/xenmaint/away /var/lib/xenmaint/stopped; xl undrain --stay --json > /dev/null'
         expect_eq "state of $h" "$(host_state "$h")" active
     done
 }
 
-# ticking NAME HOST: NAME runs on HOST, its tick count goes up, and its
-# largest tick gap is at most ${MAX_GAP:-30} s (a generous bound for a
-# 128 MiB guest migrated under TCG)
-ticking() {
-    local g=$1 h=$2 t1 t2 max=${MAX_GAP:-30}
-    expect_eq "$g runs on" "$(guest_field "$g" host)" "$h"
-    t1=$(guest_field "$g" ticks); t1=${t1#*..}
-    sleep 3
-    t2=$(guest_field "$g" ticks); t2=${t2#*..}
-    ((t2 > t1)) || fail "$g does not tick on $h ($t1 -> $t2)"
-    echo "ok: $g ticks on $h ($t1 -> $t2), largest tick gap $(guest_field "$g" max_gap_s) s ($("$LAB" ticks "$g" | grep -o 'gap=[^ ]*'))"
-    (($(guest_field "$g" max_gap_s) <= max)) || fail "$g: a tick gap over $max s"
+# guests HOST MEM_MIB NAME...: create ticking guests on HOST, all at
+# once (each boots for ~20 s under TCG; together they take little more)
+guests() {
+    local h=$1 mem=$2 g pids=() rc=0
+    shift 2
+    for g in "$@"; do "$LAB" guest "$h" "$g" "$mem" & pids+=($!); done
+    for g in "${pids[@]}"; do wait "$g" || rc=1; done
+    ((rc == 0)) || fail "creating guests on $h failed: $*"
 }
+
+# ticking HOST NAME...: every NAME runs on HOST, its tick count goes up
+# (one look at all of them, 3 s, another), and its largest tick gap is
+# at most ${MAX_GAP:-30} s (a generous bound for a 128 MiB guest
+# migrated under TCG)
+ticking() {
+    local h=$1 max=${MAX_GAP:-30} g t1 t2 gap
+    local -A before after
+    shift
+    for g in "$@"; do before[$g]=$("$LAB" ticks "$g"); done
+    sleep 3
+    for g in "$@"; do after[$g]=$("$LAB" ticks "$g"); done
+    for g in "$@"; do
+        expect_eq "$g runs on" "$(tick_field "${after[$g]}" host)" "$h"
+        t1=$(tick_field "${before[$g]}" ticks); t1=${t1#*..}
+        t2=$(tick_field "${after[$g]}" ticks); t2=${t2#*..}
+        ((t2 > t1)) || fail "$g does not tick on $h ($t1 -> $t2)"
+        gap=$(tick_field "${after[$g]}" max_gap_s)
+        echo "ok: $g ticks on $h ($t1 -> $t2), largest tick gap $gap s ($(grep -o 'gap=[^ ]*' <<< "${after[$g]}"))"
+        ((gap <= max)) || fail "$g: a tick gap over $max s"
+    done
+}
+
+# tick_field LINE KEY -> a key=value field of a `lab ticks` line
+tick_field() { tr ' ' '\n' <<< "$1" | sed -n "s/^$2=//p"; }
