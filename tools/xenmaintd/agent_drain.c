@@ -425,11 +425,11 @@ move_finish(struct move *mv, const char *state, const char *outcome,
 static bool
 move_retry(struct drain *d, struct move *mv, const struct mig *m)
 {
-    char id[XM_MIG_ID_MAX + 1];
+    size_t len = strlen(mv->id);
 
     if (mv->retried || d->cancelled || d->a->stopping ||
         m->res.outcome != XM_MIG_FAILED_BEFORE || m->bytes != 0 ||
-        strlen(mv->id) + 2 > XM_MIG_ID_MAX)
+        len + 2 > XM_MIG_ID_MAX)
         return false;
     xm_log_warn("%s: migration %s of %s failed before its stream began "
                 "(%s): trying once more", d->kind == D_DRAIN ? "drain"
@@ -438,8 +438,7 @@ move_retry(struct drain *d, struct move *mv, const struct mig *m)
                 m->t1_ms);
     snprintf(mv->why, sizeof(mv->why), "%.100s (tried again)", m->why);
     move_publish(d, mv);
-    snprintf(id, sizeof(id), "%s-r", mv->id);
-    memcpy(mv->id, id, sizeof(mv->id));
+    memcpy(mv->id + len, "-r", 3);     /* fits: checked above */
     mv->st = MV_QUEUED;
     mv->retried = true;
     mv->state[0] = mv->outcome[0] = mv->why[0] = '\0';
