@@ -1222,6 +1222,20 @@ test_verify_mismatch(void)
     assert_reverted("p1", false);
 }
 
+/* A command that does not finish within the 60 s bound (fake time
+ * runs fast here) is killed and counts as a failed verification. */
+static void
+test_verify_timeout(void)
+{
+    write_manifest(sha_hex, XEN_HEX, "sleep 30; echo Hello", "Hello");
+    tick_ms = 100;
+    start();
+    submit_apply("p1", manifest, NULL);
+    run_job("p1");
+    assert_error("p1", "reverted", "did not finish in 60 s", NULL);
+    assert_reverted("p1", false);
+}
+
 static void
 test_verify_exit_status(void)
 {
@@ -1663,6 +1677,8 @@ static CU_TestInfo verify_tests[] = {
     { "command output matches", test_verify_passes },
     { "output does not match: reverted", test_verify_mismatch },
     { "non-zero exit: reverted", test_verify_exit_status },
+    { "verify command that does not finish: killed, reverted",
+      test_verify_timeout },
     { "revert refused: still applied, said", test_verify_revert_refused },
     CU_TEST_INFO_NULL,
 };
