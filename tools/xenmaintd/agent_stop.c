@@ -249,7 +249,7 @@ stop_shutdown(struct stop *s, int64_t now_ms)
                 s->dom.domid);
 }
 
-/* Domains as the hypervisor lists them now; NULL list on error. */
+/* s's domain in doms, the same uuid and domid, or NULL. */
 static const struct xm_domain *
 find_dom(const struct xm_domain *doms, size_t n, const uint8_t uuid[16],
          uint32_t domid)
@@ -358,12 +358,23 @@ stops_load(struct agent *a, struct stop ***v_r, size_t *n_r)
     return XM_OK;
 }
 
+/* The start failed: the record stays for the next undrain. */
+static void
+start_failed(struct stop *s, int rc)
+{
+    char why[XM_MIG_WHY_MAX];
+
+    snprintf(why, sizeof(why), "cannot start it: %s (kept for the next "
+             "undrain)", xm_strerror(rc));
+    set_state(s, "failed", why);
+    xm_log_warn("undrain: %s: %s", s->dom.name, why);
+}
+
 static void
 start_done(void *arg, int rc)
 {
     struct stop *s = arg;
     struct agent *a = s->a;
-    char why[XM_MIG_WHY_MAX];
 
     s->pending = false;
     if (s->orphan) {
@@ -373,12 +384,9 @@ start_done(void *arg, int rc)
     if (!rc)
         rc = a->d.hv->ops->unpause(a->d.hv->ctx, s->new_domid);
     if (rc) {
-        snprintf(why, sizeof(why), "cannot start it: %s (kept for the "
-                 "next undrain)", xm_strerror(rc));
         if (s->new_domid != UINT32_MAX && s->new_domid != 0)
             a->d.hv->ops->destroy(a->d.hv->ctx, s->new_domid);
-        set_state(s, "failed", why);
-        xm_log_warn("undrain: %s: %s", s->dom.name, why);
+        start_failed(s, rc);
         return;
     }
     record_drop(a, s->dom.uuid);
@@ -393,7 +401,6 @@ stop_start(struct stop *s)
     struct agent *a = s->a;
     struct xm_hv_async how = { .done = start_done, .arg = s };
     struct xm_domain *doms = NULL;
-    char why[XM_MIG_WHY_MAX];
     size_t n = 0;
     int rc;
 
@@ -423,10 +430,7 @@ stop_start(struct stop *s)
         rc = a->d.hv->ops->create(a->d.hv->ctx, s->config, s->dom.name,
                                   &s->new_domid, &how);
     if (rc) {
-        snprintf(why, sizeof(why), "cannot start it: %s (kept for the "
-                 "next undrain)", xm_strerror(rc));
-        set_state(s, "failed", why);
-        xm_log_warn("undrain: %s: %s", s->dom.name, why);
+        start_failed(s, rc);
         return;
     }
     s->pending = true;

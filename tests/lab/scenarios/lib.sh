@@ -53,6 +53,25 @@ domains() { on "$1" "xl list" | awk 'NR > 1 {print $1}' | sort | xargs; }
 # HOST (a migration under way, or one left behind)
 transient() { on "$1" "xl list" | awk '/--incoming|--migratedaway/ {print $1}' | xargs; }
 
+# settled SECONDS: wait that long at most until neither A nor B holds a
+# transient domain, then expect none on either
+settled() {
+    local i
+    for i in $(seq $(($1 * 2))); do
+        [[ -z $(transient A) && -z $(transient B) ]] && break
+        sleep 0.5
+    done
+    expect_eq "transient domains on A" "$(transient A)" ""
+    expect_eq "transient domains on B" "$(transient B)" ""
+}
+
+# copies NAME -> on how many of A and B a domain NAME runs
+copies() {
+    local n=0 h
+    for h in A B; do on "$h" "xl domid $1" > /dev/null 2>&1 && n=$((n + 1)); done
+    echo "$n"
+}
+
 # wait_streaming HOST FILE...: wait (60 s at most) until a guest streams
 # into HOST (NAME--incoming there); else show A's FILE... (the output of
 # the command that was to start it) and fail
