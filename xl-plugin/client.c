@@ -662,16 +662,21 @@ str_is(const char *s, const char *word)
     return s && strcmp(s, word) == 0;
 }
 
-/* A blocked entry the agent shut down (or, in a dry run, will) does not
- * keep the host from being empty; "refused", "skipped" ones and a
- * shutdown that did not happen ("running", "cancelled") do. */
+/* A guest --shutdown-blocked powered off (real run) or will (dry run):
+ * it no longer keeps the host from being empty. */
 static bool
-blocked_entry_blocks(const xm_json *b)
+blocked_entry_shut(const xm_json *b, bool dry_run)
 {
-    const char *state = get_str(b, "state");
+    return str_is(get_str(b, "action"), "shutdown") &&
+           str_is(get_str(b, "state"), dry_run ? "planned" : "shut-down");
+}
 
-    return !str_is(get_str(b, "action"), "shutdown") ||
-           !(str_is(state, "shut-down") || str_is(state, "planned"));
+/* Every other blocked entry stays here: "refused", "skipped", and a
+ * shutdown that did not happen ("running", "cancelled", no state). */
+static bool
+blocked_entry_blocks(const xm_json *b, bool dry_run)
+{
+    return !blocked_entry_shut(b, dry_run);
 }
 
 /* obj[key] is the JSON value true. */
@@ -735,7 +740,7 @@ xm_drain_exit_code(const xm_json *result, bool dry_run)
     moves = get_array(result, "moves");
     blocked = get_array(result, "blocked");
     for (size_t i = 0; blocked && i < xm_json_len(blocked); i++)
-        if (blocked_entry_blocks(xm_json_at(blocked, i)))
+        if (blocked_entry_blocks(xm_json_at(blocked, i), dry_run))
             n_blocking++;
     for (size_t i = 0; moves && i < xm_json_len(moves); i++) {
         const char *state = get_str(xm_json_at(moves, i), "state");
@@ -832,30 +837,39 @@ print_targets(const xm_json *targets, FILE *out)
     }
 }
 
-/* What became of a guest --shutdown-blocked was to shut down. */
+/*
+ * What became of a guest --shutdown-blocked was to shut down, as the
+ * exit code sees it: a dry run's "planned" and a real run's "shut-down"
+ * no longer keep the host busy; anything else still runs here.
+ */
 static void
-print_shutdown_state(const xm_json *b, FILE *out)
+print_shutdown_state(const xm_json *b, bool dry_run, FILE *out)
 {
     const char *state = get_str(b, "state");
     const char *why = get_str(b, "why");
 
-    if (str_is(state, "planned"))
-        fputs(" [will be shut down]", out);
-    else if (str_is(state, "shut-down"))
-        fputs(" [shut down; xl undrain starts it again]", out);
-    else {
-        fputs(str_is(state, "cancelled") ? " [not shut down"
-                                         : " [still running", out);
-        if (why && why[0]) {
-            fputs(": ", out);
-            put_clean(out, why);
-        }
-        fputc(']', out);
+    if (blocked_entry_shut(b, dry_run)) {
+        fputs(dry_run ? " [will be shut down]"
+                      : " [shut down; xl undrain starts it again]", out);
+        return;
     }
+    if (str_is(state, "running")) {
+        fputs(" [still running", out);
+    } else if (str_is(state, "cancelled")) {
+        fputs(" [not shut down: the drain was cancelled", out);
+    } else {
+        fputs(" [shutdown: ", out);
+        put_clean(out, state ? state : "state unknown");
+    }
+    if (why && why[0]) {
+        fputs(": ", out);
+        put_clean(out, why);
+    }
+    fputc(']', out);
 }
 
 static void
-print_blocked(const xm_json *blocked, FILE *out)
+print_blocked(const xm_json *blocked, bool dry_run, FILE *out)
 {
     uint64_t n;
 
@@ -887,7 +901,7 @@ print_blocked(const xm_json *blocked, FILE *out)
             put_clean(out, detail);
         }
         if (str_is(action, "shutdown"))
-            print_shutdown_state(b, out);
+            print_shutdown_state(b, dry_run, out);
         else if (action) {
             fputs(" [", out);
             put_clean(out, action);
@@ -1068,6 +1082,32 @@ print_streams(const xm_json *moves, const char *indent, FILE *out)
     }
 }
 
+/* After a real drain: how many guests --shutdown-blocked powered off,
+ * and how many it asked that still run here. */
+static void
+print_shutdown_summary(const xm_json *blocked, FILE *out)
+{
+    size_t n_shut = 0, n_running = 0;
+
+    for (size_t i = 0; blocked && i < xm_json_len(blocked); i++) {
+        const xm_json *b = xm_json_at(blocked, i);
+
+        if (blocked_entry_shut(b, false))
+            n_shut++;
+        else if (str_is(get_str(b, "action"), "shutdown") &&
+                 str_is(get_str(b, "state"), "running"))
+            n_running++;
+    }
+    if (n_shut)
+        fprintf(out, "Shut down %zu guest%s that could not move "
+                "(xl undrain starts %s again).\n", n_shut,
+                n_shut == 1 ? "" : "s", n_shut == 1 ? "it" : "them");
+    if (n_running)
+        fprintf(out, "%zu guest%s did not shut down and still run%s "
+                "here.\n", n_running, n_running == 1 ? "" : "s",
+                n_running == 1 ? "s" : "");
+}
+
 static void
 drain_print_real(const xm_json *result, FILE *out)
 {
@@ -1111,7 +1151,7 @@ drain_print_real(const xm_json *result, FILE *out)
         fputc('\n', out);
     }
     print_streams(moves, "", out);
-    print_blocked(get_array(result, "blocked"), out);
+    print_blocked(get_array(result, "blocked"), false, out);
     print_attention(moves, false, out);
     if (refused)
         fputs("Refused: nothing was moved, because of the blocked guests "
@@ -1120,19 +1160,8 @@ drain_print_real(const xm_json *result, FILE *out)
     else if (n_moves > 0)
         fprintf(out, "Moved %zu of %zu guest%s.\n", n_done, n_moves,
                 n_moves == 1 ? "" : "s");
-    if (!refused) {
-        const xm_json *blocked = get_array(result, "blocked");
-        size_t n_shut = 0;
-
-        for (size_t i = 0; blocked && i < xm_json_len(blocked); i++)
-            if (str_is(get_str(xm_json_at(blocked, i), "state"),
-                       "shut-down"))
-                n_shut++;
-        if (n_shut)
-            fprintf(out, "Shut down %zu guest%s that could not move "
-                    "(xl undrain starts %s again).\n", n_shut,
-                    n_shut == 1 ? "" : "s", n_shut == 1 ? "it" : "them");
-    }
+    if (!refused)
+        print_shutdown_summary(get_array(result, "blocked"), out);
 }
 
 void
@@ -1155,10 +1184,44 @@ xm_drain_print(const xm_json *result, bool dry_run, FILE *out)
     print_targets(get_array(result, "targets"), out);
     if (dry_run) {
         drain_print_plan(result, out);
-        print_blocked(get_array(result, "blocked"), out);
+        print_blocked(get_array(result, "blocked"), true, out);
     } else {
         drain_print_real(result, out);
     }
+}
+
+/* The guests a drain shut down (--shutdown-blocked), which the undrain
+ * started again here: "running" (also when found already running, with
+ * why) or "failed" with why. */
+static void
+print_started(const xm_json *started, FILE *out)
+{
+    size_t n = started ? xm_json_len(started) : 0, n_running = 0;
+
+    if (n == 0)
+        return;
+    fputs("Started again (shut down by the drain):\n", out);
+    for (size_t i = 0; i < n; i++) {
+        const xm_json *e = xm_json_at(started, i);
+        const char *state = get_str(e, "state");
+        const char *why = get_str(e, "why");
+
+        if (str_is(state, "running"))
+            n_running++;
+        fputs("  ", out);
+        put_col(out, get_str(e, "guest"), 24);
+        fputc(' ', out);
+        if (why && why[0]) {
+            put_col(out, state, 11);
+            fputc(' ', out);
+            put_clean(out, why);
+        } else {
+            put_clean(out, state ? state : "?");
+        }
+        fputc('\n', out);
+    }
+    fprintf(out, "Started %zu of %zu guest%s again.\n", n_running, n,
+            n == 1 ? "" : "s");
 }
 
 void
@@ -1183,25 +1246,10 @@ xm_undrain_print(const xm_json *result, FILE *out)
         fputc(')', out);
     }
     fputc('\n', out);
-    for (size_t i = 0; i < n_started; i++) {
-        const xm_json *e = xm_json_at(started, i);
-        const char *why = get_str(e, "why");
-
-        if (i == 0)
-            fputs("Started again (shut down by the drain):\n", out);
-        fputs("  ", out);
-        put_col(out, get_str(e, "guest"), 24);
-        fputc(' ', out);
-        put_clean(out, get_str(e, "state") ? get_str(e, "state") : "?");
-        if (why && why[0]) {
-            fputs(": ", out);
-            put_clean(out, why);
-        }
-        fputc('\n', out);
-    }
+    print_started(started, out);
     if (n_moves == 0 && n_refused == 0 && n_unreachable == 0) {
         if (n_started)
-            return;
+            return;     /* the host's guests were those it started */
         fputs(get_true(result, "stay")
               ? "Host back in service; its guests stay where they are.\n"
               : "Host back in service; no guests to bring back.\n", out);

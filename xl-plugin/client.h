@@ -130,7 +130,9 @@ int xm_reply_render_failure(const struct xm_reply *r, const char *what,
 void xm_reply_print_json(const struct xm_reply *r, FILE *out);
 
 /* Drain and undrain results (see README.md for their form).  A dry run
- * prints the plan; a real drain its moves, blocked guests and notice. */
+ * prints the plan; a real drain its moves, blocked guests (with what
+ * became of those --shutdown-blocked was to shut down) and notice; an
+ * undrain its moves and the guests it started again. */
 int xm_drain_exit_code(const xm_json *result, bool dry_run);
 void xm_drain_print(const xm_json *result, bool dry_run, FILE *out);
 int xm_undrain_exit_code(const xm_json *result);

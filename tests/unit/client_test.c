@@ -1131,6 +1131,17 @@ test_drain_exit_codes(void)
         { "{\"moves\":[{\"state\":\"planned\"}],\"blocked\":[{\"guest\":"
           "\"g\",\"action\":\"shutdown\",\"state\":\"planned\"}]}",
           true, XM_EXIT_OK },
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\","
+          "\"state\":\"planned\"}]}", true, XM_EXIT_OK },
+        /* ... but a planned shutdown beside a guest that is refused,
+         * one without a state, or a real run's state in a dry run */
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\","
+          "\"state\":\"planned\"},{\"action\":\"refused\"}]}", true,
+          XM_EXIT_BLOCKED },
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\"}]}",
+          true, XM_EXIT_BLOCKED },
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\","
+          "\"state\":\"shut-down\"}]}", true, XM_EXIT_BLOCKED },
         { "{\"moves\":[{\"state\":\"planned\"}],\"blocked\":[{\"guest\":"
           "\"g\"}]}", false, XM_EXIT_BLOCKED },
         { "{\"moves\":[{\"state\":\"failed\"}]}", false, XM_EXIT_FAILED },
@@ -1356,25 +1367,6 @@ test_drain_print_real(void)
     CU_ASSERT_PTR_NULL(strstr(out, "Moved "));
     CU_ASSERT_PTR_NULL(strstr(out, "Notice"));
     free(out);
-
-    /* --shutdown-blocked: what became of each guest it was to stop */
-    out = print_to_string(print_real_drain,
-                          "{\"host\":\"A\",\"dry_run\":false,\"state\":"
-                          "\"cordoned\",\"moves\":[],\"blocked\":["
-                          "{\"guest\":\"db\",\"reasons\":[\"no-room\"],"
-                          "\"action\":\"shutdown\",\"state\":\"shut-down\","
-                          "\"why\":\"\"},{\"guest\":\"nfs\",\"reasons\":"
-                          "[\"pci-passthrough\"],\"action\":\"shutdown\","
-                          "\"state\":\"running\",\"why\":\"did not shut "
-                          "down within 600 s\"}]}");
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  db: no-room [shut down; xl "
-                                  "undrain starts it again]\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  nfs: pci-passthrough [still "
-                                  "running: did not shut down within 600 "
-                                  "s]\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Shut down 1 guest that could not "
-                                  "move (xl undrain starts it again).\n"));
-    free(out);
 }
 
 /* A dry run prints exactly what it printed before real drains existed
@@ -1425,6 +1417,25 @@ test_drain_exit_real(void)
           "\"state\":\"cancelled\"}]}", XM_EXIT_BLOCKED },
         { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\"}]}",
           XM_EXIT_BLOCKED },
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\","
+          "\"state\":\"running\",\"why\":\"did not shut down within "
+          "600 s\"}]}", XM_EXIT_BLOCKED },
+        { "{\"moves\":[{\"state\":\"done\"}],\"blocked\":[{\"action\":"
+          "\"shutdown\",\"state\":\"cancelled\"}]}", XM_EXIT_PARTIAL },
+        /* a dry run's state is no shutdown; a state of the wrong type
+         * is none */
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\","
+          "\"state\":\"planned\"}]}", XM_EXIT_BLOCKED },
+        { "{\"moves\":[],\"blocked\":[{\"action\":\"shutdown\","
+          "\"state\":1}]}", XM_EXIT_BLOCKED },
+        /* shut down, and a move that failed: nothing moved */
+        { "{\"moves\":[{\"state\":\"stayed\"}],\"blocked\":[{"
+          "\"action\":\"shutdown\",\"state\":\"shut-down\"}]}",
+          XM_EXIT_FAILED },
+        /* shut down, and one skipped that stays */
+        { "{\"moves\":[{\"state\":\"done\"}],\"blocked\":[{\"action\":"
+          "\"shutdown\",\"state\":\"shut-down\"},{\"action\":"
+          "\"skipped\"}]}", XM_EXIT_PARTIAL },
         /* a skipped guest keeps the host in use */
         { "{\"moves\":[{\"state\":\"done\"}],\"blocked\":[{\"action\":"
           "\"skipped\"}]}", XM_EXIT_PARTIAL },
@@ -1520,6 +1531,21 @@ test_undrain_exit_codes(void)
           "\"failed\"}]}", XM_EXIT_PARTIAL },
         { "{\"moves\":[],\"started\":[{\"state\":\"failed\"}]}",
           XM_EXIT_FAILED },
+        { "{\"moves\":[],\"started\":[{\"state\":\"running\"},"
+          "{\"state\":\"failed\",\"why\":\"out of memory\"}]}",
+          XM_EXIT_PARTIAL },
+        { "{\"moves\":[{\"state\":\"stayed\"}],\"started\":[{\"state\":"
+          "\"running\"}]}", XM_EXIT_PARTIAL },
+        { "{\"moves\":[{\"state\":\"done\"}],\"started\":[{\"state\":"
+          "\"running\"}]}", XM_EXIT_OK },
+        /* a state that is not "running", or none, is a guest left */
+        { "{\"started\":[{\"guest\":\"g\"}]}", XM_EXIT_FAILED },
+        { "{\"started\":[{\"state\":\"starting\"}]}", XM_EXIT_FAILED },
+        /* no "started" (an older agent), or not an array: as before */
+        { "{\"moves\":[{\"state\":\"done\"},{\"state\":\"stayed\"}],"
+          "\"started\":{}}", XM_EXIT_PARTIAL },
+        { "{\"moves\":[],\"started\":\"x\"}", XM_EXIT_OK },
+        { "{\"moves\":[],\"started\":[]}", XM_EXIT_OK },
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1566,25 +1592,119 @@ test_undrain_print(void)
                           "\"unreachable\":[]}");
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "its guests stay where they are"));
     free(out);
-    out = print_to_string(xm_undrain_print,
-                          "{\"host\":\"A\",\"stay\":true,\"state\":"
-                          "\"active\",\"moves\":[],\"refused\":[],"
-                          "\"unreachable\":[],\"started\":[{\"guest\":"
-                          "\"db\",\"state\":\"running\",\"why\":\"\"},"
-                          "{\"guest\":\"nfs\",\"state\":\"failed\",\"why\":"
-                          "\"cannot start it: out of memory\"}]}");
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Started again (shut down by the "
-                                  "drain):\n  db"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, " running\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, " failed: cannot start it: out of "
-                                  "memory\n"));
-    CU_ASSERT_PTR_NULL(strstr(out, "stay where they are"));
-    free(out);
     out = print_to_string(xm_undrain_print, "{\"moves\":[1,{\"guest\":"
                           "\"\\u001b[2J\",\"state\":{}}],\"refused\":[7],"
                           "\"unreachable\":[null]}");
     CU_ASSERT_PTR_NULL(strchr(out, '\033'));
     free(out);
+}
+
+static void
+print_dry_drain(const xm_json *doc, FILE *out)
+{
+    xm_drain_print(doc, true, out);
+}
+
+/* --shutdown-blocked: what a drain says of the guests it was to shut
+ * down, and what an undrain says of those it started again.  Every
+ * line of want must appear, no line of shun; no escape gets through. */
+static void
+test_shutdown_print(void)
+{
+    static const struct {
+        void (*print)(const xm_json *, FILE *);
+        const char *json;
+        const char *want[4];
+        const char *shun[2];
+    } cases[] = {
+        { print_real_drain,
+          "{\"host\":\"A\",\"dry_run\":false,\"state\":\"cordoned\","
+          "\"moves\":[],\"blocked\":[{\"guest\":\"db\",\"reasons\":"
+          "[\"no-room\"],\"action\":\"shutdown\",\"state\":\"shut-down\","
+          "\"why\":\"\"},{\"guest\":\"nfs\",\"reasons\":[\"pci-passthrough\"],"
+          "\"action\":\"shutdown\",\"state\":\"running\",\"why\":\"did not "
+          "shut down within 600 s\"}]}",
+          { "  db: no-room [shut down; xl undrain starts it again]\n",
+            "  nfs: pci-passthrough [still running: did not shut down "
+            "within 600 s]\n",
+            "Shut down 1 guest that could not move (xl undrain starts it "
+            "again).\n",
+            "1 guest did not shut down and still runs here.\n" },
+          { "Refused" } },
+        { print_real_drain,
+          "{\"moves\":[{\"guest\":\"g1\",\"to\":\"B\",\"state\":\"done\"}],"
+          "\"blocked\":[{\"guest\":\"a\",\"action\":\"shutdown\",\"state\":"
+          "\"shut-down\"},{\"guest\":\"b\",\"action\":\"shutdown\","
+          "\"state\":\"shut-down\"},{\"guest\":\"c\",\"action\":"
+          "\"shutdown\",\"state\":\"cancelled\"},{\"guest\":\"d\","
+          "\"action\":\"shutdown\",\"state\":\"\\u001b[2J\",\"why\":"
+          "\"\\u001b]0;x\\u0007\"}]}",
+          { "Shut down 2 guests that could not move (xl undrain starts "
+            "them again).\n",
+            "  c: [not shut down: the drain was cancelled]\n",
+            "  d: [shutdown: ?[2J: ?]0;x?]\n",
+            "Moved 1 of 1 guest.\n" },
+          { "still run" } },
+        { print_real_drain,
+          "{\"moves\":[],\"blocked\":[{\"guest\":\"a\",\"action\":"
+          "\"shutdown\",\"why\":\"no answer\"},{\"guest\":\"b\","
+          "\"action\":\"shutdown\",\"state\":\"running\"},{\"guest\":"
+          "\"c\",\"action\":\"shutdown\",\"state\":\"running\",\"why\":"
+          "\"the guest has no PV shutdown support\"}]}",
+          { "  a: [shutdown: state unknown: no answer]\n",
+            "  b: [still running]\n",
+            "  c: [still running: the guest has no PV shutdown support]\n",
+            "2 guests did not shut down and still run here.\n" },
+          { "Shut down " } },
+        { print_dry_drain,
+          "{\"host\":\"A\",\"dry_run\":true,\"moves\":[{\"guest\":\"g1\","
+          "\"to\":\"B\",\"state\":\"planned\"}],\"blocked\":[{\"guest\":"
+          "\"db\",\"domid\":5,\"reasons\":[\"no-room\"],\"action\":"
+          "\"shutdown\",\"state\":\"planned\",\"why\":\"\"}]}",
+          { "Blocked:\n  db (domid 5): no-room [will be shut down]\n" },
+          { "Shut down ", "still running" } },
+        { xm_undrain_print,
+          "{\"host\":\"A\",\"stay\":true,\"state\":\"active\",\"moves\":[],"
+          "\"refused\":[],\"unreachable\":[],\"started\":[{\"guest\":"
+          "\"db\",\"state\":\"running\",\"why\":\"\"},{\"guest\":\"nfs\","
+          "\"state\":\"failed\",\"why\":\"cannot start it: out of "
+          "memory\"}]}",
+          { "Started again (shut down by the drain):\n"
+            "  db                       running\n",
+            "  nfs                      failed      cannot start it: out "
+            "of memory\n",
+            "Started 1 of 2 guests again.\n" },
+          { "stay where they are", "Host back in service" } },
+        { xm_undrain_print,
+          "{\"stay\":false,\"moves\":[{\"guest\":\"g1\",\"from\":\"B\","
+          "\"state\":\"done\"}],\"started\":[{\"guest\":\"db\",\"state\":"
+          "\"running\",\"why\":\"already running\"}]}",
+          { "  db                       running     already running\n",
+            "Started 1 of 1 guest again.\n",
+            "Brought back 1 of 1 guest.\n" },
+          { "no guests to bring back" } },
+        { xm_undrain_print,
+          "{\"moves\":[],\"started\":[{\"guest\":\"\\u001b[2J\",\"state\":"
+          "{}},7]}",
+          { "  ?[2J                     ?\n",
+            "Started 0 of 2 guests again.\n" },
+          { "no guests to bring back" } },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = print_to_string(cases[i].print, cases[i].json);
+
+        for (size_t j = 0; j < 4 && cases[i].want[j]; j++) {
+            if (!strstr(out, cases[i].want[j]))
+                fprintf(stderr, "\ncase %zu: no \"%s\" in:\n%s", i,
+                        cases[i].want[j], out);
+            CU_ASSERT_PTR_NOT_NULL(strstr(out, cases[i].want[j]));
+        }
+        for (size_t j = 0; j < 2 && cases[i].shun[j]; j++)
+            CU_ASSERT_PTR_NULL(strstr(out, cases[i].shun[j]));
+        CU_ASSERT_PTR_NULL(strchr(out, '\033'));
+        free(out);
+    }
 }
 
 /* ---- the per-guest progress view --------------------------------------- */
@@ -2416,6 +2536,7 @@ static CU_TestInfo render_tests[] = {
     { "real drain exit codes", test_drain_exit_real },
     { "undrain exit codes", test_undrain_exit_codes },
     { "undrain table", test_undrain_print },
+    { "shutdown-blocked printed", test_shutdown_print },
     { "view: terminal bars", test_view_tty },
     { "view: small terminal", test_view_tty_small },
     { "view: JSON events", test_view_json },
