@@ -27,6 +27,7 @@
 #define STREAM_MAGIC "XMFAKE-STREAM 1"
 #define STREAM_LINE_MAX 256
 #define STREAM_CONFIG_MAX (1024 * 1024)
+#define STREAM_ZEROS_MAX (64u * 1024 * 1024)
 #define CHUNK 512
 
 struct fdom {
@@ -57,6 +58,7 @@ struct fop {
     size_t len;                 /* send: stream length; recv: used */
     size_t pos;                 /* send: bytes written */
     size_t want;                /* recv: total expected, 0 = header */
+    size_t zeros_at, zeros;     /* recv: where the zero bytes are */
     uint32_t domid;             /* send: the domain */
     /* recv, create */
     char name[XM_DOMNAME_MAX + 1];
@@ -77,6 +79,7 @@ struct hv_fake {
     struct fop *ops;
     int wake[2];
     bool wake_armed;
+    size_t stream_zeros;        /* zero bytes in a send's stream */
 };
 
 /* ---- domains ---------------------------------------------------- */
@@ -583,13 +586,23 @@ hv_fake_ignore_shutdown(struct hv_fake *f, uint32_t domid)
 
 /* ---- migration -------------------------------------------------- */
 
+int
+hv_fake_stream_zeros(struct hv_fake *f, size_t n)
+{
+    if (n > STREAM_ZEROS_MAX)
+        return XM_ERR_INVAL;
+    f->stream_zeros = n;
+    return XM_OK;
+}
+
 static char *
-build_stream(const struct fdom *dom, size_t *len_r)
+build_stream(const struct hv_fake *f, const struct fdom *dom,
+             size_t *len_r)
 {
     const struct xm_domain *d = &dom->d;
     char hex[33];
-    size_t clen = strlen(dom->config);
-    size_t cap = 512 + clen;
+    size_t clen = strlen(dom->config), zeros = f->stream_zeros;
+    size_t cap = 512 + zeros + clen;
     char *buf = malloc(cap);
     int n;
 
@@ -600,16 +613,17 @@ build_stream(const struct fdom *dom, size_t *len_r)
     n = snprintf(buf, cap,
                  STREAM_MAGIC "\nname %s\nuuid %s\n"
                  "mem %" PRIu64 " %" PRIu64 "\nvcpus %u\nflags %u\n"
-                 "config %zu\n",
+                 "zeros %zu\nconfig %zu\n",
                  d->name, hex, d->mem_kib, d->cur_mem_kib, d->vcpus,
-                 d->flags, clen);
-    if (n < 0 || (size_t)n + clen + 5 > cap) {
+                 d->flags, zeros, clen);
+    if (n < 0 || (size_t)n + zeros + clen + 5 > cap) {
         free(buf);
         return NULL;
     }
-    memcpy(buf + n, dom->config, clen);
-    memcpy(buf + n + clen, "\nEND\n", 5);
-    *len_r = (size_t)n + clen + 5;
+    memset(buf + n, 0, zeros);
+    memcpy(buf + n + zeros, dom->config, clen);
+    memcpy(buf + n + zeros + clen, "\nEND\n", 5);
+    *len_r = (size_t)n + zeros + clen + 5;
     return buf;
 }
 
@@ -654,7 +668,7 @@ fk_migrate_send(void *ctx, uint32_t domid, int fd,
         return rc;
     if (dom->suspended)
         return XM_ERR_STATE;
-    stream = build_stream(dom, &len);
+    stream = build_stream(f, dom, &len);
     if (!stream)
         return XM_ERR_NOMEM;
     op = fop_new(f, FOP_SEND, fd, how);
@@ -834,10 +848,10 @@ parse_header(struct fop *op)
     char hex[33];
     uint64_t mem = 0, cur = 0;
     unsigned vcpus = 0, flags = 0;
-    size_t clen = 0, pos = 0;
+    size_t clen = 0, zeros = 0, pos = 0;
     int r;
 
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         r = stream_line(op, &pos, line);
         if (r <= 0)
             return r;
@@ -863,6 +877,10 @@ parse_header(struct fop *op)
             r = sscanf(line, "flags %u", &flags) == 1;
             break;
         case 6:
+            r = sscanf(line, "zeros %zu", &zeros) == 1
+                && zeros <= STREAM_ZEROS_MAX;
+            break;
+        case 7:
             r = sscanf(line, "config %zu", &clen) == 1
                 && clen <= STREAM_CONFIG_MAX;
             break;
@@ -879,7 +897,9 @@ parse_header(struct fop *op)
     op->in.cur_mem_kib = cur;
     op->in.vcpus = vcpus;
     op->in.flags = flags;
-    op->want = pos + clen + 5;  /* config, "\nEND\n" */
+    op->zeros_at = pos;
+    op->zeros = zeros;
+    op->want = pos + zeros + clen + 5;  /* zeros, config, "\nEND\n" */
     return 1;
 }
 
@@ -892,6 +912,9 @@ finish_recv(struct hv_fake *f, struct fop *op)
 
     if (memcmp(op->buf + op->len - 5, "\nEND\n", 5) != 0)
         return XM_ERR_PROTO;
+    for (size_t i = 0; i < op->zeros; i++)
+        if (op->buf[op->zeros_at + i] != 0)
+            return XM_ERR_PROTO;    /* the guest's memory came damaged */
     rc = fault_check(&f->fault, "migrate_recv_done");
     if (rc)
         return rc;

@@ -18,7 +18,8 @@
  *    shape (c_info.uuid, b_info.max_memkb, b_info.max_vcpus) and
  *    completes at the next afterpoll;
  *  - migration: migrate_send writes a small text stream (magic line
- *    "XMFAKE-STREAM 1", the domain's fields and its config) to the fd and
+ *    "XMFAKE-STREAM 1", the domain's fields, hv_fake_stream_zeros' zero
+ *    bytes, its config) to the fd and
  *    completes at the first afterpoll after it is all written; the source
  *    domain stays, suspended (reported XM_DOM_PAUSED, hv_fake_suspended
  *    says so), until resume or destroy.  migrate_recv on another fake
@@ -95,6 +96,9 @@ size_t hv_fake_count_domains(struct hv_fake *f);
 uint64_t hv_fake_free_kib(struct hv_fake *f);
 /* Asynchronous operations started and not yet completed. */
 unsigned hv_fake_pending(struct hv_fake *f);
+/* The streams of later sends carry n zero bytes (a guest's untouched
+ * memory) before the config; at most 64 MiB. */
+int hv_fake_stream_zeros(struct hv_fake *f, size_t n);
 
 /*
  * Make the next livepatch actions asynchronous, as in Xen: the action

@@ -927,6 +927,61 @@ test_auto_fast_link(void)
     CU_ASSERT_EQUAL(n_compressed_sent, 0);
 }
 
+/* auto while it measures a link that keeps up: chunks of zero pages
+ * (a guest's untouched memory) go compressed even so, the others as
+ * they are; then plain frames, and the guest's memory arrives whole
+ * (the fake target checks its zero bytes). */
+static void
+test_auto_zero_chunks(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 1024 * 1024),
+                          XM_OK);
+    src_compress = spec_of("auto");
+    src_tune.chunk = 16384;
+    src_tune.max_pending = 4 * 1024 * 1024;
+    /* the header's chunk and the config's go as they are: 64 KiB */
+    src_tune.probe_max_bytes = 48 * 1024;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_TRUE(running(dst.fake, GUEST));
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "none");
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "kept up"));
+    /* 1 MiB of zeros in 16 KiB chunks: all but the first (the header's)
+     * and the last (the config's) compressed; the config's 40 KB plain */
+    CU_ASSERT_TRUE(a->frames_compressed >= 60);
+    CU_ASSERT_TRUE(a->frames_compressed < a->frames);
+    CU_ASSERT_TRUE(a->libxl_bytes > 1024 * 1024 + 40000);
+    CU_ASSERT_TRUE(a->wire_bytes < 120000);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* A stream that ends while auto measures, all but its head zero pages:
+ * it says what it used. */
+static void
+test_auto_short_zero_stream(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 512 * 1024),
+                          XM_OK);
+    src_compress = spec_of("auto");
+    src_tune.chunk = 16384;
+    src_tune.max_pending = 4 * 1024 * 1024;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "zstd:1");
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "ended before"));
+    CU_ASSERT_TRUE(a->frames_compressed >= 28);
+    CU_ASSERT_TRUE(a->wire_bytes < a->libxl_bytes / 4);
+}
+
 /* Figures from a hostile peer are bounded or dropped, never trusted
  * (here a GO out of turn: the target refuses the migration, and its
  * report shows none of the GO's figures). */
@@ -974,6 +1029,9 @@ static CU_TestInfo migexec_tests[] = {
     { "auto on a slow link compresses", test_auto_slow_link },
     { "auto on a link that keeps up sends plain frames",
       test_auto_fast_link },
+    { "auto compresses zero chunks while it measures",
+      test_auto_zero_chunks },
+    { "auto: a short stream of zero pages", test_auto_short_zero_stream },
     { "hostile figures in GO are dropped", test_hostile_timing_fields },
     CU_TEST_INFO_NULL,
 };

@@ -836,6 +836,58 @@ test_transform_flags_gated(void)
     CU_ASSERT_EQUAL(wire.data[XM_PROTO_HEADER_LEN], 1);
 }
 
+/* A transform that writes nothing keeps the chunk as it is: a plain
+ * frame, not counted as transformed; the receiver takes both kinds. */
+static int
+odd_xform(void *arg, const uint8_t *in, size_t len, struct xm_buf *out)
+{
+    return in[0] % 2 ? xor_xform(arg, in, len, out) : XM_OK;
+}
+
+static void
+test_transform_passes_through(void)
+{
+    struct xm_stream_xform xf = { odd_xform, &xor_key, XM_FRAME_COMPRESSED };
+    struct xm_stream_xform dx = { xor_xform, &xor_key, XM_FRAME_COMPRESSED };
+    uint8_t b[4] = { 3, 4, 5, 6 }, rd[16];
+    size_t off = 0;
+
+    make_channels(false);
+    start_streams(4, 1000);
+    xm_stream_out_set_xform(&so, &xf);
+    xm_stream_in_set_xform(&si, &dx);
+    for (int i = 0; i < 2; i++) {
+        b[0] = (uint8_t)(i == 0 ? 2 : 7);
+        CU_ASSERT_EQUAL(write(src_far, b, sizeof(b)), (ssize_t)sizeof(b));
+        xm_buf_reset(&wire);
+        CU_ASSERT_EQUAL_FATAL(xm_stream_out_fill(&so, &wire,
+                                                 XM_FEAT_STREAM_COMPRESS,
+                                                 STREAM_ID, 4000), XM_OK);
+        CU_ASSERT_EQUAL_FATAL(wire.len, XM_PROTO_HEADER_LEN + sizeof(b));
+        /* even first byte: kept, plain; odd: transformed, flagged */
+        CU_ASSERT_EQUAL(wire.data[3], i == 0 ? 0 : XM_FRAME_COMPRESSED);
+        CU_ASSERT_EQUAL(wire.data[XM_PROTO_HEADER_LEN],
+                        i == 0 ? 2 : 7 ^ xor_key);
+        CU_ASSERT_EQUAL(xm_stream_in_push(&si, wire.data[3],
+                                          wire.data + XM_PROTO_HEADER_LEN,
+                                          sizeof(b)), XM_OK);
+        CU_ASSERT_EQUAL(xm_stream_in_flush(&si), XM_OK);
+    }
+    CU_ASSERT_EQUAL(so.frames, 2);
+    CU_ASSERT_EQUAL(so.frames_xformed, 1);
+    while (off < 8) {
+        ssize_t r = read(dst_far, rd + off, sizeof(rd) - off);
+
+        CU_ASSERT_TRUE_FATAL(r > 0);
+        off += (size_t)r;
+    }
+    CU_ASSERT_EQUAL(off, 8);
+    CU_ASSERT_EQUAL(rd[0], 2);
+    CU_ASSERT_EQUAL(rd[4], 7);
+    CU_ASSERT_EQUAL(memcmp(rd + 1, b + 1, 3), 0);
+    CU_ASSERT_EQUAL(memcmp(rd + 5, b + 1, 3), 0);
+}
+
 static void
 test_init_errors(void)
 {
@@ -882,6 +934,7 @@ static CU_TestInfo stream_tests[] = {
     { "receiver backpressure", test_receiver_backpressure },
     { "receiver states", test_receiver_states },
     { "transform flags gated", test_transform_flags_gated },
+    { "a transform may pass a chunk through", test_transform_passes_through },
     { "init errors", test_init_errors },
     CU_TEST_INFO_NULL,
 };

@@ -111,24 +111,26 @@ out_emit(struct xm_stream_out *s, struct xm_buf *out, uint32_t features,
     const uint8_t *p = s->buf;
     uint16_t flags = 0;
     size_t before = out->len;
+    bool xformed = false;
     int rc;
 
     if (s->xform.fn) {
         rc = run_xform(&s->xform, &s->scratch, s->buf, n);
         if (rc)
             return rc;
-        if (s->scratch.len == 0)
-            return XM_ERR_INVAL;  /* STREAM_DATA carries >= 1 byte */
-        p = s->scratch.data;
-        n = s->scratch.len;
-        flags = s->xform.frame_flags;
+        if (s->scratch.len > 0) {
+            xformed = true;
+            p = s->scratch.data;
+            n = s->scratch.len;
+            flags = s->xform.frame_flags;
+        }                       /* else: the chunk as a plain frame */
     }
     rc = xm_enc_frame(out, features, XM_MSG_STREAM_DATA, flags, id, p, n);
     if (rc)
         return rc;
     s->bytes_out += out->len - before;
     s->frames++;
-    if (s->xform.fn)
+    if (xformed)
         s->frames_xformed++;
     return XM_OK;
 }

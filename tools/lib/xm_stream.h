@@ -44,8 +44,10 @@
  * A per-chunk transform.  It appends to out (empty on entry, capped at
  * XM_PROTO_STREAM_MAX bytes: a transform must not expand a chunk past
  * that, whatever a peer sends) what in[0..len) becomes.  Each chunk
- * stands alone: nothing is flushed at the end, and on the sender an
- * empty result is an error (STREAM_DATA carries a byte).  It returns
+ * stands alone: nothing is flushed at the end.  On the sender an empty
+ * result passes the chunk through: it goes as a plain frame (no flags),
+ * as without the transform (a sender's transform may keep what it
+ * cannot shrink for nothing).  It returns
  * XM_OK, or an XM_ERR_* code that fails the stream (XM_ERR_PROTO for a
  * chunk from the peer that does not decode).  frame_flags are the flags
  * of the STREAM_DATA frames the sender makes with it (e.g.

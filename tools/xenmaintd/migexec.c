@@ -13,7 +13,8 @@
  * The source's pump reads a chunk, encodes it as one frame (through the
  * compressing transform once one is chosen) and hands it to the
  * channel while the channel holds less than max_pending.  In "auto" it
- * first sends plain frames and watches the channel: once the channel
+ * first sends plain frames (only chunks of zero pages compressed, at
+ * next to no CPU cost: probe_encode) and watches the channel: once it
  * stays full (the link is the bottleneck) for the probe window, the
  * rate at which it drains is the link's share; the codecs are then
  * timed on the pages read so far that are not zero (xm_comp_measure:
@@ -58,6 +59,9 @@
                                      * to rank them, little CPU */
 #define SAMPLE_PAGE 4096u
 #define SAMPLE_ENOUGH (64u * 1024)  /* non-zero bytes to compare codecs on */
+#define PROBE_ZERO_SHARE 15u        /* auto, measuring: a chunk with at
+                                     * least 15/16 of its pages zero goes
+                                     * compressed */
 #define MS_MAX (86400u * 1000)      /* a duration from a peer, at most */
 #define ROUNDS_MAX 1000u
 #define T_NONE (-1)                 /* a time not (yet) taken */
@@ -119,6 +123,8 @@ struct migexec {
     uint8_t *sample;            /* probing: the last non-zero pages */
     size_t sample_len, sample_pos;
     uint64_t probe_bytes, probe_zero_bytes;
+    uint64_t probe_plain_bytes; /* measuring: raw bytes sent as is */
+    struct xm_comp_spec probe_spec; /* measuring: the zero chunks' codec */
     char stream_why[XM_MIG_WHY_MAX];    /* target: why the stream broke */
 
     /* figures and times (the clock's ms, T_NONE when not taken) */
@@ -425,20 +431,44 @@ sample_keep(struct migexec *x, const uint8_t *p, size_t n)
 
 /* A raw chunk read while probing: count its zero pages (4 KiB windows
  * from its start; a shorter tail counts as not zero), keep the rest for
- * the codecs' timing. */
-static void
+ * the codecs' timing.  Returns the chunk's zero bytes. */
+static size_t
 sample_add(struct migexec *x, const uint8_t *p, size_t n)
 {
-    size_t off = 0;
+    size_t off = 0, zero = 0;
 
     x->probe_bytes += n;
     for (; off + SAMPLE_PAGE <= n; off += SAMPLE_PAGE) {
         if (xm_comp_page_is_zero(p + off))
-            x->probe_zero_bytes += SAMPLE_PAGE;
+            zero += SAMPLE_PAGE;
         else
             sample_keep(x, p + off, SAMPLE_PAGE);
     }
     sample_keep(x, p + off, n - off);
+    x->probe_zero_bytes += zero;
+    return zero;
+}
+
+/*
+ * The stream's transform while auto measures the link: every chunk is
+ * sampled; one that is nearly all zero pages (the guest's untouched
+ * memory, which every codec turns into next to nothing at little CPU
+ * cost) goes as a block of probe_spec, any other as is (a plain frame:
+ * no codec time is spent before the link is known to be the
+ * bottleneck, and the link is measured on those).
+ */
+static int
+probe_encode(void *arg, const uint8_t *in, size_t len, struct xm_buf *out)
+{
+    struct migexec *x = arg;
+    size_t zero_pages = sample_add(x, in, len) / SAMPLE_PAGE;
+
+    if (zero_pages == 0 ||
+        zero_pages * 16 < len / SAMPLE_PAGE * PROBE_ZERO_SHARE) {
+        x->probe_plain_bytes += len;
+        return XM_OK;
+    }
+    return xm_comp_xform_encode(x->enc, in, len, out);
 }
 
 static uint64_t
@@ -548,9 +578,10 @@ probe_check(struct migexec *x)
         return;
     }
     if (!x->sat) {
-        if (x->so.bytes_in >= probe_max(x)) {
+        if (x->probe_plain_bytes >= probe_max(x)) {
             snprintf(why, sizeof(why), "the link kept up with libxl for "
-                     "%.1f MiB: none", (double)x->so.bytes_in / 1048576);
+                     "%.1f MiB: none",
+                     (double)x->probe_plain_bytes / 1048576);
             auto_decide(x, 0, why);
         }
         return;
@@ -595,7 +626,16 @@ compress_setup(struct migexec *x)
             return XM_ERR_NOMEM;
         x->probing = true;
         x->sat = false;
+        /* zstd:1 makes least of zero pages, fastest; else lz4 */
+        x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_LZ4, 0 };
+        if (theirs & XM_COMP_MASK(XM_COMP_ZSTD))
+            x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_ZSTD, 1 };
+        rc = xm_comp_codec_set(x->enc, &x->probe_spec);
+        if (rc)
+            return rc;
         set_compress(x, "none", "auto: measuring");
+        xm_stream_out_set_xform(&x->so, &(struct xm_stream_xform){
+            probe_encode, x, XM_FRAME_COMPRESSED });
         return XM_OK;
     }
     fixed.algo = xm_comp_negotiate(want, XM_COMP_SUPPORTED, theirs);
@@ -620,9 +660,14 @@ so_close(struct migexec *x)
         xm_stream_out_dispose(&x->so);
     x->so_on = false;
     x->so_finish = false;
-    if (x->probing && !x->provisional)
-        set_compress(x, "none", "auto: the stream ended before the link "
+    if (x->probing && !x->provisional) {
+        char name[MIGEXEC_COMPRESS_MAX + 1] = "none";
+
+        if (x->so.frames_xformed)       /* its zero chunks were */
+            xm_comp_spec_format(&x->probe_spec, name, sizeof(name));
+        set_compress(x, name, "auto: the stream ended before the link "
                      "was measured");
+    }
     x->probing = x->provisional = false;
     sample_free(x);
 }
@@ -678,7 +723,8 @@ so_pump(struct migexec *x)
         }
         if (!x->scratch.len)
             break;
-        if (x->probing && x->so.bytes_in > before)
+        /* (while measuring, probe_encode samples) */
+        if (x->probing && x->provisional && x->so.bytes_in > before)
             sample_add(x, x->so.buf, (size_t)(x->so.bytes_in - before));
         x->bytes = x->so.bytes_in;
         chan_forward(x);

@@ -16,8 +16,9 @@
  *
  * Compression (xm_compress.h): the source sends with the spec it is
  * given when the link negotiated STREAM_COMPRESS, else plain frames;
- * "auto" sends plain frames while it measures the link and the codecs
- * on the first chunks, then picks.  The target decodes every frame
+ * "auto" sends plain frames (chunks of zero pages compressed) while it
+ * measures the link and the codecs on the first chunks, then picks.
+ * The target decodes every frame
  * flagged COMPRESSED; a block that does not decode ends the restore,
  * so the migration fails before GO with the reason.  Both sides count
  * the stream (libxl's bytes, the wire's) and time the guest's downtime
@@ -137,8 +138,9 @@ struct migexec_tuning {
     /* auto: the link counts as measured once the channel has held at
      * least max_pending / 2 (the link is the bottleneck) for probe_ms
      * (300) while probe_min_bytes (256 KiB) went out; a stream that
-     * reaches probe_max_bytes (8 MiB) from libxl without that keeps
-     * plain frames (the link keeps up). */
+     * sends probe_max_bytes (8 MiB) as is without that (chunks of zero
+     * pages, compressed meanwhile, not counted) keeps plain frames
+     * (the link keeps up). */
     uint32_t probe_ms;
     uint64_t probe_min_bytes;
     uint64_t probe_max_bytes;
