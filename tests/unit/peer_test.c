@@ -221,6 +221,45 @@ test_status_over_tls(void)
     CU_ASSERT_STRING_EQUAL(got_state, "active");
 }
 
+/* A peer that was answered and hangs up is no warning on the host that
+ * answered (a second query shows the first's close went quietly). */
+static void
+test_answered_close_quiet(void)
+{
+    char out[1024];
+    int p[2], saved;
+    ssize_t n;
+
+    start_b("A");
+    make_config(&cfg_a, "A", "A", "B", peer_link_port(link_b), true);
+    CU_ASSERT_EQUAL_FATAL(peer_link_new(&cfg_a, loop, &link_a), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(peer_link_start(link_a), XM_OK);
+    CU_ASSERT_FATAL(pipe(p) == 0);
+    fflush(stderr);
+    saved = dup(STDERR_FILENO);
+    CU_ASSERT_FATAL(saved >= 0);
+    CU_ASSERT_FATAL(dup2(p[1], STDERR_FILENO) == STDERR_FILENO);
+    xm_log_open("peer_test", true, XM_LOG_WARN);
+    query_a();
+    answered = 0;
+    query_a();
+    for (int i = 0; i < 10; i++)
+        xm_loop_run_once(loop, 10, NULL);
+    xm_log_warn("end of test");
+    fflush(stderr);
+    xm_log_open("peer_test", true, XM_LOG_ERR);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(p[1]);
+    n = read(p[0], out, sizeof(out) - 1);
+    close(p[0]);
+    CU_ASSERT_FATAL(n > 0);
+    out[n] = '\0';
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "end of test"));
+    CU_ASSERT_PTR_NULL(strstr(out, "connection closed"));
+    CU_ASSERT_EQUAL(got_rc, XM_OK);
+}
+
 static void
 test_stranger_refused(void)
 {
@@ -369,6 +408,7 @@ test_compression_not_offered(void)
 
 static CU_TestInfo peer_tests[] = {
     { "status over mutual TLS", test_status_over_tls },
+    { "an answered peer hangs up quietly", test_answered_close_quiet },
     { "a host that is no peer is refused", test_stranger_refused },
     { "a certificate naming another host is refused",
       test_impostor_refused },

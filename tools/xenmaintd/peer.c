@@ -549,6 +549,13 @@ conn_pump(struct peer_conn *c)
         conn_close(c);
         return;
     }
+    if (rc == XM_ERR_IO && !c->client && !c->mchan && c->hello_seen &&
+        out_pending(c) == 0) {
+        /* a peer that asked and was answered hangs up: no news */
+        xm_log_debug("peer %s: connection closed", c->name);
+        conn_close(c);
+        return;
+    }
     if (rc) {
         conn_fail(c, rc, rc == XM_ERR_IO ? "connection closed"
                                          : xm_strerror(rc));
