@@ -432,25 +432,53 @@ test_auto_middle_link(void)
     CU_ASSERT_EQUAL(got.algo, XM_COMP_LZ4);
 }
 
-/* A winner must win by more than the margin: noise does not pick. */
+/* Speeds are noisy, ratios are not: a codec that the CPU bounds wins
+ * only by more than the margin, one that the link bounds by its ratio;
+ * against raw, by more than the margin. */
 static void
 test_auto_margin(void)
 {
     /* Link-bound at 10 MB/s: estimates 1/(ratio * 10). */
-    struct xm_comp_sample near[] = {
+    struct xm_comp_sample ratio[] = {
         sample(XM_COMP_LZ4, 0, 1000, 10),
-        sample(XM_COMP_ZSTD, 1, 1000, 10.5),    /* 4.8% better */
+        sample(XM_COMP_ZSTD, 1, 1000, 10.5),    /* 4.8% fewer bytes */
     };
-    struct xm_comp_sample clear[] = {
-        sample(XM_COMP_LZ4, 0, 1000, 10),
-        sample(XM_COMP_ZSTD, 1, 1000, 12),      /* 16.7% better */
+    /* CPU-bound on a 1000 MB/s link (ratio 10: the link would take
+     * 1/10000 s per MB): 1/mbps */
+    struct xm_comp_sample cpu_near[] = {
+        sample(XM_COMP_LZ4, 0, 200, 10),
+        sample(XM_COMP_ZSTD, 1, 210, 12),       /* 4.8% faster */
+    };
+    struct xm_comp_sample cpu_clear[] = {
+        sample(XM_COMP_LZ4, 0, 200, 10),
+        sample(XM_COMP_ZSTD, 1, 240, 12),       /* 16.7% faster */
+    };
+    /* The lab's stream (non-zero pages, 5 MB/s share): zstd:3 is
+     * slower but still link-bound, and sends less. */
+    struct xm_comp_sample lab[] = {
+        sample(XM_COMP_LZ4, 0, 73, 1.5),
+        sample(XM_COMP_ZSTD, 1, 55, 2.0),
+        sample(XM_COMP_ZSTD, 3, 34, 2.1),
     };
     struct xm_comp_sample barely[] = {
         sample(XM_COMP_LZ4, 0, 1000, 1.05),     /* 4.8% better than raw */
     };
+    struct xm_comp_spec got;
 
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(near, 2, 10).algo, XM_COMP_LZ4);
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(clear, 2, 10).algo, XM_COMP_ZSTD);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(ratio, 2, 10).algo, XM_COMP_ZSTD);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(cpu_near, 2, 1000).algo,
+                    XM_COMP_NONE);  /* 1/180 s per MB: raw is 1/1000 */
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(cpu_near, 2, 50).algo,
+                    XM_COMP_LZ4);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(cpu_clear, 2, 50).algo,
+                    XM_COMP_ZSTD);
+    got = xm_comp_auto_choose(lab, 3, 5);
+    CU_ASSERT_EQUAL(got.algo, XM_COMP_ZSTD);
+    CU_ASSERT_EQUAL(got.level, 3);
+    /* at 23 MB/s zstd:3 would be CPU-bound: zstd:1 */
+    got = xm_comp_auto_choose(lab, 3, 23);
+    CU_ASSERT_EQUAL(got.algo, XM_COMP_ZSTD);
+    CU_ASSERT_EQUAL(got.level, 1);
     CU_ASSERT_EQUAL(xm_comp_auto_choose(barely, 1, 10).algo, XM_COMP_NONE);
 }
 

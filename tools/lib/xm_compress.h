@@ -135,13 +135,18 @@ struct xm_comp_sample {
  */
 double xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps);
 /*
- * The spec among samples[0..n) with the lowest estimate, or none when
- * none is below 1 / link.  To win, a sample must beat the best so far
- * (none first, then the earlier samples) by more than
- * XM_COMP_AUTO_MARGIN of its estimate: measurements are noisy (more so
- * under emulation), and a near tie goes to the cheaper choice, so list
- * the cheaper ones first.  A link speed that is not a positive number
- * (unknown) gives none: without it nothing says compression pays.
+ * The spec among samples[0..n) with the lowest estimate, or none.  The
+ * speeds are the noisy figures (more so under emulation; a ratio on a
+ * given sample is exact), so a sample takes the lead only if its
+ * estimate at a speed XM_COMP_AUTO_MARGIN lower than measured beats
+ * the leader's as measured: a codec that is CPU-bound wins only by
+ * more than the noise, while between codecs that the link bounds the
+ * better ratio wins.  Against none, a sample
+ * must also beat 1 / link by more than the margin (compression costs
+ * CPU that TLS and libxl's helper want too).  A tie goes to the earlier
+ * sample, so list the cheaper ones first.  A link speed that is not a
+ * positive number (unknown) gives none: without it nothing says
+ * compression pays.
  */
 #define XM_COMP_AUTO_MARGIN 0.10
 struct xm_comp_spec xm_comp_auto_choose(const struct xm_comp_sample *samples,
