@@ -53,7 +53,13 @@ CFG
 }
 
 lab_cmd_ticks() {
-    (($# == 1)) || lab_die "usage: lab ticks NAME"
+    local from=()
+    if (($# == 3)) && [[ $2 == --from ]]; then
+        [[ $3 =~ ^[0-9]+$ ]] || lab_die "lab ticks: --from takes a tick number, not '$3'"
+        from=("$3")
+    elif (($# != 1)); then
+        lab_die "usage: lab ticks NAME [--from TICK]"
+    fi
     local name=$1 q h
     q=$(lab_quote "$name")
     while read -r h; do
@@ -62,7 +68,7 @@ lab_cmd_ticks() {
             for f in $LAB_CONSOLE_DIR/guest-$q.log $LAB_CONSOLE_DIR/guest-$q--incoming.log; do
                 [ -f \"\$f\" ] && sed -n 's/^\\[\\([0-9-]* [0-9:]*\\)\\] tick \\([0-9]*\\).*/tick $h \\1 \\2/p' \"\$f\"
             done; true"
-    done < <(lab_hosts_up) | python3 "$LAB_DIR/lib/ticks.py" "$name"
+    done < <(lab_hosts_up) | python3 "$LAB_DIR/lib/ticks.py" "$name" "${from[@]}"
 }
 
 # lab_reset_host HOST: destroy its guests, revert and unload its livepatches,

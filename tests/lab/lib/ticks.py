@@ -2,7 +2,7 @@
 """tests/lab/lib/ticks.py -- `lab ticks NAME`: where a lab guest runs and
 the largest gap between its consecutive ticks, across hosts.
 
-usage: ticks.py NAME < LINES
+usage: ticks.py NAME [FROM] < LINES
 LINES, gathered by `lab ticks` from every host's xenconsoled logs:
   where HOST DOMID                  guest NAME runs on HOST as DOMID
   tick HOST YYYY-MM-DD HH:MM:SS N   tick N was logged on HOST at that time (UTC)
@@ -11,15 +11,18 @@ Prints one line, e.g.
 max_gap_s is the largest difference between the log times of two
 consecutive ticks seen (1 s resolution; a tick lasts 1 s, so anything
 above 1 is time the guest did not run or its output was held up).
-missing counts tick numbers found in no log.  Exits 1 when no tick of
-NAME was found at all.
+missing counts tick numbers found in no log.  With FROM (a tick number)
+only the gaps after tick FROM count, so a caller that noted the guest's
+last tick before a move gets the gap of that move alone; the line then
+ends with from=FROM (max_gap_s=0 gap=- if no tick followed it).  Exits 1
+when no tick of NAME was found at all, 2 on a FROM that is not a number.
 """
 import calendar
 import sys
 import time
 
 
-def main(name):
+def main(name, start=None):
     where, seen = [], {}
     for line in sys.stdin:
         f = line.split()
@@ -38,12 +41,20 @@ def main(name):
     missing = (nums[-1] - nums[0] + 1) - len(nums)
     gap, at = 0, "-"
     for a, b in zip(nums, nums[1:]):
+        if start is not None and a < start:
+            continue
         d = seen[b][0] - seen[a][0]
         if d > gap:
             gap, at = d, "%d@%s->%d@%s" % (a, seen[a][1], b, seen[b][1])
-    print("%s %s ticks=%d..%d missing=%d max_gap_s=%d gap=%s"
-          % (name, host, nums[0], nums[-1], missing, gap, at))
+    print("%s %s ticks=%d..%d missing=%d max_gap_s=%d gap=%s%s"
+          % (name, host, nums[0], nums[-1], missing, gap, at,
+             "" if start is None else " from=%d" % start))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: ticks.py NAME [FROM]")
+    if len(sys.argv) == 3 and not sys.argv[2].isdigit():
+        print("ticks.py: FROM must be a tick number, not %r" % sys.argv[2], file=sys.stderr)
+        sys.exit(2)
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) == 3 else None)
