@@ -5,7 +5,9 @@
  * peer that lacks the feature or some algorithms; the "auto" decision
  * on constructed measurements.  Then the block codec: round trips of
  * random, zero and text-like chunks of 0, 1, 64 KiB and the largest
- * size with each algorithm; incompressible chunks stored; and hostile
+ * size with each algorithm; incompressible chunks stored; all-zero
+ * chunks, whose block is made once and reused, as a fresh codec makes
+ * it whatever came before; and hostile
  * blocks: every bit of the header flipped, every byte and every bit of
  * small blocks flipped (a block either is refused or gives back the
  * exact chunk, never other data), truncation at every length, trailing
@@ -708,6 +710,65 @@ test_stats(void)
     CU_ASSERT_EQUAL(st.block_bytes, n2);
 }
 
+/* An all-zero chunk is compressed once per size and codec, then its
+ * block is reused: whatever the order of specs and sizes, each block is
+ * the one a fresh codec makes of that chunk, decodes to zeros and is
+ * counted; a chunk that is zero but for its last byte is no zero chunk. */
+static void
+test_zero_chunks(void)
+{
+    static const char *const specs[] = {
+        "zstd:1", "lz4", "zstd:1", "zstd:19", "zstd:3", "lz4", "zstd:3",
+    };
+    static const size_t sizes[] = { 4096, 64 * KIB, XM_COMP_CHUNK_MAX };
+    struct xm_comp_codec *fresh;
+    struct xm_comp_spec spec;
+    struct xm_comp_stats st0, st1;
+    uint8_t *want = malloc(XM_PROTO_STREAM_MAX);
+    size_t n, m, out, blocks = 0;
+    char err[160];
+
+    CU_ASSERT_FATAL(want != NULL);
+    xm_comp_codec_stats(enc, &st0);
+    for (size_t i = 0; i < 2 * sizeof(specs) / sizeof(*specs); i++) {
+        const char *text = specs[i % 7];
+        size_t len = sizes[i % 3];
+
+        fill(raw, len, ZERO);
+        n = encode(text, len);
+        blocks++;
+        CU_ASSERT_EQUAL(block[2], text[0] == 'l' ? XM_COMP_LZ4
+                                                 : XM_COMP_ZSTD);
+        CU_ASSERT_EQUAL(xm_comp_decode(dec, block, n, back,
+                                       XM_COMP_CHUNK_MAX, &out), XM_OK);
+        CU_ASSERT(out == len && memcmp(back, raw, len) == 0);
+        CU_ASSERT_EQUAL_FATAL(xm_comp_codec_new(&fresh), XM_OK);
+        CU_ASSERT_EQUAL(xm_comp_spec_parse(text, &spec, err, sizeof(err)),
+                        XM_OK);
+        CU_ASSERT_EQUAL(xm_comp_codec_set(fresh, &spec), XM_OK);
+        CU_ASSERT_EQUAL(xm_comp_encode(fresh, raw, len, want,
+                                       XM_PROTO_STREAM_MAX, &m), XM_OK);
+        xm_comp_codec_free(fresh);
+        if (m != n || memcmp(want, block, n) != 0) {
+            fprintf(stderr, "\n%s, %zu zero bytes: a block of %zu bytes, "
+                    "a fresh codec makes %zu\n", text, len, n, m);
+            CU_FAIL("zero chunk block");
+        }
+        /* the same chunk but for its last byte */
+        raw[len - 1] = 7;
+        n = encode(text, len);
+        blocks++;
+        CU_ASSERT_EQUAL(xm_comp_decode(dec, block, n, back,
+                                       XM_COMP_CHUNK_MAX, &out), XM_OK);
+        CU_ASSERT(out == len && back[len - 1] == 7 && back[0] == 0);
+    }
+    xm_comp_codec_stats(enc, &st1);
+    CU_ASSERT_EQUAL(st1.blocks[XM_COMP_LZ4] + st1.blocks[XM_COMP_ZSTD] -
+                    st0.blocks[XM_COMP_LZ4] - st0.blocks[XM_COMP_ZSTD],
+                    blocks);
+    free(want);
+}
+
 static void
 test_encoder_limits(void)
 {
@@ -1264,6 +1325,7 @@ static CU_TestInfo codec_tests[] = {
     { "odd sizes, level switches", test_odd_sizes_and_level_switches },
     { "incompressible chunks stored", test_incompressible_stored },
     { "counters", test_stats },
+    { "zero chunks: one block reused", test_zero_chunks },
     { "encoder limits", test_encoder_limits },
     CU_TEST_INFO_NULL,
 };

@@ -11,8 +11,10 @@
  * straight into the caller's buffer, capped one byte under the raw
  * length, so "does not shrink" shows as zstd's dstSize_tooSmall; the
  * LZ4 frame API wants room for its worst case, so LZ4 goes through a
- * buffer of the codec's, made once.  Decoding trusts nothing in a block:
- * each length is checked against the buffers before a library sees it.
+ * buffer of the codec's, made once.  An all-zero chunk is compressed
+ * once per size and codec and its block reused.  Decoding trusts nothing
+ * in a block: each length is checked against the buffers before a
+ * library sees it.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -44,6 +46,10 @@ enum {
 
 #define SPEC_CHOICES "auto, none, lz4, zstd[:LEVEL]"
 
+/* The largest block of an all-zero chunk the codec keeps (a 256 KiB
+ * chunk of zeros takes tens of bytes with zstd, about 1 KiB with LZ4). */
+#define ZERO_BLOCK_MAX 4096u
+
 struct xm_comp_codec {
     struct xm_comp_spec spec;   /* encoder */
     uint32_t accept;            /* decoder: algorithms allowed */
@@ -54,6 +60,14 @@ struct xm_comp_codec {
     LZ4F_dctx *ld;
     uint8_t *lz4_buf;           /* one LZ4 frame, worst case */
     size_t lz4_buf_len;
+    /* The block of the last all-zero chunk compressed, and what made
+     * it: the same chunk always gives the same block, and a guest's
+     * untouched memory is most of its stream (the codecs take time even
+     * over zeros: a second or more per 128 MiB under emulation). */
+    uint8_t zero_block[ZERO_BLOCK_MAX];
+    size_t zero_block_len;      /* 0: none kept */
+    size_t zero_raw_len;
+    struct xm_comp_spec zero_spec;
     struct xm_comp_stats stats;
     char err[160];
 };
@@ -507,6 +521,14 @@ put_header(uint8_t *out, enum xm_comp_algo algo, size_t raw_len)
  * xm_comp_bound(len).  A body must come out at least one byte shorter
  * than the chunk, or the chunk is stored.
  */
+static bool
+chunk_is_zero(const uint8_t *in, size_t len)
+{
+    /* Byte 0 is zero and each byte equals the next; a chunk of data
+     * differs early, so this costs little when it fails. */
+    return len > 0 && in[0] == 0 && memcmp(in, in + 1, len - 1) == 0;
+}
+
 static int
 encode_block(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
              const uint8_t *in, size_t len, uint8_t *out, size_t *n_r,
@@ -514,9 +536,17 @@ encode_block(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
 {
     enum xm_comp_algo algo = spec->algo;
     uint8_t *body = out + XM_COMP_HEADER_LEN;
+    bool zero = algo != XM_COMP_NONE && chunk_is_zero(in, len);
     size_t n = 0;
     int rc = XM_OK;
 
+    if (zero && c->zero_block_len && c->zero_raw_len == len &&
+        c->zero_spec.algo == algo && c->zero_spec.level == spec->level) {
+        memcpy(out, c->zero_block, c->zero_block_len);
+        *n_r = c->zero_block_len;
+        *algo_r = algo;
+        return XM_OK;
+    }
     if (len > 0 && algo == XM_COMP_ZSTD)
         rc = zstd_body(c, spec->level, in, len, body, len - 1, &n);
     else if (len > 0 && algo == XM_COMP_LZ4)
@@ -532,6 +562,12 @@ encode_block(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
     put_header(out, algo, len);
     *n_r = XM_COMP_HEADER_LEN + n;
     *algo_r = algo;
+    if (zero && algo != XM_COMP_NONE && *n_r <= sizeof(c->zero_block)) {
+        memcpy(c->zero_block, out, *n_r);
+        c->zero_block_len = *n_r;
+        c->zero_raw_len = len;
+        c->zero_spec = *spec;
+    }
     return XM_OK;
 }
 
