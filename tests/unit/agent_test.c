@@ -1042,9 +1042,27 @@ test_unstarted_migration_retried_once(void)
     }
 }
 
+/* A move that ends frees its slot at once: the retry of a migration that
+ * never began, then the end of the drain, come without the drain's tick
+ * (the fake clock stands still). */
+static void
+test_finished_move_steps_at_once(void)
+{
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
+                     "\"free_kib\":1048576,\"nr_cpus\":2,\"guests\":[]}";
+    submit("r2", "{\"version\":1,\"op\":\"drain\",\"blocked\":\"skip\"}");
+    answer_peers();
+    pump();
+    CU_ASSERT_EQUAL(chans_opened, 2);
+    assert_job("r2", "done");
+}
+
 static CU_TestInfo stop_tests[] = {
     { "a migration that never began is tried once more",
       test_unstarted_migration_retried_once },
+    { "a move that ends frees its slot at once",
+      test_finished_move_steps_at_once },
     { "shut down, configs kept; undrain --stay starts them",
       test_shutdown_then_start },
     { "a guest that ignores the request keeps running",
