@@ -126,6 +126,7 @@ struct migexec {
     uint64_t probe_plain_bytes; /* measuring: raw bytes sent as is */
     struct xm_comp_spec probe_spec; /* measuring: the zero chunks' codec */
     char stream_why[XM_MIG_WHY_MAX];    /* target: why the stream broke */
+    char offer_why[XM_MIG_WHY_MAX];     /* source: why no OFFER left */
 
     /* figures and times (the clock's ms, T_NONE when not taken) */
     struct migexec_stats st;
@@ -287,7 +288,10 @@ send_offer(struct migexec *x)
     rc = xm_jgen_finish(g, &text, &len);
     if (rc)
         goto out;
-    chan_send(x, XM_MSG_MIGRATE_OFFER, text, len);
+    /* Not chan_send: a refused OFFER (a config over the frame limit, the
+     * link gone) is no frame lost on the way but one never sent. */
+    rc = x->p.chan.ops->send(x->p.chan.ctx, XM_MSG_MIGRATE_OFFER, 0, text,
+                             len);
 out:
     xm_jgen_free(g);
     free(config);
@@ -1055,16 +1059,36 @@ report(struct migexec *x, bool final)
     x->p.done(x->p.arg, x, &res, final);
 }
 
+/*
+ * The OFFER could not be made or sent (the guest vanished, libxl would
+ * not give its config, no memory, a config over the frame limit): fail
+ * now, guest untouched, with the reason.  Waiting for the ACCEPT timer
+ * instead left the peer a connection that carried the hellos and then
+ * nothing, until its idle timer closed it 30 s later: a stall with no
+ * word in either log.  A timeout with a text is how the executor ends
+ * a migration itself (as migexec_abort).
+ */
 static void
-do_send(struct migexec *x, const struct xm_mig_action *a)
+offer_failed(struct migexec *x, int rc, struct xm_mig_event *res_r)
+{
+    snprintf(x->offer_why, sizeof(x->offer_why),
+             "cannot make the offer: %s", xm_strerror(rc));
+    *res_r = mkev(XM_MIG_EV_TIMEOUT, rc);
+    res_r->text = x->offer_why;
+}
+
+static void
+do_send(struct migexec *x, const struct xm_mig_action *a,
+        struct xm_mig_event *res_r)
 {
     uint16_t type = 0;
+    int rc;
 
     switch (a->msg) {
     case XM_MIG_MSG_OFFER:
-        /* If no offer leaves (the guest vanished, no memory), the
-         * ACCEPT timer ends the migration as a lost frame would. */
-        (void)send_offer(x);
+        rc = send_offer(x);
+        if (rc)
+            offer_failed(x, rc, res_r);
         return;
     case XM_MIG_MSG_REJECT:
     case XM_MIG_MSG_ABORT:
@@ -1109,7 +1133,7 @@ perform(struct migexec *x, const struct xm_mig_action *a,
     res_r->type = XM_MIG_EV_COUNT;
     switch (a->type) {
     case XM_MIG_A_SEND:
-        do_send(x, a);
+        do_send(x, a, res_r);
         break;
     case XM_MIG_A_HV:
         switch (a->op) {
