@@ -31,6 +31,7 @@
  * counted in the stream tail.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@
 #include "migexec.h"
 #include "xm_err.h"
 #include "xm_json.h"
+#include "xm_log.h"
 #include "xm_stream.h"
 
 #define QMAX 16
@@ -138,6 +140,8 @@ struct migexec {
     int64_t peer_ready_delay, peer_restore, peer_handshake; /* source */
     int64_t peer_susp_to_ready;                 /* target */
     int peer_rounds;                            /* target */
+
+    int64_t t_first;            /* first step: the trace's zero */
 
     /* recovery: what xm_mig_adopt asked for, run by migexec_kick */
     struct xm_mig_action adopt_acts[XM_MIG_ACTIONS_MAX];
@@ -1236,7 +1240,18 @@ step_one(struct migexec *x, const struct xm_mig_event *ev)
     struct xm_mig_action acts[XM_MIG_ACTIONS_MAX];
     unsigned n = 0;
 
+    enum xm_mig_state was = x->m.state;
+
+    if (x->t_first == T_NONE)
+        x->t_first = now_ms(x);
     (void)xm_mig_step(&x->m, ev, acts, XM_MIG_ACTIONS_MAX, &n);
+    /* The trace of a migration's phases, for whoever profiles one. */
+    if (x->m.state != was)
+        xm_log_debug("migration %s: %s -> %s on %s at +%" PRId64 " ms, "
+                     "%" PRIu64 " bytes", x->m.ident.id,
+                     xm_mig_state_name(was), xm_mig_state_name(x->m.state),
+                     xm_mig_event_name(ev->type), now_ms(x) - x->t_first,
+                     x->bytes);
     perform_all(x, acts, n);
 }
 
@@ -1303,6 +1318,7 @@ migexec_new(const struct migexec_params *p, struct migexec **x_r)
                                          : MIGEXEC_MAX_PENDING;
     x->t_susp = x->t_ready = T_NONE;
     x->t_end = x->t_recv_done = x->t_ready_sent = x->t_unpaused = T_NONE;
+    x->t_first = T_NONE;
     x->peer_ready_delay = x->peer_restore = x->peer_handshake =
         MIGEXEC_UNKNOWN;
     x->peer_susp_to_ready = MIGEXEC_UNKNOWN;
