@@ -5,7 +5,7 @@
 # maintenance notice), A ends empty and "drained", every guest still
 # ticks on B (largest tick gap reported); B cannot drain onto a drained
 # A (refused, B left active); `xl undrain` brings all three home; and a
-# drain that cannot fit (a big guest fills B) is refused with the
+# drain that cannot fit (a big paused domain fills B) is refused with the
 # blocker named and nothing moved.
 # lab-hosts: 2
 # lab-needs: project
@@ -68,8 +68,8 @@ expect_eq "domains on A" "$(domains A)" "Domain-0 g1 g2 g3"
 expect_eq "domains on B" "$(domains B)" "Domain-0"
 ticking A $GUESTS
 
-step "a drain that cannot fit: a 900 MiB guest fills B"
-"$LAB" guest B big 900
+step "a drain that cannot fit: a 900 MiB domain (paused) fills B"
+"$LAB" guest --paused B big 900
 rc=0
 out=$(on A 'xl drain --json') || rc=$?
 res=$(last_json <<< "$out")

@@ -1,8 +1,8 @@
 #!/bin/bash
 # tests/lab/scenarios/70-drain-options.sh -- Ctrl-C and --shutdown-blocked
 # on real hosts.  A holds g1, g2 (128 MiB) and g3 (500 MiB); an 800 MiB
-# guest fills B, so g3 cannot move (no room).  `xl drain --parallel 1
-# --skip-blocked --compress none` is interrupted (SIGINT, as Ctrl-C)
+# domain (paused: it only holds memory) fills B, so g3 cannot move.  `xl
+# drain --parallel 1 --skip-blocked --compress none` is interrupted (SIGINT, as Ctrl-C)
 # while g1 streams to B: xl says that running migrations finish or roll
 # back and that no new one starts; a migration the cancel caught rolls
 # back saying so; every guest runs exactly once and ticks; no transient
@@ -17,8 +17,8 @@
 step "both hosts active, no records of earlier drains"
 agents_reset
 
-step "g1, g2 (128 MiB) and g3 (500 MiB) on A; an 800 MiB guest fills B"
-guests B 800 fill &
+step "g1, g2 (128 MiB) and g3 (500 MiB) on A; an 800 MiB domain (paused) fills B"
+"$LAB" guest --paused B fill 800 &
 fill=$!
 guests A 128 g1 g2
 "$LAB" guest A g3 500

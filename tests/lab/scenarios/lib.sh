@@ -118,12 +118,12 @@ guests() {
 # at most ${MAX_GAP:-30} s (a generous bound for a 128 MiB guest
 # migrated under TCG)
 ticking() {
-    local h=$1 max=${MAX_GAP:-30} g t1 t2 gap
+    local h=$1 max=${MAX_GAP:-30} g t1 t2 gap line
     local -A before after
     shift
-    for g in "$@"; do before[$g]=$("$LAB" ticks "$g"); done
+    while read -r g line; do before[$g]="$g $line"; done < <("$LAB" ticks "$@")
     sleep 3
-    for g in "$@"; do after[$g]=$("$LAB" ticks "$g"); done
+    while read -r g line; do after[$g]="$g $line"; done < <("$LAB" ticks "$@")
     for g in "$@"; do
         expect_eq "$g runs on" "$(tick_field "${after[$g]}" host)" "$h"
         t1=$(tick_field "${before[$g]}" ticks); t1=${t1#*..}
