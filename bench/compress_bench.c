@@ -22,13 +22,15 @@
  *
  * For the pump's chunk sizes (64 KiB, and the default 256 KiB) it
  * encodes and decodes the whole buffer chunk by chunk through the block
- * codec, best of three runs, for lz4, zstd:1 and zstd:3, with memcpy of
- * the same chunks as the baseline, and prints MB/s (10^6 bytes of raw
+ * codec, best of three runs, for lz4, zstd:1 and zstd:3, and each of
+ * them with the chunks' zero runs elided ("zero+lz4"; "zero" elides them
+ * and stores the rest), with memcpy of the same chunks as the baseline, and prints MB/s (10^6 bytes of raw
  * data per second of the thread's CPU time, so that other load on the
  * machine does not count), the ratio (raw bytes / block bytes, headers
  * in), the encoding time against memcpy's, and what the "auto" model
  * (xm_comp_estimate) says a 1 GiB guest takes over a link of 10, 100
- * and 1000 MB/s, with the choice xm_comp_auto_choose makes.  Figures,
+ * and 1000 MB/s, with the choice xm_comp_auto_choose makes among the
+ * codecs without zero runs, pipelined and CPU-bound.  Figures,
  * never pass or fail.  Build it as bench/README.md says for plan_bench
  * (no sanitizers, -O2): `make bench`, then ./bench/compress_bench.
  *
@@ -261,7 +263,11 @@ run_codec(const char *spec_text, const uint8_t *buf, size_t chunk,
     size_t n_chunks = buf_len / chunk, stride = xm_comp_bound(chunk), n;
     int rc;
 
-    if (xm_comp_spec_parse(spec_text, &spec, err, sizeof(err)) ||
+    bool zr = !strncmp(spec_text, "zero", 4);
+    const char *codec_text = !strncmp(spec_text, "zero+", 5) ? spec_text + 5
+                                                              : spec_text;
+
+    if (xm_comp_spec_parse(codec_text, &spec, err, sizeof(err)) ||
         xm_comp_codec_new(&enc) || xm_comp_codec_new(&dec)) {
         fprintf(stderr, "compress_bench: %s\n", err);
         exit(1);
@@ -269,6 +275,8 @@ run_codec(const char *spec_text, const uint8_t *buf, size_t chunk,
     rc = xm_comp_codec_set(enc, &spec);
     if (rc)
         die("set", enc, rc);
+    xm_comp_codec_zero_runs(enc, zr);
+    xm_comp_codec_accept_zero_runs(dec, true);
     res->name = spec_text;
     res->enc_s = res->dec_s = 1e9;
     for (int run = 0; run < RUNS; run++) {
@@ -319,7 +327,8 @@ as_sample(const struct result *r)
     char err[160];
 
     memset(&s, 0, sizeof(s));
-    xm_comp_spec_parse(r->name, &s.spec, err, sizeof(err));
+    xm_comp_spec_parse(!strncmp(r->name, "zero+", 5) ? r->name + 5 : r->name,
+                       &s.spec, err, sizeof(err));
     s.mbps = mbps(r->enc_s);
     s.ratio = (double)buf_len / (double)r->block_bytes;
     return s;
@@ -327,38 +336,45 @@ as_sample(const struct result *r)
 
 static void
 report(size_t chunk, const struct result *base, const struct result *res,
-       size_t n)
+       size_t n, size_t n_plain)
 {
     static const double links[] = { 10, 100, 1000 };
     struct xm_comp_sample samples[8];
 
     printf("\nchunk %zu KiB\n", chunk / KIB);
-    printf("  %-8s %9s %9s %7s %9s | 1 GiB guest over a link of\n",
+    printf("  %-11s %9s %9s %7s %9s | 1 GiB guest over a link of\n",
            "codec", "enc MB/s", "dec MB/s", "ratio", "enc time");
-    printf("  %-8s %9s %9s %7s %9s | %9s %9s %9s\n", "", "", "", "",
+    printf("  %-11s %9s %9s %7s %9s | %9s %9s %9s\n", "", "", "", "",
            "/memcpy", "10 MB/s", "100 MB/s", "1000 MB/s");
-    printf("  %-8s %9.0f %9.0f %7.2f %8.1fx |", "memcpy", mbps(base->enc_s),
-           mbps(base->dec_s), 1.0, 1.0);
+    printf("  %-11s %9.0f %9.0f %7.2f %8.1fx |", "memcpy",
+           mbps(base->enc_s), mbps(base->dec_s), 1.0, 1.0);
     for (size_t l = 0; l < 3; l++)
-        printf(" %8.1fs", GUEST_MB * xm_comp_estimate(NULL, links[l]));
+        printf(" %8.1fs", GUEST_MB * xm_comp_estimate(NULL, links[l],
+                                                      false));
     printf("\n");
     for (size_t i = 0; i < n; i++) {
         samples[i] = as_sample(&res[i]);
-        printf("  %-8s %9.0f %9.0f %7.2f %8.1fx |", res[i].name,
+        printf("  %-11s %9.0f %9.0f %7.2f %8.1fx |", res[i].name,
                samples[i].mbps, mbps(res[i].dec_s), samples[i].ratio,
                res[i].enc_s / base->enc_s);
         for (size_t l = 0; l < 3; l++)
-            printf(" %8.1fs",
-                   GUEST_MB * xm_comp_estimate(&samples[i], links[l]));
+            printf(" %8.1fs", GUEST_MB * xm_comp_estimate(&samples[i],
+                                                          links[l], false));
         printf("\n");
     }
-    printf("  auto picks:");
-    for (size_t l = 0; l < 3; l++) {
-        struct xm_comp_spec pick = xm_comp_auto_choose(samples, n, links[l]);
-        char name[32];
+    /* the model over the codecs without zero runs (the first n_plain),
+     * as when the peer lacks them; pipelined and CPU-bound */
+    for (int bound = 0; bound < 2; bound++) {
+        printf("  auto picks%s:", bound ? " (CPU-bound)" : "");
+        for (size_t l = 0; l < 3; l++) {
+            struct xm_comp_spec pick = xm_comp_auto_choose(samples, n_plain,
+                                                           links[l], bound);
+            char name[32];
 
-        xm_comp_spec_format(&pick, name, sizeof(name));
-        printf("  %s at %.0f MB/s%s", name, links[l], l < 2 ? "," : "\n");
+            xm_comp_spec_format(&pick, name, sizeof(name));
+            printf("  %s at %.0f MB/s%s", name, links[l],
+                   l < 2 ? "," : "\n");
+        }
     }
 }
 
@@ -398,11 +414,15 @@ int
 main(int argc, char **argv)
 {
     static const size_t chunks[] = { 64 * KIB, 256 * KIB };
-    static const char *const specs[] = { "lz4", "zstd:1", "zstd:3" };
+    static const char *const specs[] = {
+        "lz4", "zstd:1", "zstd:3",
+        "zero", "zero+lz4", "zero+zstd:1", "zero+zstd:3",
+    };
+    const size_t n_specs = sizeof(specs) / sizeof(specs[0]);
     uint8_t *buf = xmalloc(BUF_MAX), *back = xmalloc(BUF_MAX);
     uint8_t *blocks = xmalloc(BUF_MAX + BUF_MAX / 4096 * 8 + 64);
     size_t *block_len = xmalloc(BUF_MAX / (64 * KIB) * sizeof(size_t));
-    struct result base, res[3];
+    struct result base, res[7];
 
     if (argc > 2) {
         fprintf(stderr, "usage: compress_bench [FILE]\n");
@@ -423,10 +443,10 @@ main(int argc, char **argv)
     for (size_t c = 0; c < 2; c++) {
         run_memcpy(buf, chunks[c], back, &base);
         base.name = "memcpy";
-        for (size_t s = 0; s < 3; s++)
+        for (size_t s = 0; s < n_specs; s++)
             run_codec(specs[s], buf, chunks[c], blocks, block_len, back,
                       &res[s]);
-        report(chunks[c], &base, res, 3);
+        report(chunks[c], &base, res, n_specs, 3);
     }
     free(buf);
     free(back);

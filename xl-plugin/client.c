@@ -1060,7 +1060,7 @@ print_streams(const xm_json *moves, const char *indent, FILE *out)
             !get_uint(m, "wire_bytes", &wb) || (lb == 0 && wb == 0))
             continue;
         if (!said)
-            fprintf(out, "%sStreams:\n%s  %-20s %11s %11s %7s %-9s %6s  %s\n",
+            fprintf(out, "%sStreams:\n%s  %-20s %11s %11s %7s %-11s %6s  %s\n",
                     indent, indent, "GUEST", "FROM LIBXL", "ON WIRE", "RATIO", "COMPRESS",
                     "ROUNDS", "DOWNTIME s (TAIL + RESTORE + HANDSHAKE)");
         said = true;
@@ -1073,7 +1073,7 @@ print_streams(const xm_json *moves, const char *indent, FILE *out)
         fprintf(out, "%s  ", indent);
         put_col(out, get_str(m, "guest"), 20);
         fprintf(out, " %11s %11s %7s ", raw, wire, ratio);
-        put_col(out, comp ? comp : "?", 9);
+        put_col(out, comp ? comp : "?", 11);    /* "zero+zstd:3" */
         fprintf(out, " %6s  %s (%s + %s + %s)\n", rounds,
                 part_secs(dt, "total_ms", total, sizeof(total)),
                 part_secs(dt, "stream_tail_ms", tail, sizeof(tail)),

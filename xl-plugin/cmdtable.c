@@ -33,10 +33,12 @@ const struct xm_cmd_spec xm_cmd_table[] = {
       "                      xl undrain starts them again here (also\n"
       "                      with --stay).\n"
       "--compress C          Compress the migration streams: auto (measure\n"
-      "                      the link and the CPU, then choose), none, lz4,\n"
-      "                      zstd or zstd:LEVEL (1-22); default: the\n"
-      "                      agent's (compress in xenmaint.conf, auto).\n"
-      "                      A peer without compression gets plain streams.\n"
+      "                      the link and the CPU, then choose), none,\n"
+      "                      zero (zero pages elided, the rest as is),\n"
+      "                      lz4, zstd or zstd:LEVEL (1-22): these two\n"
+      "                      elide zero pages too; default: the agent's\n"
+      "                      (compress in xenmaint.conf, auto).  A peer\n"
+      "                      without compression gets plain streams.\n"
       "--json                Print the agent's result as JSON.\n"
       "-h, --help            Print this help.\n" },
     { "undrain", &main_undrain,
@@ -49,8 +51,8 @@ const struct xm_cmd_spec xm_cmd_table[] = {
       "                      even so).\n"
       "--timeout S           Give up after S seconds (default: agent's).\n"
       "--compress C          How the hosts that hold the guests compress\n"
-      "                      their streams home: auto, none, lz4, zstd or\n"
-      "                      zstd:LEVEL (default: their agent's).\n"
+      "                      their streams home: auto, none, zero, lz4,\n"
+      "                      zstd or zstd:LEVEL (default: their agent's).\n"
       "--json                Print the agent's result as JSON.\n"
       "-h, --help            Print this help.\n" },
     { "patch", &main_patch,
@@ -77,8 +79,8 @@ const struct xm_cmd_spec xm_cmd_table[] = {
       "--skip-blocked        apply: leave guests that cannot move running\n"
       "                      here.\n"
       "--compress C          apply: compress the migration streams, as\n"
-      "                      xl drain --compress: auto, none, lz4, zstd\n"
-      "                      or zstd:LEVEL (1-22); default: the agent's.\n"
+      "                      xl drain --compress: auto, none, zero, lz4,\n"
+      "                      zstd or zstd:LEVEL; default: the agent's.\n"
       "--json                Print the agent's result as JSON (apply: the\n"
       "                      step and progress events first, one a line).\n"
       "-h, --help            Print this help.\n" },

@@ -10,6 +10,7 @@
 #ifndef XM_TEST_CLOCK_FAKE_H
 #define XM_TEST_CLOCK_FAKE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "xm_clock.h"
@@ -18,6 +19,12 @@ struct clock_fake {
     int64_t mono_ms;        /* what mono_ms returns */
     int64_t wall_ms;        /* wall clock in ms; wall_s returns it / 1000 */
     unsigned reads;         /* calls of mono_ms + wall_s, for tests */
+    /* The host's CPU time (cpu_ms): advancing adds ms to it, busy for
+     * busy_permille of it (0 after init: an idle host), idle for the
+     * rest; cpu_unknown makes cpu_ms fail. */
+    int64_t cpu_busy_ms, cpu_idle_ms;
+    unsigned busy_permille;
+    bool cpu_unknown;
 };
 
 void clock_fake_init(struct clock_fake *c, int64_t start_ms, int64_t wall_s);

@@ -179,6 +179,7 @@ test_spec_accepted(void)
     } cases[] = {
         { "auto", true, XM_COMP_NONE, 0, "auto" },
         { "none", false, XM_COMP_NONE, 0, "none" },
+        { "zero", false, XM_COMP_NONE, 0, "zero" },
         { "lz4", false, XM_COMP_LZ4, 0, "lz4" },
         { "zstd", false, XM_COMP_ZSTD, 3, "zstd:3" },
         { "zstd:1", false, XM_COMP_ZSTD, 1, "zstd:1" },
@@ -204,6 +205,8 @@ test_spec_accepted(void)
         CU_ASSERT_EQUAL(again.automatic, spec.automatic);
         CU_ASSERT_EQUAL(again.algo, spec.algo);
         CU_ASSERT_EQUAL(again.level, spec.level);
+        CU_ASSERT_EQUAL(again.zero, spec.zero);
+        CU_ASSERT_EQUAL(spec.zero, !strcmp(cases[i].text, "zero"));
     }
 }
 
@@ -217,7 +220,9 @@ test_spec_refused(void)
         { "", "unknown algorithm ''" },
         { "ZSTD", "unknown algorithm 'ZSTD'" },
         { "Lz4", "unknown algorithm 'Lz4'" },
-        { "gzip", "unknown algorithm 'gzip' (auto, none, lz4, zstd" },
+        { "gzip", "unknown algorithm 'gzip' (auto, none, zero, lz4, zstd" },
+        { "zero:1", "'zero' takes no level" },
+        { "zero+lz4", "unknown algorithm 'zero+lz4'" },
         { " zstd", "unknown algorithm ' zstd'" },
         { "zstd ", "unknown algorithm 'zstd '" },
         { "zstd-3", "unknown algorithm 'zstd-3'" },
@@ -370,19 +375,19 @@ test_estimate(void)
 {
     struct xm_comp_sample s = sample(XM_COMP_LZ4, 0, 400, 4);
 
-    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(NULL, 10), 0.1, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(NULL, 10, false), 0.1, 1e-12);
     /* Link-bound: 1 / (4 * 10). */
-    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(&s, 10), 0.025, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(&s, 10, false), 0.025, 1e-12);
     /* CPU-bound: 1 / 400. */
-    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(&s, 1000), 0.0025, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(&s, 1000, false), 0.0025, 1e-12);
     s.mbps = 0;
-    CU_ASSERT(isinf(xm_comp_estimate(&s, 10)));
+    CU_ASSERT(isinf(xm_comp_estimate(&s, 10, false)));
     s.mbps = NAN;
-    CU_ASSERT(isinf(xm_comp_estimate(&s, 10)));
+    CU_ASSERT(isinf(xm_comp_estimate(&s, 10, false)));
     s.mbps = 400;
     s.ratio = -1;
-    CU_ASSERT(isinf(xm_comp_estimate(&s, 10)));
-    CU_ASSERT(isinf(xm_comp_estimate(NULL, 0)));
+    CU_ASSERT(isinf(xm_comp_estimate(&s, 10, false)));
+    CU_ASSERT(isinf(xm_comp_estimate(NULL, 0, false)));
 }
 
 static void
@@ -394,7 +399,7 @@ test_auto_fast_link_slow_cpu(void)
         sample(XM_COMP_ZSTD, 1, 250, 6),
         sample(XM_COMP_ZSTD, 3, 120, 9),
     };
-    struct xm_comp_spec got = xm_comp_auto_choose(s, 3, 1250);
+    struct xm_comp_spec got = xm_comp_auto_choose(s, 3, 1250, false);
 
     CU_ASSERT_FALSE(got.automatic);
     CU_ASSERT_EQUAL(got.algo, XM_COMP_NONE);
@@ -410,12 +415,12 @@ test_auto_slow_link(void)
         sample(XM_COMP_ZSTD, 1, 250, 6),
         sample(XM_COMP_ZSTD, 3, 120, 9),
     };
-    struct xm_comp_spec got = xm_comp_auto_choose(s, 3, 10);
+    struct xm_comp_spec got = xm_comp_auto_choose(s, 3, 10, false);
 
     CU_ASSERT_EQUAL(got.algo, XM_COMP_ZSTD);
     CU_ASSERT_EQUAL(got.level, 3);
     /* Without zstd, lz4 still beats raw. */
-    got = xm_comp_auto_choose(s, 1, 10);
+    got = xm_comp_auto_choose(s, 1, 10, false);
     CU_ASSERT_EQUAL(got.algo, XM_COMP_LZ4);
 }
 
@@ -429,7 +434,7 @@ test_auto_middle_link(void)
         sample(XM_COMP_ZSTD, 1, 250, 6),
         sample(XM_COMP_LZ4, 0, 400, 3),
     };
-    struct xm_comp_spec got = xm_comp_auto_choose(s, 3, 100);
+    struct xm_comp_spec got = xm_comp_auto_choose(s, 3, 100, false);
 
     CU_ASSERT_EQUAL(got.algo, XM_COMP_LZ4);
 }
@@ -467,21 +472,21 @@ test_auto_margin(void)
     };
     struct xm_comp_spec got;
 
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(ratio, 2, 10).algo, XM_COMP_ZSTD);
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(cpu_near, 2, 1000).algo,
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(ratio, 2, 10, false).algo, XM_COMP_ZSTD);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(cpu_near, 2, 1000, false).algo,
                     XM_COMP_NONE);  /* 1/180 s per MB: raw is 1/1000 */
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(cpu_near, 2, 50).algo,
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(cpu_near, 2, 50, false).algo,
                     XM_COMP_LZ4);
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(cpu_clear, 2, 50).algo,
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(cpu_clear, 2, 50, false).algo,
                     XM_COMP_ZSTD);
-    got = xm_comp_auto_choose(lab, 3, 5);
+    got = xm_comp_auto_choose(lab, 3, 5, false);
     CU_ASSERT_EQUAL(got.algo, XM_COMP_ZSTD);
     CU_ASSERT_EQUAL(got.level, 3);
     /* at 23 MB/s zstd:3 would be CPU-bound: zstd:1 */
-    got = xm_comp_auto_choose(lab, 3, 23);
+    got = xm_comp_auto_choose(lab, 3, 23, false);
     CU_ASSERT_EQUAL(got.algo, XM_COMP_ZSTD);
     CU_ASSERT_EQUAL(got.level, 1);
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(barely, 1, 10).algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(barely, 1, 10, false).algo, XM_COMP_NONE);
 }
 
 static void
@@ -504,18 +509,58 @@ test_auto_odd_inputs(void)
     };
     struct xm_comp_sample automatic = sample(XM_COMP_LZ4, 0, 400, 4);
 
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(s, 5, 10).algo, XM_COMP_NONE);
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(s, 0, 10).algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(s, 5, 10, false).algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(s, 0, 10, false).algo, XM_COMP_NONE);
     /* Unknown link speed: nothing says compression pays. */
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, 0).algo, XM_COMP_NONE);
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, NAN).algo, XM_COMP_NONE);
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, -3).algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, 0, false).algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, NAN, false).algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, -3, false).algo, XM_COMP_NONE);
     /* Ties go to the earlier. */
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, 10).algo, XM_COMP_LZ4);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(same, 2, 10, false).algo, XM_COMP_LZ4);
     /* Only strictly better than raw counts. */
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(worse, 2, 10).algo, XM_COMP_NONE);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(worse, 2, 10, false).algo, XM_COMP_NONE);
     automatic.spec.automatic = true;
-    CU_ASSERT_EQUAL(xm_comp_auto_choose(&automatic, 1, 10).algo,
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(&automatic, 1, 10, false).algo,
+                    XM_COMP_NONE);
+}
+
+/* A host whose CPU is the bottleneck: compressing and sending add up,
+ * so a slow codec's better ratio does not pay. */
+static void
+test_auto_cpu_bound(void)
+{
+    struct xm_comp_sample s = sample(XM_COMP_LZ4, 0, 400, 4);
+    /* The lab's literal pages (zero runs elided), as the agent measured
+     * them while two streams shared a saturated CPU: 3 MB/s each. */
+    struct xm_comp_sample lab[] = {
+        sample(XM_COMP_LZ4, 0, 41, 1.4),
+        sample(XM_COMP_ZSTD, 1, 23, 1.7),
+        sample(XM_COMP_ZSTD, 3, 18, 1.8),
+    };
+    /* A codec only a little faster than the link: pipelined it hides
+     * behind the link; on a saturated CPU it costs its own time. */
+    struct xm_comp_sample slowish[] = {
+        sample(XM_COMP_LZ4, 0, 15, 1.5),
+    };
+    struct xm_comp_spec got;
+
+    /* 1/400 + 1/(4 * 10) */
+    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(&s, 10, true), 0.0275, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(xm_comp_estimate(NULL, 10, true), 0.1, 1e-12);
+    CU_ASSERT(isinf(xm_comp_estimate(NULL, 0, true)));
+    got = xm_comp_auto_choose(lab, 3, 3.0, false);
+    CU_ASSERT_EQUAL(got.algo, XM_COMP_ZSTD);
+    CU_ASSERT_EQUAL(got.level, 3);
+    got = xm_comp_auto_choose(lab, 3, 3.0, true);
+    CU_ASSERT_EQUAL(got.algo, XM_COMP_ZSTD);
+    CU_ASSERT_EQUAL(got.level, 1);
+    /* without zstd: lz4 still pays, its wire saving is larger than its
+     * cost */
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(lab, 1, 3.0, true).algo,
+                    XM_COMP_LZ4);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(slowish, 1, 10, false).algo,
+                    XM_COMP_LZ4);
+    CU_ASSERT_EQUAL(xm_comp_auto_choose(slowish, 1, 10, true).algo,
                     XM_COMP_NONE);
 }
 
@@ -1296,6 +1341,323 @@ test_through_the_pump(void)
     free(dst);
 }
 
+
+/* ---- zero runs ---- */
+
+enum zr_pattern {
+    ZR_ALL_ZERO,        /* one run */
+    ZR_RANDOM,          /* no run */
+    ZR_PAGES,           /* 4 KiB pages, every other zero */
+    ZR_RAGGED,          /* random-length runs of zeros and data */
+    ZR_SHORT_RUNS,      /* zero runs under the minimum only */
+    ZR_TAIL,            /* data, then zeros to an odd end */
+    ZR_N_PATTERNS,
+};
+
+static const char *const zr_names[] = {
+    "all zero", "random", "pages", "ragged", "short runs", "tail",
+};
+
+static void
+zr_fill(enum zr_pattern pat, size_t len)
+{
+    size_t i = 0, n;
+
+    switch (pat) {
+    case ZR_ALL_ZERO:
+        memset(raw, 0, len);
+        break;
+    case ZR_RANDOM:
+        fill(raw, len, RANDOM);
+        for (i = 0; i < len; i++)   /* no zero bytes at all */
+            raw[i] |= 1;
+        break;
+    case ZR_PAGES:
+        for (i = 0; i < len; i += n) {
+            n = len - i < 4096 ? len - i : 4096;
+            fill(raw + i, n, (i / 4096) % 2 ? ZERO : TEXT);
+        }
+        break;
+    case ZR_RAGGED:
+        for (bool zero = rnd() % 2; i < len; i += n, zero = !zero) {
+            n = 1 + rnd() % 3000;
+            if (n > len - i)
+                n = len - i;
+            fill(raw + i, n, zero ? ZERO : RANDOM);
+        }
+        break;
+    case ZR_SHORT_RUNS:
+        for (i = 0; i < len; i += n) {
+            n = len - i < 400 ? len - i : 400;
+            fill(raw + i, n, RANDOM);
+            memset(raw + i, 0, n < 200 ? n : 200);
+            raw[i + n - 1] |= 1;
+        }
+        break;
+    case ZR_TAIL:
+        fill(raw, len, TEXT);
+        memset(raw + len / 2, 0, len - len / 2);
+        break;
+    default:
+        break;
+    }
+}
+
+static size_t
+zr_encode(const char *spec, size_t len)
+{
+    xm_comp_codec_zero_runs(enc, true);
+    xm_comp_codec_accept_zero_runs(dec, true);
+    return encode(spec, len);
+}
+
+/* Every pattern, size and algorithm comes back exact; the block elides
+ * zero runs exactly when the chunk has one of at least the minimum. */
+static void
+test_zr_round_trips(void)
+{
+    static const char *const specs[] = { "zero", "lz4", "zstd:1", "zstd" };
+    static const size_t sizes[] = {
+        1, 255, 256, 257, 4096, 64 * KIB, 100001, 256 * KIB,
+        XM_COMP_CHUNK_MAX,
+    };
+
+    for (size_t s = 0; s < sizeof(specs) / sizeof(*specs); s++)
+        for (int p = 0; p < ZR_N_PATTERNS; p++)
+            for (size_t z = 0; z < sizeof(sizes) / sizeof(*sizes); z++) {
+                size_t len = sizes[z], n, out = 0;
+                bool runs;
+
+                zr_fill((enum zr_pattern)p, len);
+                n = zr_encode(specs[s], len);
+                memset(back, 0xaa, len);
+                if (xm_comp_decode(dec, block, n, back, XM_COMP_CHUNK_MAX,
+                                   &out) != XM_OK || out != len ||
+                    memcmp(back, raw, len) != 0) {
+                    fprintf(stderr, "\n%s %s %zu: %s\n", specs[s],
+                            zr_names[p], len, xm_comp_error(dec));
+                    CU_FAIL("zero-run round trip");
+                }
+                runs = (p == ZR_ALL_ZERO && len >= XM_COMP_ZERO_RUN_MIN) ||
+                       (p == ZR_PAGES && len >= 4096 + 256) ||
+                       (p == ZR_TAIL && len >= 4096);
+                if (runs != ((block[3] & XM_COMP_FLAG_ZERO_RUNS) != 0))
+                    fprintf(stderr, "\n%s %s %zu: flags 0x%02x\n",
+                            specs[s], zr_names[p], len, block[3]);
+                if (p != ZR_RAGGED)
+                    CU_ASSERT_EQUAL(runs, (block[3] &
+                                           XM_COMP_FLAG_ZERO_RUNS) != 0);
+                if (p == ZR_SHORT_RUNS || p == ZR_RANDOM)
+                    CU_ASSERT_EQUAL(block[3], 0);
+            }
+}
+
+/* What it saves: a chunk of zeros in a few dozen bytes; pages of text
+ * and zeros in about half, the text left as is with "zero"; zstd on
+ * top of that makes less still. */
+static void
+test_zr_sizes(void)
+{
+    size_t n, half;
+
+    zr_fill(ZR_ALL_ZERO, 256 * KIB);
+    n = zr_encode("zero", 256 * KIB);
+    CU_ASSERT_EQUAL(n, 8 + 4 + 12);     /* header, P's length, one segment */
+    CU_ASSERT_EQUAL(block[2], XM_COMP_NONE);
+    zr_fill(ZR_PAGES, 256 * KIB);
+    n = zr_encode("zero", 256 * KIB);
+    half = 128 * KIB;
+    CU_ASSERT(n > half && n < half + 2 * KIB);
+    CU_ASSERT(zr_encode("zstd:1", 256 * KIB) < n / 2);
+    CU_ASSERT_EQUAL(block[2], XM_COMP_ZSTD);
+}
+
+static void
+test_zr_stats(void)
+{
+    struct xm_comp_stats st;
+    size_t n, out;
+
+    zr_fill(ZR_PAGES, 64 * KIB);
+    n = zr_encode("lz4", 64 * KIB);
+    zr_fill(ZR_RANDOM, 64 * KIB);
+    zr_encode("lz4", 64 * KIB);
+    xm_comp_codec_stats(enc, &st);
+    CU_ASSERT_EQUAL(st.zero_run_blocks, 1);
+    CU_ASSERT_EQUAL(st.raw_bytes, 128 * KIB);
+    zr_fill(ZR_PAGES, 64 * KIB);
+    n = zr_encode("lz4", 64 * KIB);
+    CU_ASSERT_EQUAL(xm_comp_decode(dec, block, n, back, 64 * KIB, &out),
+                    XM_OK);
+    xm_comp_codec_stats(dec, &st);
+    CU_ASSERT_EQUAL(st.zero_run_blocks, 1);
+    CU_ASSERT_EQUAL(st.blocks[XM_COMP_LZ4], 1);
+}
+
+/* Off by default on both sides: the encoder needs to be told (the peer
+ * offered the feature), the decoder refuses such blocks until told. */
+static void
+test_zr_not_negotiated(void)
+{
+    size_t n;
+
+    zr_fill(ZR_ALL_ZERO, 64 * KIB);
+    n = encode("zero", 64 * KIB);               /* not on: stored */
+    CU_ASSERT_EQUAL(n, xm_comp_bound(64 * KIB));
+    CU_ASSERT_EQUAL(block[3], 0);
+    xm_comp_codec_zero_runs(enc, true);
+    n = encode("zstd:1", 64 * KIB);
+    CU_ASSERT_EQUAL(block[3], XM_COMP_FLAG_ZERO_RUNS);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "zero runs, which were not negotiated"));
+    xm_comp_codec_accept_zero_runs(dec, true);
+    CU_ASSERT(refused_or_exact(block, n, 64 * KIB));
+    CU_ASSERT_EQUAL(xm_comp_decode(dec, block, n, back, XM_COMP_CHUNK_MAX,
+                                   &n), XM_OK);
+    CU_ASSERT_EQUAL(n, 64 * KIB);
+    /* and off again */
+    xm_comp_codec_accept_zero_runs(dec, false);
+    n = encode("zstd:1", 64 * KIB);
+    CU_ASSERT(refused(block, n));
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* A stored zero-run block by hand: raw_len, then the segments
+ * (literal, zero) and lits literal bytes; p_len as given (0: the true
+ * one).  Returns its length. */
+static size_t
+zr_block(uint32_t raw_len, const uint32_t *segs, size_t nseg, size_t lits,
+         uint32_t p_len, uint32_t nseg_field)
+{
+    size_t p = 12, true_len = 4 + 8 * nseg + lits;
+
+    block[0] = XM_COMP_MAGIC;
+    block[1] = XM_COMP_VERSION;
+    block[2] = XM_COMP_NONE;
+    block[3] = XM_COMP_FLAG_ZERO_RUNS;
+    put32(block + 4, raw_len);
+    put32(block + 8, p_len ? p_len : (uint32_t)true_len);
+    put32(block + p, nseg_field);
+    p += 4;
+    for (size_t i = 0; i < nseg; i++, p += 8) {
+        put32(block + p, segs[2 * i]);
+        put32(block + p + 4, segs[2 * i + 1]);
+    }
+    memset(block + p, 0x5a, lits);
+    return p + lits;
+}
+
+/* Maps that do not add up, each refused with a message. */
+static void
+test_zr_hostile_maps(void)
+{
+    const uint32_t min = XM_COMP_ZERO_RUN_MIN;
+    static const struct {
+        uint32_t raw_len;
+        uint32_t segs[8];
+        size_t nseg, lits;
+        uint32_t p_len, nseg_field;     /* 0: the true ones */
+        const char *says;
+    } cases[] = {
+        /* the good one, for reference: exact */
+        { 10 + 256 + 5, { 10, 256, 5, 0 }, 2, 15, 0, 0, NULL },
+        { 300, { 0 }, 0, 8, 0, 0, "0 segments" },
+        { 300, { 44, 256 }, 1, 44, 0, 1000, "1000 segments" },
+        { 300, { 44, 256 }, 1, 44, 0, 0xffffffff, "segments" },
+        { 300, { 100, 100, 100, 0 }, 2, 200, 0, 0, "a run of 100" },
+        { 300, { 200, 100 }, 1, 200, 0, 0, "a run of 100" },
+        { 300, { 0, 0, 300, 0 }, 2, 300, 0, 0, "segment 0" },
+        { 300, { 44, 256, 0, 0 }, 2, 44, 0, 0, "segment 1" },
+        { 300, { 40, 256 }, 1, 40, 0, 0, "covers 296 of 300" },
+        { 300, { 50, 256 }, 1, 50, 0, 0, "goes past" },
+        { 300, { 44, 256 }, 1, 50, 0, 0, "6 literal bytes left over" },
+        { 300, { 60, 256 }, 1, 44, 0, 0, "goes past" },
+        { 300, { 44, 256 }, 1, 44, 11, 0, "of 11 bytes" },
+        { 300, { 44, 256 }, 1, 44, 100000, 0, "of 100000 bytes" },
+        { 300, { 44, 256 }, 1, 44, 57, 0, "stored block of" },
+        { 0, { 44, 256 }, 1, 44, 0, 0, "of no data" },
+        { 300, { 44, 0xffffffff }, 1, 44, 0, 0, "goes past" },
+        { 0xffffff00, { 44, 256 }, 1, 44, 0, 0, "over the limit" },
+    };
+    size_t n, out;
+
+    (void)min;
+    xm_comp_codec_accept_zero_runs(dec, true);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        n = zr_block(cases[i].raw_len, cases[i].segs, cases[i].nseg,
+                     cases[i].lits, cases[i].p_len,
+                     cases[i].nseg_field ? cases[i].nseg_field
+                                         : (uint32_t)cases[i].nseg);
+        if (!cases[i].says) {
+            CU_ASSERT_EQUAL(xm_comp_decode(dec, block, n, back,
+                                           XM_COMP_CHUNK_MAX, &out), XM_OK);
+            CU_ASSERT_EQUAL(out, 271);
+            CU_ASSERT(back[0] == 0x5a && back[9] == 0x5a && back[10] == 0 &&
+                      back[265] == 0 && back[266] == 0x5a);
+            continue;
+        }
+        if (!refused(block, n) || !error_says(dec, cases[i].says))
+            fprintf(stderr, "\ncase %zu: \"%s\", wanted \"%s\"\n", i,
+                    xm_comp_error(dec), cases[i].says);
+        CU_ASSERT(refused(block, n));
+        CU_ASSERT(error_says(dec, cases[i].says));
+    }
+    /* No room for P's length; an unknown flag. */
+    n = zr_block(300, (const uint32_t[]){ 44, 256 }, 1, 44, 0, 1);
+    CU_ASSERT(refused(block, 10));
+    CU_ASSERT(error_says(dec, "without its length"));
+    block[3] = 0x02;
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "unknown block flags 0x02"));
+    block[3] = 0x03;
+    CU_ASSERT(refused(block, n));
+}
+
+/* Real zero-run blocks, stored and compressed: every bit flipped and
+ * every cut is refused or gives back the exact chunk.  (A stored
+ * block's literal bytes carry no checksum, as a stored block's data:
+ * there only the header and the map are flipped; TLS guards the wire.) */
+static void
+test_zr_flips_and_cuts(void)
+{
+    static const char *const specs[] = { "zero", "lz4", "zstd:1" };
+
+    for (size_t s = 0; s < 3; s++) {
+        size_t n, n_all;
+
+        zr_fill(ZR_PAGES, 3 * 4096 + 100);
+        n = n_all = zr_encode(specs[s], 3 * 4096 + 100);
+        CU_ASSERT_EQUAL_FATAL(block[3], XM_COMP_FLAG_ZERO_RUNS);
+        if (s == 0)         /* header, P's length, the map */
+            n = 16 + 8 * (size_t)(block[12] << 24 | block[13] << 16 |
+                                  block[14] << 8 | block[15]);
+        for (size_t i = 0; i < n; i++) {
+            for (unsigned b = 0; b < 8; b++) {
+                block[i] ^= (uint8_t)(1u << b);
+                CU_ASSERT(refused_or_exact(block, s ? n : n_all,
+                                           3 * 4096 + 100));
+                block[i] ^= (uint8_t)(1u << b);
+            }
+        }
+        for (size_t len = 0; len < n_all; len++) {
+            uint8_t *cut = malloc(len ? len : 1);
+
+            CU_ASSERT_FATAL(cut != NULL);
+            memcpy(cut, block, len);
+            CU_ASSERT(refused(cut, len));
+            free(cut);
+        }
+    }
+}
+
 static CU_TestInfo spec_tests[] = {
     { "specs accepted", test_spec_accepted },
     { "specs refused, with the bad part named", test_spec_refused },
@@ -1314,6 +1676,7 @@ static CU_TestInfo choice_tests[] = {
     { "auto: middle link -> the faster codec", test_auto_middle_link },
     { "auto: odd inputs", test_auto_odd_inputs },
     { "auto: a win by the margin", test_auto_margin },
+    { "auto: CPU-bound, costs add up", test_auto_cpu_bound },
     { "measure", test_measure },
     { "zero pages", test_zero_pages },
     { "measure with zero pages weighed in", test_measure_mixed },
@@ -1344,6 +1707,16 @@ static CU_TestInfo hostile_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo zr_tests[] = {
+    { "round trips: patterns x sizes x algos", test_zr_round_trips },
+    { "what they save", test_zr_sizes },
+    { "counters", test_zr_stats },
+    { "off until negotiated", test_zr_not_negotiated },
+    { "maps that do not add up", test_zr_hostile_maps },
+    { "every bit flipped, every cut", test_zr_flips_and_cuts },
+    CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo xform_tests[] = {
     { "transforms round trip", test_xform_round_trip },
     { "through the stream pump", test_through_the_pump },
@@ -1355,6 +1728,7 @@ CU_SuiteInfo xm_test_suites[] = {
     { "choice", NULL, NULL, setup, teardown, choice_tests },
     { "codec", NULL, NULL, setup, teardown, codec_tests },
     { "hostile", NULL, NULL, setup, teardown, hostile_tests },
+    { "zero runs", NULL, NULL, setup, teardown, zr_tests },
     { "xform", NULL, NULL, setup, teardown, xform_tests },
     CU_SUITE_INFO_NULL,
 };

@@ -76,7 +76,7 @@ static uint32_t guest_domid;
 static uint32_t link_features;  /* what the hellos negotiated */
 static double link_bytes_per_ms;    /* 0: delivering takes no time */
 static double clock_debt;           /* ms not yet added to the clock */
-enum mangle { MANGLE_NONE, MANGLE_FLIP, MANGLE_TRUNCATE };
+enum mangle { MANGLE_NONE, MANGLE_FLIP, MANGLE_TRUNCATE, MANGLE_MAP };
 static enum mangle mangle;      /* the first compressed frame */
 static unsigned n_compressed_sent;
 
@@ -169,6 +169,8 @@ ch_send(void *ctx, uint16_t type, uint16_t flags, const void *payload,
             f->payload[len / 2] ^= 0x10;    /* inside the zstd frame */
         else if (mangle == MANGLE_TRUNCATE)
             f->len = len - 5;               /* its checksum cut off */
+        else if (mangle == MANGLE_MAP)      /* a zero-run map's count */
+            f->payload[XM_COMP_HEADER_LEN + 4] ^= 0x10;
     }
     s->out.n++;
     s->out.bytes += f->len;
@@ -766,7 +768,7 @@ test_compressed_zstd(void)
     CU_ASSERT_TRUE(running(dst.fake, GUEST));
     CU_ASSERT_EQUAL(running_copies(), 1);
     assert_same_stream();
-    CU_ASSERT_STRING_EQUAL(a->compress, "zstd:5");
+    CU_ASSERT_STRING_EQUAL(a->compress, "zero+zstd:5");
     CU_ASSERT_TRUE(a->frames > 5);
     CU_ASSERT_EQUAL(a->frames_compressed, a->frames);
     CU_ASSERT_TRUE(a->wire_bytes * 4 < a->libxl_bytes);
@@ -841,12 +843,12 @@ test_peer_without_compression(void)
  * the target's restore fails before GO, the source resumes its guest,
  * and both say why. */
 static void
-corrupt_chunk(enum mangle how)
+corrupt_chunk(enum mangle how, const char *spec)
 {
     char why[XM_MIG_WHY_MAX];
 
     mangle = how;
-    src_compress = spec_of("zstd:1");
+    src_compress = spec_of(spec);
     src_tune.chunk = 8192;
     start_both();
     run_until_final();
@@ -866,16 +868,19 @@ corrupt_chunk(enum mangle how)
 static void
 test_corrupt_chunk(void)
 {
-    corrupt_chunk(MANGLE_FLIP);
+    corrupt_chunk(MANGLE_FLIP, "zstd:1");
 }
 
 static void
 test_truncated_chunk(void)
 {
-    corrupt_chunk(MANGLE_TRUNCATE);
+    corrupt_chunk(MANGLE_TRUNCATE, "zstd:1");
 }
 
-/* auto on a slow link: plain frames while it measures, then the
+/* The four auto tests below run against a peer without zero runs (an
+ * agent of the build before them); test_zr_* run with them.
+ *
+ * auto on a slow link: plain frames while it measures, then the
  * codecs win (the config compresses far better than the link's speed
  * makes up for). */
 static void
@@ -883,6 +888,7 @@ test_auto_slow_link(void)
 {
     const struct migexec_stats *a = &src.res.stats;
 
+    link_features = XM_FEAT_STREAM_COMPRESS;    /* no zero runs */
     src_compress = spec_of("auto");
     src_tune.chunk = 1024;
     src_tune.max_pending = 4096;
@@ -898,7 +904,7 @@ test_auto_slow_link(void)
     assert_same_stream();
     CU_ASSERT_STRING_NOT_EQUAL(a->compress, "none");
     CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto: link 1.0 MB/s, "
-                                  "0% zero pages; lz4 "));
+                                  "CPU 100% idle, 0% zero pages; lz4 "));
     /* Measured first on plain frames, then compressed. */
     CU_ASSERT_TRUE(a->frames_compressed > 0);
     CU_ASSERT_TRUE(a->frames_compressed < a->frames);
@@ -913,6 +919,7 @@ test_auto_fast_link(void)
 {
     const struct migexec_stats *a = &src.res.stats;
 
+    link_features = XM_FEAT_STREAM_COMPRESS;    /* no zero runs */
     src_compress = spec_of("auto");
     src_tune.chunk = 1024;
     src_tune.max_pending = 1024 * 1024;
@@ -938,6 +945,7 @@ test_auto_zero_chunks(void)
 
     CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 1024 * 1024),
                           XM_OK);
+    link_features = XM_FEAT_STREAM_COMPRESS;    /* no zero runs */
     src_compress = spec_of("auto");
     src_tune.chunk = 16384;
     src_tune.max_pending = 4 * 1024 * 1024;
@@ -969,6 +977,7 @@ test_auto_short_zero_stream(void)
 
     CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 512 * 1024),
                           XM_OK);
+    link_features = XM_FEAT_STREAM_COMPRESS;    /* no zero runs */
     src_compress = spec_of("auto");
     src_tune.chunk = 16384;
     src_tune.max_pending = 4 * 1024 * 1024;
@@ -980,6 +989,200 @@ test_auto_short_zero_stream(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "ended before"));
     CU_ASSERT_TRUE(a->frames_compressed >= 28);
     CU_ASSERT_TRUE(a->wire_bytes < a->libxl_bytes / 4);
+}
+
+
+/* ---- zero runs (a peer that offers XM_FEAT_STREAM_ZERO_RUNS) ---- */
+
+/* A fixed codec: every chunk with its zero runs elided, the rest
+ * compressed; the guest's zero memory arrives whole (the fake target
+ * checks). */
+static void
+test_zr_fixed_codec(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 1024 * 1024),
+                          XM_OK);
+    src_compress = spec_of("lz4");
+    src_tune.chunk = 16384;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_TRUE(running(dst.fake, GUEST));
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "zero+lz4");
+    CU_ASSERT_EQUAL(a->frames_compressed, a->frames);
+    CU_ASSERT_TRUE(a->wire_bytes < a->libxl_bytes / 8);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* "zero": zero runs elided, nothing compressed; the chunks without a
+ * run go as plain frames. */
+static void
+test_zr_zero_only(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 512 * 1024),
+                          XM_OK);
+    src_compress = spec_of("zero");
+    src_tune.chunk = 16384;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "zero");
+    CU_ASSERT_TRUE(a->frames_compressed >= 30);     /* 512 KiB of zeros */
+    CU_ASSERT_TRUE(a->frames_compressed < a->frames); /* header, config */
+    CU_ASSERT_TRUE(a->wire_bytes < a->libxl_bytes / 4);
+}
+
+/* A peer without zero runs (the build before them): "zero" is plain
+ * frames, lz4 is lz4 on whole chunks; both say so and go through. */
+static void
+test_zr_peer_without(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    link_features = XM_FEAT_STREAM_COMPRESS;
+    src_compress = spec_of("zero");
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "none");
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why,
+                                  "does not take zero runs"));
+    CU_ASSERT_EQUAL(n_compressed_sent, 0);
+    teardown();
+    setup();
+    CU_ASSERT_FATAL(fixture_ok);
+    link_features = XM_FEAT_STREAM_COMPRESS;
+    src_compress = spec_of("lz4");
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "lz4");
+}
+
+/* auto with zero runs on a slow link: zero runs elided from the start,
+ * the rest plain while the link is measured, then a codec for the
+ * rest; the choice says so. */
+static void
+test_zr_auto_slow_link(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    src_compress = spec_of("auto");
+    src_tune.chunk = 1024;
+    src_tune.max_pending = 4096;
+    src_tune.probe_ms = 5;
+    src_tune.probe_min_bytes = 4096;
+    src_tune.probe_max_bytes = 8000;
+    link_bytes_per_ms = 1000;       /* 1 MB/s */
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT(strncmp(a->compress, "zero+", 5) == 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto: link 1.0 MB/s, "
+                                  "CPU 100% idle, 0% zero pages "
+                                  "(elided); lz4 "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, ": zero+"));
+    /* plain while measured (the config has no zero runs), then blocks */
+    CU_ASSERT_TRUE(a->frames_compressed > 0);
+    CU_ASSERT_TRUE(a->frames_compressed < a->frames);
+    CU_ASSERT_TRUE(a->wire_bytes < a->libxl_bytes);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* The same on a host whose CPU had no idle time while the link was
+ * measured: the choice names the CPU as the bottleneck (the model's
+ * arithmetic is compress_test's). */
+static void
+test_zr_auto_cpu_bound(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    clk.busy_permille = 1000;
+    src_compress = spec_of("auto");
+    src_tune.chunk = 1024;
+    src_tune.max_pending = 4096;
+    src_tune.probe_ms = 5;
+    src_tune.probe_min_bytes = 4096;
+    src_tune.probe_max_bytes = 8000;
+    link_bytes_per_ms = 1000;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why,
+                                  "CPU 0% idle (the bottleneck)"));
+    /* a host that cannot tell: nothing said, the pipelined model */
+    teardown();
+    setup();
+    CU_ASSERT_FATAL(fixture_ok);
+    clk.cpu_unknown = true;
+    src_compress = spec_of("auto");
+    src_tune.chunk = 1024;
+    src_tune.max_pending = 4096;
+    src_tune.probe_ms = 5;
+    src_tune.probe_min_bytes = 4096;
+    src_tune.probe_max_bytes = 8000;
+    link_bytes_per_ms = 1000;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto: link 1.0 MB/s, "
+                                  "0% zero pages"));
+    CU_ASSERT_PTR_NULL(strstr(a->compress_why, "idle"));
+}
+
+/* auto with zero runs on a link that keeps up: the zero runs still go
+ * elided (they cost nothing), the rest plain: "zero". */
+static void
+test_zr_auto_fast_link(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 1024 * 1024),
+                          XM_OK);
+    src_compress = spec_of("auto");
+    src_tune.chunk = 16384;
+    src_tune.max_pending = 4 * 1024 * 1024;
+    src_tune.probe_max_bytes = 32 * 1024;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "zero");
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "kept up"));
+    CU_ASSERT_TRUE(a->frames_compressed >= 60);
+    CU_ASSERT_TRUE(a->wire_bytes < 120000);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* A damaged zero-run block fails the migration before GO: a map that
+ * no longer adds up ("zero": every block has runs), a frame cut short
+ * (zstd:1).  (The literal bytes of a stored block, as a plain frame's,
+ * carry no checksum of ours: TLS authenticates every byte on the
+ * wire.) */
+static void
+test_zr_corrupt(void)
+{
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 256 * 1024),
+                          XM_OK);
+    corrupt_chunk(MANGLE_MAP, "zero");
+    CU_ASSERT_PTR_NOT_NULL(strstr(dst.why, "zero-run map"));
+    teardown();
+    setup();
+    CU_ASSERT_FATAL(fixture_ok);
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 256 * 1024),
+                          XM_OK);
+    corrupt_chunk(MANGLE_TRUNCATE, "zstd:1");
 }
 
 /* Figures from a hostile peer are bounded or dropped, never trusted
@@ -1032,6 +1235,13 @@ static CU_TestInfo migexec_tests[] = {
     { "auto compresses zero chunks while it measures",
       test_auto_zero_chunks },
     { "auto: a short stream of zero pages", test_auto_short_zero_stream },
+    { "zero runs: a fixed codec on the rest", test_zr_fixed_codec },
+    { "zero runs: 'zero', nothing compressed", test_zr_zero_only },
+    { "zero runs: a peer without them", test_zr_peer_without },
+    { "zero runs: auto on a slow link", test_zr_auto_slow_link },
+    { "zero runs: auto on a CPU-bound host", test_zr_auto_cpu_bound },
+    { "zero runs: auto on a link that keeps up", test_zr_auto_fast_link },
+    { "zero runs: a damaged block fails before GO", test_zr_corrupt },
     { "hostile figures in GO are dropped", test_hostile_timing_fields },
     CU_TEST_INFO_NULL,
 };

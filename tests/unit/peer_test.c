@@ -386,7 +386,15 @@ test_compression_negotiated(void)
     int rc = 12345;
 
     CU_ASSERT_EQUAL(channel_features(XM_PROTO_FEATURES, XM_PROTO_FEATURES,
-                                     &rc), XM_FEAT_STREAM_COMPRESS);
+                                     &rc), XM_FEAT_STREAM_COMPRESS |
+                                           XM_FEAT_STREAM_ZERO_RUNS);
+    CU_ASSERT_EQUAL(rc, XM_OK);
+    /* an agent of the build before zero runs: compression only */
+    teardown();
+    setup();
+    CU_ASSERT_EQUAL(channel_features(XM_PROTO_FEATURES,
+                                     XM_FEAT_STREAM_COMPRESS, &rc),
+                    XM_FEAT_STREAM_COMPRESS);
     CU_ASSERT_EQUAL(rc, XM_OK);
 }
 

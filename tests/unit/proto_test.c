@@ -352,11 +352,13 @@ test_flags_gated_by_features(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(xm_dec_error(&dec), "flags"));
 }
 
-/* This build offers stream compression (issue 6), and nothing else. */
+/* This build offers stream compression with zero runs (issue 6), and
+ * nothing else. */
 static void
 test_features_offered(void)
 {
-    CU_ASSERT_EQUAL(XM_PROTO_FEATURES, XM_FEAT_STREAM_COMPRESS);
+    CU_ASSERT_EQUAL(XM_PROTO_FEATURES, XM_FEAT_STREAM_COMPRESS |
+                                       XM_FEAT_STREAM_ZERO_RUNS);
 }
 
 /* ---- frames ---- */

@@ -35,7 +35,7 @@ enum {
     HDR_OFF_MAGIC = 0,
     HDR_OFF_VERSION = 1,
     HDR_OFF_ALGO = 2,
-    HDR_OFF_RESERVED = 3,
+    HDR_OFF_FLAGS = 3,
     HDR_OFF_RAW_LEN = 4,
 };
 
@@ -44,7 +44,15 @@ enum {
 #define ZSTD_FHD_OFF 4u
 #define ZSTD_FHD_CHECKSUM 0x04u
 
-#define SPEC_CHOICES "auto, none, lz4, zstd[:LEVEL]"
+#define SPEC_CHOICES "auto, none, zero, lz4, zstd[:LEVEL]"
+
+/* Zero runs: the chunk is scanned in units of ZR_UNIT bytes (from its
+ * start); a run of zero units at least XM_COMP_ZERO_RUN_MIN long is
+ * elided.  The body of such a block is the length of its map+literals
+ * (P) then P, stored or as one frame; P is at most ZR_P_MAX(raw). */
+#define ZR_UNIT 64u
+#define ZR_MAX_SEGS(raw) ((raw) / XM_COMP_ZERO_RUN_MIN + 1)
+#define ZR_P_MAX(raw) (4u + 8u * ZR_MAX_SEGS(raw) + (raw))
 
 /* The largest block of an all-zero chunk the codec keeps (a 256 KiB
  * chunk of zeros takes tens of bytes with zstd, about 1 KiB with LZ4). */
@@ -60,6 +68,12 @@ struct xm_comp_codec {
     LZ4F_dctx *ld;
     uint8_t *lz4_buf;           /* one LZ4 frame, worst case */
     size_t lz4_buf_len;
+    bool zero_runs;             /* encoder: elide zero runs */
+    bool accept_zero_runs;      /* decoder: blocks may elide them */
+    uint8_t *zr_buf;            /* map+literals of one block (P) */
+    size_t zr_buf_len;
+    uint32_t *zr_segs;          /* encoder: (literal, zero) pairs */
+    size_t zr_segs_len;         /* pairs it holds */
     /* The block of the last all-zero chunk compressed, and what made
      * it: the same chunk always gives the same block, and a guest's
      * untouched memory is most of its stream (the codecs take time even
@@ -75,6 +89,7 @@ struct xm_comp_codec {
 /* A block header once checked. */
 struct block_header {
     enum xm_comp_algo algo;
+    uint8_t flags;
     uint32_t raw_len;
 };
 
@@ -144,6 +159,8 @@ xm_comp_spec_format(const struct xm_comp_spec *spec, char *buf, size_t len)
 {
     if (spec->automatic)
         return snprintf(buf, len, "auto");
+    if (spec->zero && spec->algo == XM_COMP_NONE)
+        return snprintf(buf, len, "zero");
     if (!algo_known(spec->algo))
         return snprintf(buf, len, "algorithm-%d", (int)spec->algo);
     if (spec->algo == XM_COMP_ZSTD)
@@ -190,11 +207,13 @@ xm_comp_spec_parse(const char *text, struct xm_comp_spec *spec_r,
         const char *name;
         bool automatic;
         enum xm_comp_algo algo;
+        bool zero;
     } names[] = {
-        { "auto", true, XM_COMP_NONE },
-        { "none", false, XM_COMP_NONE },
-        { "lz4", false, XM_COMP_LZ4 },
-        { "zstd", false, XM_COMP_ZSTD },
+        { "auto", true, XM_COMP_NONE, false },
+        { "none", false, XM_COMP_NONE, false },
+        { "zero", false, XM_COMP_NONE, true },
+        { "lz4", false, XM_COMP_LZ4, false },
+        { "zstd", false, XM_COMP_ZSTD, false },
     };
     struct xm_comp_spec spec = { .algo = XM_COMP_NONE };
     const char *colon;
@@ -216,6 +235,7 @@ xm_comp_spec_parse(const char *text, struct xm_comp_spec *spec_r,
     }
     spec.automatic = names[i].automatic;
     spec.algo = names[i].algo;
+    spec.zero = names[i].zero;
     if (spec.algo == XM_COMP_ZSTD)
         spec.level = XM_COMP_ZSTD_LEVEL_DEFAULT;
     if (colon && spec.algo != XM_COMP_ZSTD) {
@@ -276,7 +296,8 @@ positive(double x)
 }
 
 double
-xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps)
+xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps,
+                 bool cpu_bound)
 {
     double cpu, wire;
 
@@ -288,15 +309,18 @@ xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps)
         return INFINITY;
     cpu = 1.0 / s->mbps;
     wire = 1.0 / (s->ratio * link_mbps);
+    if (cpu_bound)
+        return cpu + wire;
     return cpu > wire ? cpu : wire;
 }
 
 struct xm_comp_spec
 xm_comp_auto_choose(const struct xm_comp_sample *samples, size_t n,
-                    double link_mbps)
+                    double link_mbps, bool cpu_bound)
 {
     struct xm_comp_spec best = { .algo = XM_COMP_NONE };
-    double none_t = xm_comp_estimate(NULL, link_mbps), best_t = none_t;
+    double none_t = xm_comp_estimate(NULL, link_mbps, cpu_bound);
+    double best_t = none_t;
     struct xm_comp_sample slower;
     double t;
 
@@ -309,9 +333,9 @@ xm_comp_auto_choose(const struct xm_comp_sample *samples, size_t n,
          * the margin's worse */
         slower = samples[i];
         slower.mbps *= 1 - XM_COMP_AUTO_MARGIN;
-        t = xm_comp_estimate(&slower, link_mbps);
+        t = xm_comp_estimate(&slower, link_mbps, cpu_bound);
         if (t < best_t && t < none_t * (1 - XM_COMP_AUTO_MARGIN)) {
-            best_t = xm_comp_estimate(&samples[i], link_mbps);
+            best_t = xm_comp_estimate(&samples[i], link_mbps, cpu_bound);
             best = samples[i].spec;
         }
     }
@@ -345,6 +369,8 @@ xm_comp_codec_free(struct xm_comp_codec *c)
     if (c->ld)
         LZ4F_freeDecompressionContext(c->ld);
     free(c->lz4_buf);
+    free(c->zr_buf);
+    free(c->zr_segs);
     free(c);
 }
 
@@ -365,6 +391,18 @@ void
 xm_comp_codec_accept(struct xm_comp_codec *c, uint32_t algos)
 {
     c->accept = (algos & XM_COMP_SUPPORTED) | XM_COMP_MASK(XM_COMP_NONE);
+}
+
+void
+xm_comp_codec_zero_runs(struct xm_comp_codec *c, bool on)
+{
+    c->zero_runs = on;
+}
+
+void
+xm_comp_codec_accept_zero_runs(struct xm_comp_codec *c, bool on)
+{
+    c->accept_zero_runs = on;
 }
 
 void
@@ -507,13 +545,189 @@ lz4_body(struct xm_comp_codec *c, const uint8_t *in, size_t len,
 }
 
 static void
-put_header(uint8_t *out, enum xm_comp_algo algo, size_t raw_len)
+put_header(uint8_t *out, enum xm_comp_algo algo, uint8_t flags,
+           size_t raw_len)
 {
     out[HDR_OFF_MAGIC] = XM_COMP_MAGIC;
     out[HDR_OFF_VERSION] = XM_COMP_VERSION;
     out[HDR_OFF_ALGO] = (uint8_t)algo;
-    out[HDR_OFF_RESERVED] = 0;
+    out[HDR_OFF_FLAGS] = flags;
     put_be32(out + HDR_OFF_RAW_LEN, (uint32_t)raw_len);
+}
+
+/* ---- zero runs ---- */
+
+/* Room for need bytes in the codec's zr_buf (kept for the next
+ * blocks). */
+static int
+zr_buf_ready(struct xm_comp_codec *c, size_t need)
+{
+    uint8_t *p;
+
+    if (c->zr_buf_len >= need)
+        return XM_OK;
+    p = realloc(c->zr_buf, need);
+    if (!p)
+        return fail(c, XM_ERR_NOMEM, "no memory for %zu bytes", need);
+    c->zr_buf = p;
+    c->zr_buf_len = need;
+    return XM_OK;
+}
+
+/* Room for n (literal, zero) pairs in the codec's zr_segs. */
+static int
+zr_segs_ready(struct xm_comp_codec *c, size_t n)
+{
+    uint32_t *p;
+
+    if (c->zr_segs_len >= n)
+        return XM_OK;
+    p = realloc(c->zr_segs, n * 2 * sizeof(*p));
+    if (!p)
+        return fail(c, XM_ERR_NOMEM, "no memory for %zu segments", n);
+    c->zr_segs = p;
+    c->zr_segs_len = n;
+    return XM_OK;
+}
+
+/* Is the unit at p (ZR_UNIT bytes) all zero?  Eight words OR-ed: the
+ * first tells most data units apart at once. */
+static bool
+unit_is_zero(const uint8_t *p)
+{
+    uint64_t w[ZR_UNIT / 8], acc;
+
+    memcpy(w, p, sizeof(w));
+    if (w[0])
+        return false;
+    acc = 0;
+    for (size_t i = 1; i < ZR_UNIT / 8; i++)
+        acc |= w[i];
+    return acc == 0;
+}
+
+static bool
+bytes_are_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+/*
+ * The map+literals P of in[0..len) into the codec's zr_buf: the
+ * segments (literal bytes, then zero bytes), each zero run of at least
+ * XM_COMP_ZERO_RUN_MIN units-aligned bytes (a zero tail under a unit
+ * joins the run before it).  *p_len_r = 0 when P would not be shorter
+ * than the chunk by more than its length field: no runs worth eliding.
+ */
+static int
+zr_build(struct xm_comp_codec *c, const uint8_t *in, size_t len,
+         size_t *p_len_r)
+{
+    size_t nseg = 0, lit_from = 0, lit_total = 0, pos = 0, p_len, off;
+    int rc;
+
+    *p_len_r = 0;
+    rc = zr_segs_ready(c, ZR_MAX_SEGS(len));
+    if (rc)
+        return rc;
+    while (pos + ZR_UNIT <= len) {
+        size_t start = pos;
+
+        if (!unit_is_zero(in + pos)) {
+            pos += ZR_UNIT;
+            continue;
+        }
+        for (pos += ZR_UNIT; pos + ZR_UNIT <= len; pos += ZR_UNIT)
+            if (!unit_is_zero(in + pos))
+                break;
+        if (pos + ZR_UNIT > len && bytes_are_zero(in + pos, len - pos))
+            pos = len;
+        if (pos - start < XM_COMP_ZERO_RUN_MIN)
+            continue;
+        c->zr_segs[2 * nseg] = (uint32_t)(start - lit_from);
+        c->zr_segs[2 * nseg + 1] = (uint32_t)(pos - start);
+        lit_total += start - lit_from;
+        nseg++;
+        lit_from = pos;
+    }
+    if (nseg == 0)
+        return XM_OK;
+    if (lit_from < len) {
+        c->zr_segs[2 * nseg] = (uint32_t)(len - lit_from);
+        c->zr_segs[2 * nseg + 1] = 0;
+        lit_total += len - lit_from;
+        nseg++;
+    }
+    p_len = 4 + 8 * nseg + lit_total;
+    if (p_len + 4 >= len)
+        return XM_OK;
+    rc = zr_buf_ready(c, p_len);
+    if (rc)
+        return rc;
+    put_be32(c->zr_buf, (uint32_t)nseg);
+    off = 4 + 8 * nseg;
+    pos = 0;
+    for (size_t i = 0; i < nseg; i++) {
+        uint32_t lit = c->zr_segs[2 * i], zero = c->zr_segs[2 * i + 1];
+
+        put_be32(c->zr_buf + 4 + 8 * i, lit);
+        put_be32(c->zr_buf + 8 + 8 * i, zero);
+        memcpy(c->zr_buf + off, in + pos, lit);
+        off += lit;
+        pos += (size_t)lit + zero;
+    }
+    *p_len_r = p_len;
+    return XM_OK;
+}
+
+/*
+ * Expand P (p[0..p_len), hostile) into out[0..raw_len).  The map must
+ * account for exactly raw_len bytes and P's literals: one segment at
+ * least, none empty, every zero run but the last at least
+ * XM_COMP_ZERO_RUN_MIN (which bounds the map), the last one 0 or as
+ * long.
+ */
+static int
+zr_expand(struct xm_comp_codec *c, const uint8_t *p, size_t p_len,
+          uint8_t *out, uint32_t raw_len)
+{
+    uint64_t done = 0, lits;
+    size_t nseg, off;
+
+    if (p_len < 4)
+        return fail(c, XM_ERR_PROTO, "zero-run map of %zu bytes", p_len);
+    nseg = get_be32(p);
+    if (nseg == 0 || nseg > ZR_MAX_SEGS(raw_len) || 4 + 8 * nseg > p_len)
+        return fail(c, XM_ERR_PROTO, "zero-run map of %zu segments in %zu "
+                    "bytes for %u raw bytes", nseg, p_len, raw_len);
+    off = 4 + 8 * nseg;
+    lits = p_len - off;
+    for (size_t i = 0; i < nseg; i++) {
+        uint32_t lit = get_be32(p + 4 + 8 * i);
+        uint32_t zero = get_be32(p + 8 + 8 * i);
+
+        if ((uint64_t)lit + zero == 0 ||
+            (zero < XM_COMP_ZERO_RUN_MIN && (zero || i + 1 < nseg)))
+            return fail(c, XM_ERR_PROTO, "zero-run segment %zu: %u literal "
+                        "bytes, a run of %u", i, lit, zero);
+        if (lit > lits || done + lit + zero > raw_len)
+            return fail(c, XM_ERR_PROTO, "zero-run segment %zu goes past "
+                        "the block's data", i);
+        memcpy(out + done, p + off, lit);
+        memset(out + done + lit, 0, zero);
+        off += lit;
+        lits -= lit;
+        done += (uint64_t)lit + zero;
+    }
+    if (done != raw_len || lits != 0)
+        return fail(c, XM_ERR_PROTO, "zero-run map covers %llu of %u raw "
+                    "bytes, %llu literal bytes left over",
+                    (unsigned long long)done, raw_len,
+                    (unsigned long long)lits);
+    return XM_OK;
 }
 
 /*
@@ -529,16 +743,63 @@ chunk_is_zero(const uint8_t *in, size_t len)
     return len > 0 && in[0] == 0 && memcmp(in, in + 1, len - 1) == 0;
 }
 
+/*
+ * A block of in[0..len) with its zero runs elided (see zr_build): P
+ * compressed with spec, or stored when that does not shrink it.
+ * *n_r = 0 when the chunk has no runs worth eliding.
+ */
+static int
+encode_zr(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
+          const uint8_t *in, size_t len, uint8_t *out, size_t *n_r,
+          enum xm_comp_algo *algo_r)
+{
+    enum xm_comp_algo algo = spec->algo;
+    uint8_t *body = out + XM_COMP_HEADER_LEN + 4;
+    size_t p_len, n = 0;
+    int rc;
+
+    *n_r = 0;
+    rc = zr_build(c, in, len, &p_len);
+    if (rc || p_len == 0)
+        return rc;
+    /* P of a few hundred bytes at most (a chunk of zeros): as is */
+    if (p_len > 256 && algo == XM_COMP_ZSTD)
+        rc = zstd_body(c, spec->level, c->zr_buf, p_len, body, p_len - 1,
+                       &n);
+    else if (p_len > 256 && algo == XM_COMP_LZ4)
+        rc = lz4_body(c, c->zr_buf, p_len, body, p_len - 1, &n);
+    if (rc)
+        return rc;
+    if (n == 0) {
+        algo = XM_COMP_NONE;
+        memcpy(body, c->zr_buf, p_len);
+        n = p_len;
+    }
+    put_header(out, algo, XM_COMP_FLAG_ZERO_RUNS, len);
+    put_be32(out + XM_COMP_HEADER_LEN, (uint32_t)p_len);
+    *n_r = XM_COMP_HEADER_LEN + 4 + n;
+    *algo_r = algo;
+    c->stats.zero_run_blocks++;
+    return XM_OK;
+}
+
 static int
 encode_block(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
-             const uint8_t *in, size_t len, uint8_t *out, size_t *n_r,
-             enum xm_comp_algo *algo_r)
+             bool zr, const uint8_t *in, size_t len, uint8_t *out,
+             size_t *n_r, enum xm_comp_algo *algo_r)
 {
     enum xm_comp_algo algo = spec->algo;
     uint8_t *body = out + XM_COMP_HEADER_LEN;
-    bool zero = algo != XM_COMP_NONE && chunk_is_zero(in, len);
+    bool zero;
     size_t n = 0;
     int rc = XM_OK;
+
+    if (zr) {
+        rc = encode_zr(c, spec, in, len, out, n_r, algo_r);
+        if (rc || *n_r)
+            return rc;
+    }
+    zero = algo != XM_COMP_NONE && chunk_is_zero(in, len);
 
     if (zero && c->zero_block_len && c->zero_raw_len == len &&
         c->zero_spec.algo == algo && c->zero_spec.level == spec->level) {
@@ -559,7 +820,7 @@ encode_block(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
             memcpy(body, in, len);
         n = len;
     }
-    put_header(out, algo, len);
+    put_header(out, algo, 0, len);
     *n_r = XM_COMP_HEADER_LEN + n;
     *algo_r = algo;
     if (zero && algo != XM_COMP_NONE && *n_r <= sizeof(c->zero_block)) {
@@ -580,6 +841,22 @@ count(struct xm_comp_codec *c, enum xm_comp_algo algo, size_t raw,
     c->stats.block_bytes += block;
 }
 
+/* A block of in[0..len) with the codec's settings, not counted yet. */
+static int
+encode_chunk(struct xm_comp_codec *c, const uint8_t *in, size_t len,
+             uint8_t *out, size_t cap, size_t *out_len_r,
+             enum xm_comp_algo *algo_r)
+{
+    if (len > XM_COMP_CHUNK_MAX)
+        return fail(c, XM_ERR_TOOBIG, "chunk of %zu bytes: a block holds "
+                    "at most %u", len, (unsigned)XM_COMP_CHUNK_MAX);
+    if (cap < xm_comp_bound(len))
+        return fail(c, XM_ERR_TOOBIG, "room for %zu bytes: a block of %zu "
+                    "may take %zu", cap, len, xm_comp_bound(len));
+    return encode_block(c, &c->spec, c->zero_runs, in, len, out, out_len_r,
+                        algo_r);
+}
+
 int
 xm_comp_encode(struct xm_comp_codec *c, const uint8_t *in, size_t len,
                uint8_t *out, size_t cap, size_t *out_len_r)
@@ -588,13 +865,7 @@ xm_comp_encode(struct xm_comp_codec *c, const uint8_t *in, size_t len,
     size_t n;
     int rc;
 
-    if (len > XM_COMP_CHUNK_MAX)
-        return fail(c, XM_ERR_TOOBIG, "chunk of %zu bytes: a block holds "
-                    "at most %u", len, (unsigned)XM_COMP_CHUNK_MAX);
-    if (cap < xm_comp_bound(len))
-        return fail(c, XM_ERR_TOOBIG, "room for %zu bytes: a block of %zu "
-                    "may take %zu", cap, len, xm_comp_bound(len));
-    rc = encode_block(c, &c->spec, in, len, out, &n, &algo);
+    rc = encode_chunk(c, in, len, out, cap, &n, &algo);
     if (rc)
         return rc;
     count(c, algo, len, n);
@@ -626,15 +897,19 @@ read_header(struct xm_comp_codec *c, const uint8_t *in, size_t len,
     if (!(c->accept & XM_COMP_MASK(algo)))
         return fail(c, XM_ERR_PROTO, "block compressed with %s, which was "
                     "not negotiated", algo_names[algo]);
-    if (in[HDR_OFF_RESERVED] != 0)
-        return fail(c, XM_ERR_PROTO, "reserved header byte is 0x%02x, not 0",
-                    in[HDR_OFF_RESERVED]);
+    if (in[HDR_OFF_FLAGS] & ~XM_COMP_FLAG_ZERO_RUNS)
+        return fail(c, XM_ERR_PROTO, "unknown block flags 0x%02x",
+                    in[HDR_OFF_FLAGS]);
+    if ((in[HDR_OFF_FLAGS] & XM_COMP_FLAG_ZERO_RUNS) && !c->accept_zero_runs)
+        return fail(c, XM_ERR_PROTO, "block with zero runs, which were not "
+                    "negotiated");
     h->algo = (enum xm_comp_algo)algo;
+    h->flags = in[HDR_OFF_FLAGS];
     h->raw_len = get_be32(in + HDR_OFF_RAW_LEN);
     if (h->raw_len > XM_COMP_CHUNK_MAX)
         return fail(c, XM_ERR_PROTO, "raw length %u over the limit of %u",
                     h->raw_len, (unsigned)XM_COMP_CHUNK_MAX);
-    if (h->algo != XM_COMP_NONE && h->raw_len == 0)
+    if ((h->algo != XM_COMP_NONE || h->flags) && h->raw_len == 0)
         return fail(c, XM_ERR_PROTO, "%s block of no data",
                     algo_names[algo]);
     return XM_OK;
@@ -765,6 +1040,48 @@ lz4_decode(struct xm_comp_codec *c, const uint8_t *body, size_t n,
     return XM_OK;
 }
 
+static int
+decode_body(struct xm_comp_codec *c, enum xm_comp_algo algo,
+            const uint8_t *body, size_t n, uint8_t *out, uint32_t raw_len)
+{
+    switch (algo) {
+    case XM_COMP_LZ4:
+        return lz4_decode(c, body, n, out, raw_len);
+    case XM_COMP_ZSTD:
+        return zstd_decode(c, body, n, out, raw_len);
+    case XM_COMP_NONE:
+    default:
+        return stored_decode(c, body, n, out, raw_len);
+    }
+}
+
+/* A zero-run block's body: P's length, then P as algo has it. */
+static int
+decode_zr(struct xm_comp_codec *c, const struct block_header *h,
+          const uint8_t *body, size_t n, uint8_t *out)
+{
+    uint32_t p_len;
+    int rc;
+
+    if (n < 4)
+        return fail(c, XM_ERR_PROTO, "zero-run block without its length");
+    p_len = get_be32(body);
+    if (p_len < 12 || p_len > ZR_P_MAX((size_t)h->raw_len))
+        return fail(c, XM_ERR_PROTO, "zero-run map+literals of %u bytes "
+                    "for %u raw bytes", p_len, h->raw_len);
+    rc = zr_buf_ready(c, p_len);
+    if (rc)
+        return rc;
+    rc = decode_body(c, h->algo, body + 4, n - 4, c->zr_buf, p_len);
+    if (rc)
+        return rc;
+    rc = zr_expand(c, c->zr_buf, p_len, out, h->raw_len);
+    if (rc)
+        return rc;
+    c->stats.zero_run_blocks++;
+    return XM_OK;
+}
+
 int
 xm_comp_decode(struct xm_comp_codec *c, const uint8_t *in, size_t len,
                uint8_t *out, size_t cap, size_t *out_len_r)
@@ -781,17 +1098,10 @@ xm_comp_decode(struct xm_comp_codec *c, const uint8_t *in, size_t len,
         return fail(c, XM_ERR_TOOBIG, "block of %u raw bytes, room for %zu",
                     h.raw_len, cap);
     n = len - XM_COMP_HEADER_LEN;
-    switch (h.algo) {
-    case XM_COMP_NONE:
-        rc = stored_decode(c, body, n, out, h.raw_len);
-        break;
-    case XM_COMP_LZ4:
-        rc = lz4_decode(c, body, n, out, h.raw_len);
-        break;
-    case XM_COMP_ZSTD:
-        rc = zstd_decode(c, body, n, out, h.raw_len);
-        break;
-    }
+    if (h.flags & XM_COMP_FLAG_ZERO_RUNS)
+        rc = decode_zr(c, &h, body, n, out);
+    else
+        rc = decode_body(c, h.algo, body, n, out, h.raw_len);
     if (rc)
         return rc;
     count(c, h.algo, h.raw_len, len);
@@ -806,6 +1116,7 @@ xm_comp_xform_encode(void *codec, const uint8_t *in, size_t len,
                      struct xm_buf *out)
 {
     struct xm_comp_codec *c = codec;
+    enum xm_comp_algo algo;
     size_t n;
     int rc;
 
@@ -816,10 +1127,18 @@ xm_comp_xform_encode(void *codec, const uint8_t *in, size_t len,
     if (rc)
         return fail(c, rc, "no room for a block of %zu bytes",
                     xm_comp_bound(len));
-    rc = xm_comp_encode(c, in, len, out->data + out->len,
-                        out->alloc - out->len, &n);
+    rc = encode_chunk(c, in, len, out->data + out->len,
+                      out->alloc - out->len, &n, &algo);
     if (rc)
         return rc;
+    /* With nothing to compress ("zero", or auto measuring) a chunk
+     * without zero runs would be stored as is: it goes as a plain
+     * frame instead (the pump sends the chunk when nothing is added),
+     * 8 bytes and the receiver's copy shorter. */
+    if (c->spec.algo == XM_COMP_NONE && algo == XM_COMP_NONE &&
+        out->data[out->len + HDR_OFF_FLAGS] == 0)
+        return XM_OK;
+    count(c, algo, len, n);
     out->len += n;
     return XM_OK;
 }
@@ -885,7 +1204,7 @@ xm_comp_measure(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
         return fail(c, XM_ERR_NOMEM, "no memory for a block");
     /* Untimed first block: contexts and buffers made on first use. */
     n = len < chunk ? len : chunk;
-    rc = encode_block(c, spec, data, n, out, &block, &algo);
+    rc = encode_block(c, spec, false, data, n, out, &block, &algo);
     if (rc)
         goto out;
     /* Best of a few runs: noise only ever makes a run slower. */
@@ -894,7 +1213,8 @@ xm_comp_measure(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
         t0 = cpu_seconds();
         for (size_t off = 0; off < len; off += n) {
             n = len - off < chunk ? len - off : chunk;
-            rc = encode_block(c, spec, data + off, n, out, &block, &algo);
+            rc = encode_block(c, spec, false, data + off, n, out, &block,
+                              &algo);
             if (rc)
                 goto out;
             total += block;

@@ -43,6 +43,11 @@ enum xm_comp_algo {
 
 /* ---- the block format ---- */
 
+/* Block flags (header byte 3, 0 in a plain block). */
+#define XM_COMP_FLAG_ZERO_RUNS 0x01u    /* the chunk's zero runs elided */
+/* The shortest zero run a block elides (all but its last). */
+#define XM_COMP_ZERO_RUN_MIN 256u
+
 #define XM_COMP_MAGIC 0xc5u
 #define XM_COMP_VERSION 1u
 #define XM_COMP_HEADER_LEN 8u
@@ -66,10 +71,12 @@ struct xm_comp_spec {
     bool automatic;             /* "auto": measure, then choose */
     enum xm_comp_algo algo;     /* when not automatic */
     int level;                  /* zstd: 1..ZSTD_maxCLevel(); else 0 */
+    bool zero;                  /* "zero" (algo none): zero runs elided,
+                                 * nothing compressed */
 };
 
 /*
- * Parse "auto", "none", "lz4", "zstd" or "zstd:LEVEL" (LEVEL decimal,
+ * Parse "auto", "none", "zero", "lz4", "zstd" or "zstd:LEVEL" (LEVEL decimal,
  * 1..ZSTD_maxCLevel(), i.e. 22; plain "zstd" is zstd:3).  Strict: lower
  * case, no spaces, no sign, no level on the others.  XM_ERR_INVAL with
  * err_r naming the bad part, e.g. "compression 'zstd:0': level 0 is
@@ -127,13 +134,24 @@ struct xm_comp_sample {
  *     none:       1 / link
  *     algorithm:  max(1 / mbps, 1 / (ratio * link))
  *
- * xm_comp_estimate gives the second (the first with s NULL); it is
- * infinite for a sample with a speed or ratio that is not a positive
- * number.  Left out: the receiver's decompression (lz4 and zstd decode
- * several times faster than they encode), the CPU the agent spends on
- * TLS, and the bandwidth other migrations take from the link.
+ * Unless the host's CPU is the bottleneck (cpu_bound: it had no idle
+ * time while the link was measured).  Then the link's pace is set by
+ * the same CPU (TLS, the network stack, libxl's helper all want it),
+ * the measured rate is that of a CPU shared with the codec, and
+ * compressing and sending add up:
+ *
+ *     algorithm:  1 / mbps + 1 / (ratio * link)
+ *
+ * so that a slow codec whose better ratio only "pays" on paper is not
+ * taken (in the lab, where the pipelined model picked zstd:3, the
+ * drain took 25% longer than with lz4).  xm_comp_estimate gives the
+ * algorithm's figure (none's with s NULL); it is infinite for a sample
+ * with a speed or ratio that is not a positive number.  Left out: the
+ * receiver's decompression (lz4 and zstd decode several times faster
+ * than they encode) and the bandwidth other migrations take.
  */
-double xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps);
+double xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps,
+                        bool cpu_bound);
 /*
  * The spec among samples[0..n) with the lowest estimate, or none.  The
  * speeds are the noisy figures (more so under emulation; a ratio on a
@@ -150,7 +168,8 @@ double xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps);
  */
 #define XM_COMP_AUTO_MARGIN 0.10
 struct xm_comp_spec xm_comp_auto_choose(const struct xm_comp_sample *samples,
-                                        size_t n, double link_mbps);
+                                        size_t n, double link_mbps,
+                                        bool cpu_bound);
 
 /* ---- the codec ---- */
 
@@ -161,6 +180,7 @@ struct xm_comp_stats {
     uint64_t blocks[XM_COMP_N_ALGOS];   /* blocks encoded or decoded */
     uint64_t raw_bytes;                 /* chunk bytes */
     uint64_t block_bytes;               /* block bytes, headers in */
+    uint64_t zero_run_blocks;           /* blocks with zero runs elided */
 };
 
 /*
@@ -179,6 +199,20 @@ int xm_comp_codec_set(struct xm_comp_codec *c,
 /* The algorithms a decoded block may use (the negotiated set); none is
  * always accepted. */
 void xm_comp_codec_accept(struct xm_comp_codec *c, uint32_t algos);
+/*
+ * Zero runs.  Most of a guest's stream is zero pages, which cost every
+ * codec time (under emulation, more than the rest of the stream) for
+ * nothing.  With zero runs on, the encoder scans each chunk in 64-byte
+ * units and elides every run of zero units of at least
+ * XM_COMP_ZERO_RUN_MIN bytes: the block (flag XM_COMP_FLAG_ZERO_RUNS)
+ * then holds a map of (literal length, zero length) segments and the
+ * literal bytes, stored or compressed with the codec's algorithm as one
+ * frame (doc/peer-protocol.md).  A chunk without such runs is encoded
+ * as before.  Only for a peer that negotiated XM_FEAT_STREAM_ZERO_RUNS;
+ * a decoder refuses such blocks until accept_zero_runs says yes.
+ */
+void xm_comp_codec_zero_runs(struct xm_comp_codec *c, bool on);
+void xm_comp_codec_accept_zero_runs(struct xm_comp_codec *c, bool on);
 void xm_comp_codec_stats(const struct xm_comp_codec *c,
                          struct xm_comp_stats *stats_r);
 
@@ -212,7 +246,9 @@ const char *xm_comp_error(const struct xm_comp_codec *c);
  * The same two as transforms for the stream pump: their signature is
  * xm_stream_xform_fn's, with the codec as arg, appending to out.  On the
  * sender: { xm_comp_xform_encode, codec, XM_FRAME_COMPRESSED } (chunks
- * must be at most XM_COMP_CHUNK_MAX: XM_ERR_TOOBIG otherwise).
+ * must be at most XM_COMP_CHUNK_MAX: XM_ERR_TOOBIG otherwise).  With the
+ * codec's algorithm none (zero runs only) a chunk without zero runs
+ * adds nothing to out: the pump sends it as a plain frame.
  */
 int xm_comp_xform_encode(void *codec, const uint8_t *in, size_t len,
                          struct xm_buf *out);

@@ -53,7 +53,8 @@ struct xm_config {
     unsigned jobs_kept;         /* finished jobs left in xenstore */
     char compress[XM_COMPRESS_SPEC_MAX + 1];  /* migration streams'
                                  * compression when a drain does not say:
-                                 * auto, none, lz4, zstd[:LEVEL] (checked
+                                 * auto, none, zero, lz4, zstd[:LEVEL]
+                                 * (checked
                                  * with xm_comp_spec_parse) */
 };
 

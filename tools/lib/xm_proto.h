@@ -64,9 +64,13 @@ enum {
      * XM_FRAME_COMPRESSED, tools/lib/xm_compress.h).  An agent that
      * offers it decodes blocks of every algorithm of block format 1. */
     XM_FEAT_STREAM_COMPRESS = 1u << 0,
+    /* With STREAM_COMPRESS: a block may elide the chunk's zero runs
+     * (block flag XM_COMP_FLAG_ZERO_RUNS). */
+    XM_FEAT_STREAM_ZERO_RUNS = 1u << 1,
 };
 /* What this build offers. */
-#define XM_PROTO_FEATURES ((uint32_t)XM_FEAT_STREAM_COMPRESS)
+#define XM_PROTO_FEATURES ((uint32_t)(XM_FEAT_STREAM_COMPRESS | \
+                                      XM_FEAT_STREAM_ZERO_RUNS))
 
 /* Frame flags.  A flag is allowed only on the types listed for it and
  * only once its feature is negotiated; any other bit is a protocol

@@ -574,7 +574,7 @@ parse_field(enum request_field f, const xm_json *v, struct xm_request *req,
             return rc;
         if (!xm_request_compress_valid(s)) {
             set_err(err_r, errlen, "compress: want [a-z0-9:]{1,%d}, e.g. "
-                    "auto, none, lz4, zstd or zstd:3",
+                    "auto, none, zero, lz4, zstd or zstd:3",
                     XM_REQ_COMPRESS_MAX);
             return XM_ERR_INVAL;
         }

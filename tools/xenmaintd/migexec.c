@@ -64,6 +64,9 @@
 #define PROBE_ZERO_SHARE 15u        /* auto, measuring: a chunk with at
                                      * least 15/16 of its pages zero goes
                                      * compressed */
+#define CPU_BOUND_IDLE_PCT 10       /* auto: a host whose CPU was idle
+                                     * less than this while the link was
+                                     * measured is CPU-bound */
 #define MS_MAX (86400u * 1000)      /* a duration from a peer, at most */
 #define ROUNDS_MAX 1000u
 #define T_NONE (-1)                 /* a time not (yet) taken */
@@ -114,6 +117,7 @@ struct migexec {
     size_t chunk, max_pending;
     uint32_t features;          /* negotiated when the stream started */
     struct xm_comp_codec *enc;  /* source, when it may compress */
+    bool zr;                    /* source: the peer takes zero runs */
     struct xm_comp_codec *dec;  /* target */
     bool probing;               /* source, auto: still measuring */
     bool provisional;           /* probing: the link is measured, the
@@ -122,6 +126,9 @@ struct migexec {
     bool sat;                   /* probing: the channel filled up */
     int64_t sat_t0;
     uint64_t sat_sent0;
+    bool sat_cpu;               /* the host's CPU time at sat_t0: */
+    int64_t sat_busy0, sat_idle0;
+    int cpu_idle_pct;           /* while measured; -1: unknown */
     uint8_t *sample;            /* probing: the last non-zero pages */
     size_t sample_len, sample_pos;
     uint64_t probe_bytes, probe_zero_bytes;
@@ -404,17 +411,24 @@ compress_with(struct migexec *x, const struct xm_comp_spec *spec)
 {
     struct xm_stream_xform xf = { xm_comp_xform_encode, x->enc,
                                   XM_FRAME_COMPRESSED };
-    char name[MIGEXEC_COMPRESS_MAX + 1];
+    char name[16];           /* "zstd:22" at most */
 
     xm_comp_spec_format(spec, name, sizeof(name));
-    if (spec->algo == XM_COMP_NONE || !x->enc ||
+    if ((spec->algo == XM_COMP_NONE && !x->zr) || !x->enc ||
         xm_comp_codec_set(x->enc, spec) != XM_OK) {
         snprintf(x->st.compress, sizeof(x->st.compress), "none");
         if (x->so_on)
             xm_stream_out_set_xform(&x->so, NULL);
         return;
     }
-    snprintf(x->st.compress, sizeof(x->st.compress), "%s", name);
+    /* "zero": zero runs elided, the rest as is; "zero+lz4": and the
+     * rest compressed */
+    if (!x->zr)
+        snprintf(x->st.compress, sizeof(x->st.compress), "%s", name);
+    else if (spec->algo == XM_COMP_NONE)
+        snprintf(x->st.compress, sizeof(x->st.compress), "zero");
+    else
+        snprintf(x->st.compress, sizeof(x->st.compress), "zero+%s", name);
     if (x->so_on)
         xm_stream_out_set_xform(&x->so, &xf);
 }
@@ -469,8 +483,14 @@ static int
 probe_encode(void *arg, const uint8_t *in, size_t len, struct xm_buf *out)
 {
     struct migexec *x = arg;
-    size_t zero_pages = sample_add(x, in, len) / SAMPLE_PAGE;
+    size_t zero = sample_add(x, in, len), zero_pages = zero / SAMPLE_PAGE;
 
+    /* With zero runs, every chunk goes with its zero runs elided and
+     * the rest as is (the codec's algorithm is none meanwhile). */
+    if (x->zr) {
+        x->probe_plain_bytes += len - zero;
+        return xm_comp_xform_encode(x->enc, in, len, out);
+    }
     if (zero_pages == 0 ||
         zero_pages * 16 < len / SAMPLE_PAGE * PROBE_ZERO_SHARE) {
         x->probe_plain_bytes += len;
@@ -505,14 +525,22 @@ auto_pick(struct migexec *x, bool final)
                                    (double)x->probe_bytes : 0;
     size_t n = 0, len;
 
-    len = (size_t)snprintf(why, sizeof(why), "auto%s: link %.1f MB/s, "
-                           "%.0f%% zero pages", final ? "" : " (first)",
-                           x->link_mbps, zero * 100);
+    bool cpu_bound = x->cpu_idle_pct >= 0 &&
+                     x->cpu_idle_pct < CPU_BOUND_IDLE_PCT;
+    char cpu[40] = "";
+
+    if (x->cpu_idle_pct >= 0)
+        snprintf(cpu, sizeof(cpu), ", CPU %d%% idle%s", x->cpu_idle_pct,
+                 cpu_bound ? " (the bottleneck)" : "");
+    len = (size_t)snprintf(why, sizeof(why), "auto%s: link %.1f MB/s%s, "
+                           "%.0f%% zero pages%s", final ? "" : " (first)",
+                           x->link_mbps, cpu, zero * 100,
+                           x->zr ? " (elided)" : "");
     /* Every codec turns zero pages into next to nothing, fast: what
      * sets them apart is the other pages, and the share of zero pages
      * at the start of a stream says little of the rest.  So they are
      * compared on the other pages, when there are enough of them. */
-    if (x->sample_len >= SAMPLE_ENOUGH)
+    if (x->sample_len >= SAMPLE_ENOUGH || x->zr)
         zero = 0;
     for (size_t i = 0; i < 3 && x->probe_bytes; i++) {
         if (xm_comp_measure_mixed(x->enc, &candidates[i], x->sample,
@@ -526,12 +554,12 @@ auto_pick(struct migexec *x, bool final)
                                     samples[n].mbps, samples[n].ratio);
         n++;
     }
-    best = xm_comp_auto_choose(samples, n, x->link_mbps);
-    xm_comp_spec_format(&best, name, sizeof(name));
-    if (len < sizeof(why))
-        snprintf(why + len, sizeof(why) - len, ": %s", name);
-    set_compress(x, "none", why);
+    best = xm_comp_auto_choose(samples, n, x->link_mbps, cpu_bound);
+    set_compress(x, "none", "");
     compress_with(x, &best);
+    if (len < sizeof(why))
+        snprintf(why + len, sizeof(why) - len, ": %s", x->st.compress);
+    snprintf(x->st.compress_why, sizeof(x->st.compress_why), "%s", why);
     x->provisional = !final;
     if (final) {
         x->probing = false;
@@ -583,24 +611,41 @@ probe_check(struct migexec *x)
         x->sat = true;
         x->sat_t0 = now;
         x->sat_sent0 = sent;
+        x->sat_cpu = xm_clock_cpu_ms(x->p.clock, &x->sat_busy0,
+                                     &x->sat_idle0) == XM_OK;
         return;
     }
     if (!x->sat) {
         if (x->probe_plain_bytes >= probe_max(x)) {
             snprintf(why, sizeof(why), "the link kept up with libxl for "
-                     "%.1f MiB: none",
-                     (double)x->probe_plain_bytes / 1048576);
+                     "%.1f MiB%s: %s",
+                     (double)x->probe_plain_bytes / 1048576,
+                     x->zr ? " of pages that are not zero" : "",
+                     x->zr ? "zero" : "none");
             auto_decide(x, 0, why);
         }
         return;
     }
+    /* (with zero runs, only once the codecs have a page to be timed
+     * on: a link that fills up is carrying such pages) */
     if (now - x->sat_t0 >= (x->p.tune.probe_ms ? x->p.tune.probe_ms
                                                : PROBE_MS) &&
         sent - x->sat_sent0 >= (x->p.tune.probe_min_bytes
                                 ? x->p.tune.probe_min_bytes
-                                : PROBE_MIN_BYTES))
+                                : PROBE_MIN_BYTES) &&
+        (!x->zr || x->sample_len >= SAMPLE_PAGE)) {
+        int64_t busy, idle;
+
+        x->cpu_idle_pct = -1;
+        if (x->sat_cpu && !xm_clock_cpu_ms(x->p.clock, &busy, &idle) &&
+            busy >= x->sat_busy0 && idle >= x->sat_idle0 &&
+            busy - x->sat_busy0 + idle - x->sat_idle0 > 0)
+            x->cpu_idle_pct = (int)((idle - x->sat_idle0) * 100 /
+                                    (busy - x->sat_busy0 +
+                                     idle - x->sat_idle0));
         auto_decide(x, (double)(sent - x->sat_sent0) /
                        (double)(now - x->sat_t0) / 1000.0, NULL);
+    }
 }
 
 /* Source, as the send starts: what the stream goes out with. */
@@ -613,7 +658,7 @@ compress_setup(struct migexec *x)
     int rc;
 
     x->features = chan_features(x) & XM_PROTO_FEATURES;
-    if (!want->automatic && want->algo == XM_COMP_NONE) {
+    if (!want->automatic && want->algo == XM_COMP_NONE && !want->zero) {
         set_compress(x, "none", "");
         return XM_OK;
     }
@@ -628,6 +673,10 @@ compress_setup(struct migexec *x)
         if (rc)
             return rc;
     }
+    /* A peer that takes zero runs gets every chunk with them elided:
+     * nearly free, and most of a guest's stream */
+    x->zr = (x->features & XM_FEAT_STREAM_ZERO_RUNS) != 0;
+    xm_comp_codec_zero_runs(x->enc, x->zr);
     if (want->automatic) {
         x->sample = malloc(SAMPLE_MAX);
         if (!x->sample)
@@ -638,6 +687,8 @@ compress_setup(struct migexec *x)
         x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_LZ4, 0 };
         if (theirs & XM_COMP_MASK(XM_COMP_ZSTD))
             x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_ZSTD, 1 };
+        if (x->zr)      /* the rest as is until the link is measured */
+            x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_NONE, 0 };
         rc = xm_comp_codec_set(x->enc, &x->probe_spec);
         if (rc)
             return rc;
@@ -648,7 +699,8 @@ compress_setup(struct migexec *x)
     }
     fixed.algo = xm_comp_negotiate(want, XM_COMP_SUPPORTED, theirs);
     fixed.level = fixed.algo == XM_COMP_ZSTD ? want->level : 0;
-    set_compress(x, "none", "");
+    set_compress(x, "none", want->zero && !x->zr ? "the peer does not "
+                 "take zero runs" : "");
     compress_with(x, &fixed);
     return XM_OK;
 }
@@ -671,7 +723,9 @@ so_close(struct migexec *x)
     if (x->probing && !x->provisional) {
         char name[MIGEXEC_COMPRESS_MAX + 1] = "none";
 
-        if (x->so.frames_xformed)       /* its zero chunks were */
+        if (x->so.frames_xformed && x->zr)  /* zero runs elided */
+            snprintf(name, sizeof(name), "zero");
+        else if (x->so.frames_xformed)      /* its zero chunks were */
             xm_comp_spec_format(&x->probe_spec, name, sizeof(name));
         set_compress(x, name, "auto: the stream ended before the link "
                      "was measured");
@@ -914,6 +968,8 @@ start_recv(struct migexec *x, const char *name)
         if (rc)
             goto out;
     }
+    xm_comp_codec_accept_zero_runs(x->dec, (chan_features(x) &
+                                            XM_FEAT_STREAM_ZERO_RUNS) != 0);
     xm_stream_in_set_xform(&x->si, &(struct xm_stream_xform){
         xm_comp_xform_decode, x->dec, XM_FRAME_COMPRESSED });
     rc = xm_loop_add_fd(x->p.loop, x->si.fd, 0, si_ready, x, &x->si_h);
@@ -1319,6 +1375,7 @@ migexec_new(const struct migexec_params *p, struct migexec **x_r)
     x->t_susp = x->t_ready = T_NONE;
     x->t_end = x->t_recv_done = x->t_ready_sent = x->t_unpaused = T_NONE;
     x->t_first = T_NONE;
+    x->cpu_idle_pct = -1;
     x->peer_ready_delay = x->peer_restore = x->peer_handshake =
         MIGEXEC_UNKNOWN;
     x->peer_susp_to_ready = MIGEXEC_UNKNOWN;
@@ -1692,7 +1749,7 @@ take_timing(struct migexec *x, uint16_t type, const xm_json *doc)
             x->peer_rounds = (int)v;
         if (!xm_json_get_str(doc, "compress", &s) && s[0] &&
             strlen(s) <= MIGEXEC_COMPRESS_MAX &&
-            strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789:") ==
+            strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789:+") ==
             strlen(s))
             snprintf(x->st.compress, sizeof(x->st.compress), "%s", s);
     }
