@@ -25,6 +25,16 @@
 #include "xm_json.h"
 
 #define STREAM_MAGIC "XMFAKE-STREAM 1"
+/* A stream opens as libxl's does: its v2 header and the header of the
+ * LIBXC_CONTEXT record (xm_stream.h, XM_LIBXL_PREFIX_LEN bytes), the
+ * record's fields in x86's byte order.  libxl 4.17 dies when a stream
+ * fails within those bytes, and so does the fake (libxl_would_crash). */
+#define LIBXL_PREFIX_LEN HV_FAKE_LIBXL_PREFIX_LEN
+#define libxl_prefix hv_fake_libxl_prefix
+const uint8_t hv_fake_libxl_prefix[LIBXL_PREFIX_LEN] = {
+    'L', 'i', 'b', 'x', 'l', 'F', 'm', 't', 0, 0, 0, 2, 0, 0, 0, 0,
+    1, 0, 0, 0, 0, 0, 0, 0,
+};
 #define STREAM_LINE_MAX 256
 #define STREAM_CONFIG_MAX (1024 * 1024)
 #define STREAM_ZEROS_MAX (64u * 1024 * 1024)
@@ -602,7 +612,7 @@ build_stream(const struct hv_fake *f, const struct fdom *dom,
     const struct xm_domain *d = &dom->d;
     char hex[33];
     size_t clen = strlen(dom->config), zeros = f->stream_zeros;
-    size_t cap = 512 + zeros + clen;
+    size_t cap = LIBXL_PREFIX_LEN + 512 + zeros + clen;
     char *buf = malloc(cap);
     int n;
 
@@ -610,16 +620,18 @@ build_stream(const struct hv_fake *f, const struct fdom *dom,
         return NULL;
     for (unsigned i = 0; i < 16; i++)
         snprintf(hex + 2 * i, 3, "%02x", d->uuid[i]);
-    n = snprintf(buf, cap,
+    memcpy(buf, libxl_prefix, LIBXL_PREFIX_LEN);
+    n = snprintf(buf + LIBXL_PREFIX_LEN, cap - LIBXL_PREFIX_LEN,
                  STREAM_MAGIC "\nname %s\nuuid %s\n"
                  "mem %" PRIu64 " %" PRIu64 "\nvcpus %u\nflags %u\n"
                  "zeros %zu\nconfig %zu\n",
                  d->name, hex, d->mem_kib, d->cur_mem_kib, d->vcpus,
                  d->flags, zeros, clen);
-    if (n < 0 || (size_t)n + zeros + clen + 5 > cap) {
+    if (n < 0 || LIBXL_PREFIX_LEN + (size_t)n + zeros + clen + 5 > cap) {
         free(buf);
         return NULL;
     }
+    n += LIBXL_PREFIX_LEN;
     memset(buf + n, 0, zeros);
     memcpy(buf + n + zeros, dom->config, clen);
     memcpy(buf + n + zeros + clen, "\nEND\n", 5);
@@ -790,6 +802,22 @@ finish_create(struct hv_fake *f, struct fop *op)
     return XM_OK;
 }
 
+/*
+ * libxl 4.17 calls its save/restore helper's completion callback, unset
+ * until the helper runs, when a stream fails before the helper started
+ * (within its first LIBXL_PREFIX_LEN bytes): the process dies of a NULL
+ * call.  The fake dies too, saying why, so no test can pass on a path
+ * that kills the real agent.
+ */
+static void
+libxl_would_crash(const char *what, size_t done)
+{
+    fprintf(stderr, "hv_fake: %s failed after %zu of the stream's first "
+            "%d bytes: libxl 4.17 dies here (NULL completion callback)\n",
+            what, done, LIBXL_PREFIX_LEN);
+    abort();
+}
+
 /* Send: write what poll allows.  Returns true when the op is over. */
 static bool
 send_progress(struct hv_fake *f, struct fop *op)
@@ -810,6 +838,8 @@ send_progress(struct hv_fake *f, struct fop *op)
         if (r < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
+            if (op->pos < LIBXL_PREFIX_LEN)
+                libxl_would_crash("a save's stream", op->pos);
             make_ready(f, op, xm_err_from_errno(errno));
             return true;
         }
@@ -848,9 +878,11 @@ parse_header(struct fop *op)
     char hex[33];
     uint64_t mem = 0, cur = 0;
     unsigned vcpus = 0, flags = 0;
-    size_t clen = 0, zeros = 0, pos = 0;
+    size_t clen = 0, zeros = 0, pos = LIBXL_PREFIX_LEN;
     int r;
 
+    if (op->len < LIBXL_PREFIX_LEN)
+        return 0;
     for (int i = 0; i < 8; i++) {
         r = stream_line(op, &pos, line);
         if (r <= 0)
@@ -966,12 +998,20 @@ recv_progress(struct hv_fake *f, struct fop *op)
         r = read(op->fd, op->buf + op->len, n);
         if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
+        if (r <= 0 && op->len < LIBXL_PREFIX_LEN)
+            libxl_would_crash(r == 0 ? "a restore's stream (end of file)"
+                                     : "a restore's stream (read error)",
+                              op->len);
         if (r <= 0) {
             make_ready(f, op, r == 0 ? XM_ERR_IO
                                      : xm_err_from_errno(errno));
             return true;
         }
         op->len += (size_t)r;
+        if (op->len == LIBXL_PREFIX_LEN
+            && memcmp(op->buf, libxl_prefix, LIBXL_PREFIX_LEN))
+            libxl_would_crash("a restore's stream (bad libxl header)",
+                              op->len);
         if (!op->want) {
             int pr = parse_header(op);
             if (pr < 0) {

@@ -17,15 +17,20 @@
  *    create makes a paused domain from a config of default_config's
  *    shape (c_info.uuid, b_info.max_memkb, b_info.max_vcpus) and
  *    completes at the next afterpoll;
- *  - migration: migrate_send writes a small text stream (magic line
- *    "XMFAKE-STREAM 1", the domain's fields, hv_fake_stream_zeros' zero
- *    bytes, its config) to the fd and
+ *  - migration: migrate_send writes a stream that opens as libxl's
+ *    does (hv_fake_libxl_prefix: its v2 header and LIBXC_CONTEXT record
+ *    header) and goes on as small text (magic line "XMFAKE-STREAM 1",
+ *    the domain's fields, hv_fake_stream_zeros' zero bytes, its config)
+ *    to the fd and
  *    completes at the first afterpoll after it is all written; the source
  *    domain stays, suspended (reported XM_DOM_PAUSED, hv_fake_suspended
  *    says so), until resume or destroy.  migrate_recv on another fake
  *    reads that stream and, when it is whole, creates the domain paused
  *    under the given name with config_json.  So two fakes joined by a
- *    socketpair and one poll loop migrate a guest.  Fds are polled
+ *    socketpair and one poll loop migrate a guest.  Like libxl 4.17,
+ *    a send or a restore whose stream fails within those first
+ *    HV_FAKE_LIBXL_PREFIX_LEN bytes kills the process (abort, with a
+ *    message on stderr): libxl calls an unset callback there.  Fds are polled
  *    through beforepoll/afterpoll and never read or written otherwise
  *    than when poll said so, so nothing blocks.
  *
@@ -99,6 +104,9 @@ unsigned hv_fake_pending(struct hv_fake *f);
 /* The streams of later sends carry n zero bytes (a guest's untouched
  * memory) before the config; at most 64 MiB. */
 int hv_fake_stream_zeros(struct hv_fake *f, size_t n);
+/* The opening of every stream (see above). */
+#define HV_FAKE_LIBXL_PREFIX_LEN 24
+extern const uint8_t hv_fake_libxl_prefix[HV_FAKE_LIBXL_PREFIX_LEN];
 
 /*
  * Make the next livepatch actions asynchronous, as in Xen: the action

@@ -1,8 +1,9 @@
 /*
  * harness.c -- main() for every unit test program (see harness.h).
  * Runs the program's suites with CUnit's basic interface, prints CUnit's
- * run summary, and exits 0 only when every test passed.  A test name
- * given on the command line runs only the suites or tests of that name.
+ * run summary, and exits 0 only when every test passed.  A suite name
+ * on the command line runs only that suite; a test name after it, only
+ * that test.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,18 @@ main(int argc, char **argv)
             CU_cleanup_registry();
             return 2;
         }
-        CU_basic_run_suite(suite);
+        if (argc > 2) {     /* one test of it, by name */
+            CU_pTest test = CU_get_test(suite, argv[2]);
+            if (!test) {
+                fprintf(stderr, "no test named %s in %s\n", argv[2],
+                        argv[1]);
+                CU_cleanup_registry();
+                return 2;
+            }
+            CU_basic_run_test(suite, test);
+        } else {
+            CU_basic_run_suite(suite);
+        }
     } else {
         CU_basic_run_tests();
     }

@@ -7,9 +7,13 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "clock_fake.h"
@@ -543,6 +547,9 @@ test_recv_garbage(void)
 
     CU_ASSERT_EQUAL(dst.ops->migrate_recv(dst.ctx, "{}", "vm", sv[1], &id,
                                           &how), XM_OK);
+    CU_ASSERT_EQUAL(write(sv[0], hv_fake_libxl_prefix,
+                          HV_FAKE_LIBXL_PREFIX_LEN),
+                    HV_FAKE_LIBXL_PREFIX_LEN);
     CU_ASSERT_EQUAL(write(sv[0], junk, sizeof(junk) - 1),
                     (ssize_t)sizeof(junk) - 1);
     CU_ASSERT(run_loop(hvs, 1, both_done, &t, 10) < 10);
@@ -561,11 +568,64 @@ test_recv_eof(void)
 
     CU_ASSERT_EQUAL(dst.ops->migrate_recv(dst.ctx, "{}", "vm", sv[1], &id,
                                           &how), XM_OK);
+    CU_ASSERT_EQUAL(write(sv[0], hv_fake_libxl_prefix,
+                          HV_FAKE_LIBXL_PREFIX_LEN),
+                    HV_FAKE_LIBXL_PREFIX_LEN);
     CU_ASSERT_EQUAL(write(sv[0], "XMFAKE-STR", 10), 10);
     close(sv[0]);
     sv[0] = -1;
     CU_ASSERT(run_loop(hvs, 1, both_done, &t, 10) < 10);
     CU_ASSERT_EQUAL(rec.rc, XM_ERR_IO);
+}
+
+/* Does a restore whose stream is the len bytes of p, then end of file,
+ * kill the process (as libxl 4.17 does within its opening)?  Run in a
+ * child: true when it died of SIGABRT. */
+static bool
+recv_kills(const void *p, size_t len)
+{
+    pid_t pid;
+    int st = 0;
+
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        struct done_rec rec = { 0, 0 };
+        struct xm_hv_async how = { record_done, &rec };
+        struct xm_hv *hvs[] = { &dst };
+        struct two_done t = { &rec, NULL };
+        uint32_t id = 0;
+        int ps[2];
+
+        close(STDERR_FILENO);   /* the fake's message: expected here */
+        /* a socketpair of its own: the parent keeps sv[] open */
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, ps)
+            || dst.ops->migrate_recv(dst.ctx, "{}", "vm", ps[1], &id, &how)
+            || (len && write(ps[0], p, len) != (ssize_t)len))
+            _exit(2);
+        close(ps[0]);
+        run_loop(hvs, 1, both_done, &t, 10);
+        _exit(rec.calls ? 0 : 3);
+    }
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return false;
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
+static void
+test_recv_early_eof_kills(void)
+{
+    uint8_t bad[HV_FAKE_LIBXL_PREFIX_LEN];
+
+    CU_ASSERT_TRUE(recv_kills(NULL, 0));
+    CU_ASSERT_TRUE(recv_kills(hv_fake_libxl_prefix,
+                              HV_FAKE_LIBXL_PREFIX_LEN - 1));
+    memcpy(bad, hv_fake_libxl_prefix, sizeof(bad));
+    bad[0] = 'X';
+    CU_ASSERT_TRUE(recv_kills(bad, sizeof(bad)));
+    /* past the opening, a cut stream is an ordinary failure */
+    CU_ASSERT_FALSE(recv_kills(hv_fake_libxl_prefix,
+                               HV_FAKE_LIBXL_PREFIX_LEN));
 }
 
 static void
@@ -696,6 +756,8 @@ static CU_TestInfo migration_tests[] = {
     { "refused starts and close", test_migration_sync_faults },
     { "domain destroyed mid-send", test_migration_destroyed_midway },
     { "receiver rejects garbage", test_recv_garbage },
+    { "a stream cut within libxl's opening kills, as in libxl 4.17",
+      test_recv_early_eof_kills },
     { "receiver sees EOF", test_recv_eof },
     { "beforepoll needs room", test_beforepoll_too_small },
     CU_TEST_INFO_NULL,

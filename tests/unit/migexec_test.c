@@ -79,6 +79,9 @@ static double clock_debt;           /* ms not yet added to the clock */
 enum mangle { MANGLE_NONE, MANGLE_FLIP, MANGLE_TRUNCATE, MANGLE_MAP };
 static enum mangle mangle;      /* the first compressed frame */
 static unsigned n_compressed_sent;
+static bool ident_flip;         /* the first plain data frame's byte 0 */
+static bool no_data;            /* stream data frames vanish */
+static unsigned n_plain_sent;
 
 /* ---- journal io with a failing open ---- */
 
@@ -154,6 +157,8 @@ ch_send(void *ctx, uint16_t type, uint16_t flags, const void *payload,
         drop_pending = true;
         return XM_ERR_IO;
     }
+    if (no_data && type == XM_MSG_STREAM_DATA)
+        return XM_OK;
     if (s->out.n == QCAP)
         return XM_ERR_TOOBIG;
     f = &s->out.f[s->out.n];
@@ -172,6 +177,9 @@ ch_send(void *ctx, uint16_t type, uint16_t flags, const void *payload,
         else if (mangle == MANGLE_MAP)      /* a zero-run map's count */
             f->payload[XM_COMP_HEADER_LEN + 4] ^= 0x10;
     }
+    if (type == XM_MSG_STREAM_DATA && !flags && len
+        && n_plain_sent++ == 0 && ident_flip)
+        f->payload[0] ^= 0x20;              /* "LibxlFmt" -> "libxlFmt" */
     s->out.n++;
     s->out.bytes += f->len;
     return XM_OK;
@@ -397,6 +405,8 @@ fixture(void)
     clock_debt = 0;
     mangle = MANGLE_NONE;
     n_compressed_sent = 0;
+    ident_flip = no_data = false;
+    n_plain_sent = 0;
     memset(&d, 0, sizeof(d));
     snprintf(d.name, sizeof(d.name), GUEST);
     for (unsigned i = 0; i < 16; i++)
@@ -598,6 +608,77 @@ test_link_drops_before_go(void)
     run_until_final();
     assert_stayed();
     CU_ASSERT_EQUAL(jphase(&dst, XM_MIG_TARGET), XM_JP_ABORTED);
+}
+
+/*
+ * libxl 4.17 kills its caller when a restore's stream fails before its
+ * 24-byte opening is in (hv_fake does too): the target starts libxl
+ * only once those bytes are in and checked.  Here the link goes as the
+ * first stream bytes leave: the restore never started, nothing to
+ * destroy, the guest stays on the source.
+ */
+static void
+test_link_drops_before_stream(void)
+{
+    drop_on_type = XM_MSG_STREAM_DATA;
+    start_both();
+    run_until_final();
+    assert_stayed();
+    CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_FAILED_BEFORE);
+    CU_ASSERT_EQUAL(fault_count(hv_fake_fault(dst.fake), "migrate_recv"),
+                    0);
+    CU_ASSERT_EQUAL(hv_fake_count_domains(dst.fake), 0);
+    CU_ASSERT_EQUAL(jphase(&dst, XM_MIG_TARGET), XM_JP_ABORTED);
+}
+
+/* A stream that does not open as libxl's: refused before libxl runs,
+ * with the reason. */
+static void
+test_stream_not_libxl(void)
+{
+    ident_flip = true;
+    start_both();
+    run_until_final();
+    assert_stayed();
+    CU_ASSERT_EQUAL(n_plain_sent > 0, true);
+    CU_ASSERT_EQUAL(fault_count(hv_fake_fault(dst.fake), "migrate_recv"),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dst.why, "bad stream from host-a: not "
+                                  "a libxl migration stream"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(src.why, "not a libxl migration stream"));
+}
+
+/* STREAM_END before libxl's opening (no data came): the same. */
+static void
+test_stream_ends_before_libxl(void)
+{
+    no_data = true;
+    start_both();
+    run_until_final();
+    assert_stayed();
+    CU_ASSERT_EQUAL(fault_count(hv_fake_fault(dst.fake), "migrate_recv"),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dst.why, "0 bytes, short of libxl's "
+                                  "24-byte stream header"));
+}
+
+/* The send is cancelled as it starts, before libxl wrote its stream's
+ * opening (which libxl 4.17 would not survive failing to write): the
+ * source takes those bytes before closing, the guest stays. */
+static void
+test_cancel_as_send_starts(void)
+{
+    start_both();
+    for (int i = 0; i < 2000 && migexec_machine(src.x)->state
+                                != XM_MIG_S_SENDING; i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(migexec_machine(src.x)->state, XM_MIG_S_SENDING);
+    CU_ASSERT_EQUAL(migexec_bytes(src.x), 0);
+    CU_ASSERT_EQUAL(migexec_abort(src.x, "stopped by the test"), XM_OK);
+    run_until_final();
+    assert_stayed();
+    CU_ASSERT_PTR_NOT_NULL(strstr(src.why, "stopped by the test"));
+    CU_ASSERT_EQUAL(jphase(&src, XM_MIG_SOURCE), XM_JP_ABORTED);
 }
 
 static void
@@ -1214,6 +1295,14 @@ test_hostile_timing_fields(void)
 
 static CU_TestInfo migexec_tests[] = {
     { "happy path: the guest runs on the target", test_happy_path },
+    { "link lost before the stream: libxl never started",
+      test_link_drops_before_stream },
+    { "a stream that is not libxl's: refused before libxl",
+      test_stream_not_libxl },
+    { "a stream that ends before libxl's opening: refused",
+      test_stream_ends_before_libxl },
+    { "a send cancelled as it starts: libxl's opening taken first",
+      test_cancel_as_send_starts },
     { "target restore fails: resumed on the source", test_restore_fails },
     { "source send fails: still on the source", test_send_fails },
     { "link lost after the stream, before GO", test_link_drops_before_go },

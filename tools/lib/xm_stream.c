@@ -15,7 +15,9 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -253,6 +255,19 @@ xm_stream_in_queued(const struct xm_stream_in *s)
     return s->queue.len - s->head;
 }
 
+void
+xm_stream_in_hold(struct xm_stream_in *s, bool hold)
+{
+    s->held = hold;
+}
+
+const uint8_t *
+xm_stream_in_peek(const struct xm_stream_in *s, size_t *len_r)
+{
+    *len_r = xm_stream_in_queued(s);
+    return s->queue.data ? s->queue.data + s->head : NULL;
+}
+
 bool
 xm_stream_in_full(const struct xm_stream_in *s)
 {
@@ -357,6 +372,8 @@ xm_stream_in_flush(struct xm_stream_in *s)
         return XM_OK;
     if (s->fd < 0)
         return XM_ERR_STATE;
+    if (s->held)
+        return XM_OK;
     while (s->head < s->queue.len) {
         const uint8_t *p = s->queue.data + s->head;
         size_t n = s->queue.len - s->head;
@@ -395,7 +412,7 @@ xm_stream_in_end(struct xm_stream_in *s)
 short
 xm_stream_in_events(const struct xm_stream_in *s)
 {
-    if (s->closed || s->fd < 0)
+    if (s->closed || s->fd < 0 || s->held)
         return 0;
     if (s->head < s->queue.len || s->ending)
         return POLLOUT;
@@ -406,4 +423,49 @@ bool
 xm_stream_in_done(const struct xm_stream_in *s)
 {
     return s->closed;
+}
+
+/* ---- the opening of libxl's stream ---- */
+
+int
+xm_libxl_prefix_check(const uint8_t *p, size_t len, char *why,
+                      size_t why_len)
+{
+    static const uint8_t ident[8] = { 'L', 'i', 'b', 'x', 'l', 'F', 'm',
+                                      't' };
+    uint32_t version, options, type, length;
+
+    if (len < XM_LIBXL_PREFIX_LEN) {
+        snprintf(why, why_len, "%zu bytes, short of libxl's %d-byte "
+                 "stream header and first record", len,
+                 XM_LIBXL_PREFIX_LEN);
+        return XM_ERR_PROTO;
+    }
+    if (memcmp(p, ident, sizeof(ident))) {
+        snprintf(why, why_len, "not a libxl migration stream (no "
+                 "'LibxlFmt' ident)");
+        return XM_ERR_PROTO;
+    }
+    version = (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 |
+              (uint32_t)p[10] << 8 | p[11];
+    options = (uint32_t)p[12] << 24 | (uint32_t)p[13] << 16 |
+              (uint32_t)p[14] << 8 | p[15];
+    if (version != 2) {
+        snprintf(why, why_len, "libxl stream version %" PRIu32 ", not 2",
+                 version);
+        return XM_ERR_PROTO;
+    }
+    if (options & 1u) {
+        snprintf(why, why_len, "a big-endian libxl stream");
+        return XM_ERR_PROTO;
+    }
+    memcpy(&type, p + 16, sizeof(type));
+    memcpy(&length, p + 20, sizeof(length));
+    if (type != 1 || length != 0) {
+        snprintf(why, why_len, "libxl stream opens with record type "
+                 "%" PRIu32 " (length %" PRIu32 "), not LIBXC_CONTEXT",
+                 type, length);
+        return XM_ERR_PROTO;
+    }
+    return XM_OK;
 }

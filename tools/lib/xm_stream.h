@@ -137,6 +137,7 @@ struct xm_stream_in {
     uint64_t bytes_out;         /* written to the fd (to libxl) */
     uint64_t frames;            /* STREAM_DATA payloads pushed */
     uint64_t frames_xformed;    /* of which went through the transform */
+    bool held;                  /* queue, but write nothing yet */
 };
 
 /*
@@ -181,5 +182,32 @@ short xm_stream_in_events(const struct xm_stream_in *s);
 bool xm_stream_in_done(const struct xm_stream_in *s);
 /* Bytes queued, not yet written. */
 size_t xm_stream_in_queued(const struct xm_stream_in *s);
+/*
+ * While held, pushed bytes queue (up to the usual bound) but flush
+ * writes none and the end of file waits: the owner looks at the first
+ * bytes (xm_stream_in_peek) before anyone reads them.  Releasing the
+ * hold does not flush; call xm_stream_in_flush.
+ */
+void xm_stream_in_hold(struct xm_stream_in *s, bool hold);
+/* The queued bytes (*len_r of them), not yet written. */
+const uint8_t *xm_stream_in_peek(const struct xm_stream_in *s,
+                                 size_t *len_r);
+
+/*
+ * libxl's migration stream (v2, libxl_sr_stream_format.h) opens with a
+ * 16-byte header (ident "LibxlFmt" and version 2, big-endian; options)
+ * and the header of its first record, LIBXC_CONTEXT (type 1, length 0,
+ * native byte order), after which libxl starts its restore helper.
+ * libxl 4.17 must see those bytes before anything goes wrong: a restore
+ * whose stream fails (end of file, a bad header) before that helper
+ * started calls the helper's unset completion callback and the calling
+ * process dies of a NULL call.  The receiver holds its first
+ * XM_LIBXL_PREFIX_LEN bytes and checks them here before libxl starts.
+ * XM_OK when p[0..len) (len >= XM_LIBXL_PREFIX_LEN) opens such a
+ * stream, else XM_ERR_PROTO with the reason in why.
+ */
+#define XM_LIBXL_PREFIX_LEN 24
+int xm_libxl_prefix_check(const uint8_t *p, size_t len, char *why,
+                          size_t why_len);
 
 #endif /* XM_STREAM_H */

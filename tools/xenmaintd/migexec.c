@@ -96,11 +96,17 @@ struct migexec {
     int send_fd;                /* the hypervisor's end */
     struct xm_stream_out so;
     bool so_on, so_finish;
+    bool so_discard;            /* cancelled before libxl's opening was
+                                 * read: read and drop it, then close */
     struct xm_loop_fd *so_h;
     struct xm_buf scratch;
 
     /* target: the restore */
     bool recv_busy;
+    bool recv_held;             /* pump ready, libxl not started: it
+                                 * starts once the stream's opening is
+                                 * in and checked (recv_gate) */
+    char *recv_name;            /* held: the name to restore under */
     struct xm_hv_async recv_how;
     int recv_fd;                /* the hypervisor's end */
     uint32_t recv_domid;
@@ -720,6 +726,7 @@ so_close(struct migexec *x)
         xm_stream_out_dispose(&x->so);
     x->so_on = false;
     x->so_finish = false;
+    x->so_discard = false;
     if (x->probing && !x->provisional) {
         char name[MIGEXEC_COMPRESS_MAX + 1] = "none";
 
@@ -763,9 +770,25 @@ static void
 so_pump(struct migexec *x)
 {
     uint64_t before;
-    size_t pending;
+    size_t pending, n_read;
     int rc;
 
+    while (x->so_on && x->so_discard) {
+        /* libxl 4.17 kills us if its stream's opening cannot be
+         * written (xm_stream.h): take those bytes, drop them, close. */
+        rc = xm_stream_out_fill(&x->so, &x->scratch, x->features, 0, 1);
+        n_read = x->scratch.len;
+        xm_buf_reset(&x->scratch);
+        if (rc || !x->send_busy || xm_stream_out_done(&x->so)
+            || x->so.bytes_in >= XM_LIBXL_PREFIX_LEN) {
+            so_close(x);
+            return;
+        }
+        if (!n_read) {
+            xm_loop_fd_events(x->so_h, POLLIN);
+            return;
+        }
+    }
     while (x->so_on) {
         /* End of file only after the send reported: wait for the
          * machine to ask for STREAM_END before reading it. */
@@ -846,6 +869,8 @@ send_done(void *arg, int rc)
     if (x->send_fd >= 0)
         close(x->send_fd);
     x->send_fd = -1;
+    if (x->so_discard)
+        so_close(x);    /* cancelled, and libxl is done with it */
     if (!rc) {
         ev = mkev(XM_MIG_EV_SEND_DONE, 0);
     } else {
@@ -975,16 +1000,17 @@ start_recv(struct migexec *x, const char *name)
     rc = xm_loop_add_fd(x->p.loop, x->si.fd, 0, si_ready, x, &x->si_h);
     if (rc)
         goto out;
-    x->recv_how.done = recv_done;
-    x->recv_how.arg = x;
-    x->recv_domid = 0;
-    rc = x->p.hv->ops->migrate_recv(x->p.hv->ctx, x->config_json, name,
-                                    sv[1], &x->recv_domid, &x->recv_how);
-    if (rc)
+    free(x->recv_name);
+    x->recv_name = strdup(name);
+    if (!x->recv_name) {
+        rc = XM_ERR_NOMEM;
         goto out;
+    }
+    /* libxl starts when the stream's opening is in (recv_gate). */
+    xm_stream_in_hold(&x->si, true);
+    x->recv_held = true;
     x->recv_fd = sv[1];
     sv[1] = -1;
-    x->recv_busy = true;
 out:
     if (rc)
         si_close(x);
@@ -993,6 +1019,81 @@ out:
     if (sv[1] >= 0)
         close(sv[1]);
     return rc;
+}
+
+/*
+ * The restore never started (held): drop the pump and report the
+ * failure libxl would have, with why.  Feeds the machine: may free x.
+ */
+static void
+recv_abandon(struct migexec *x, int rc, const char *why)
+{
+    struct xm_mig_event ev = mkev(XM_MIG_EV_RECV_FAILED, rc);
+
+    x->recv_held = false;
+    if (!x->stream_why[0])
+        snprintf(x->stream_why, sizeof(x->stream_why), "%s", why);
+    si_close(x);
+    if (x->recv_fd >= 0)
+        close(x->recv_fd);
+    x->recv_fd = -1;
+    free(x->recv_name);
+    x->recv_name = NULL;
+    x->t_recv_done = now_ms(x);
+    ev.domid = 0;
+    ev.text = x->stream_why;
+    feed(x, &ev);
+}
+
+/*
+ * Held: start libxl once the first XM_LIBXL_PREFIX_LEN bytes are in and
+ * open a libxl stream (xm_stream.h says why libxl 4.17 must have them
+ * before anything can fail), then let the queue go to it: those bytes
+ * are in its socket before any end of file can be.  A stream that
+ * ends, or opens with anything else, fails here and libxl never runs.
+ * Feeds the machine on failure: may free x (true then).
+ */
+static bool
+recv_gate(struct migexec *x)
+{
+    char why[96], msg[XM_MIG_WHY_MAX + 128];
+    const uint8_t *p;
+    size_t n;
+    int rc;
+
+    if (!x->recv_held)
+        return false;
+    p = xm_stream_in_peek(&x->si, &n);
+    if (n < XM_LIBXL_PREFIX_LEN && !x->si.ending)
+        return false;
+    if (xm_libxl_prefix_check(p, n, why, sizeof(why))) {
+        snprintf(msg, sizeof(msg), "bad stream from %s: %s",
+                 x->m.ident.source, why);
+        recv_abandon(x, XM_ERR_PROTO, msg);
+        return true;
+    }
+    x->recv_how.done = recv_done;
+    x->recv_how.arg = x;
+    x->recv_domid = 0;
+    rc = x->p.hv->ops->migrate_recv(x->p.hv->ctx, x->config_json,
+                                    x->recv_name, x->recv_fd,
+                                    &x->recv_domid, &x->recv_how);
+    if (rc) {
+        snprintf(msg, sizeof(msg), "cannot start the restore: %s",
+                 xm_strerror(rc));
+        recv_abandon(x, rc, msg);
+        return true;
+    }
+    free(x->recv_name);
+    x->recv_name = NULL;
+    x->recv_held = false;
+    x->recv_busy = true;
+    xm_stream_in_hold(&x->si, false);
+    if (xm_stream_in_flush(&x->si))
+        si_close(x);    /* libxl gave up: its restore reports it */
+    else
+        si_update(x);
+    return false;
 }
 
 /* The target's capacity and name check of the offer. */
@@ -1213,11 +1314,22 @@ perform(struct migexec *x, const struct xm_mig_action *a,
             break;
         case XM_MIG_OP_CANCEL_SEND:
             /* No cancel in the interface: close our end of the stream;
-             * the send fails on it and reports once. */
-            so_close(x);
+             * the send fails on it and reports once.  Not before
+             * libxl's opening is written, though (so_pump). */
+            if (x->so_on && x->send_busy
+                && x->so.bytes_in < XM_LIBXL_PREFIX_LEN) {
+                x->so_discard = true;
+                so_pump(x);
+            } else {
+                so_close(x);
+            }
             break;
         case XM_MIG_OP_CANCEL_RECV:
-            si_close(x);    /* the restore reads EOF and fails */
+            if (x->recv_held)   /* libxl never started: it fails here */
+                recv_abandon(x, XM_ERR_CANCELLED, "the stream was "
+                             "cancelled before libxl started");
+            else
+                si_close(x);    /* the restore reads EOF and fails */
             break;
         default:
             *res_r = hv_sync(x, a);
@@ -1570,6 +1682,7 @@ migexec_free(struct migexec *x)
         close(x->send_fd);
     if (x->recv_fd >= 0)
         close(x->recv_fd);
+    free(x->recv_name);
     free(x->config_json);
     xm_buf_dispose(&x->scratch);
     xm_comp_codec_free(x->enc);
@@ -1783,10 +1896,18 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
                      rc == XM_ERR_PROTO && x->dec &&
                      xm_comp_error(x->dec)[0] ? xm_comp_error(x->dec)
                                               : xm_strerror(rc));
-            si_close(x);
+            if (x->recv_held)
+                recv_abandon(x, XM_ERR_PROTO, x->stream_why);
+            else
+                si_close(x);
             return XM_OK;
         }
         x->bytes = x->si.raw_in;
+        if (x->recv_held) {
+            if (!recv_gate(x))
+                si_update(x);   /* held: the queue's bound still holds */
+            return XM_OK;
+        }
         if (xm_stream_in_flush(&x->si)) {
             si_close(x);    /* libxl gave up: its restore reports it */
             return XM_OK;
@@ -1802,7 +1923,7 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
                 x->t_end = now_ms(x);
             if (xm_stream_in_end(&x->si))
                 si_close(x);
-            else
+            else if (!recv_gate(x))
                 si_update(x);
         }
         return XM_OK;
