@@ -1,10 +1,16 @@
 #!/bin/bash
 # tests/lab/scenarios/40-drain-kill.sh -- the agent on A is killed (-9)
-# in the middle of a drain, while a guest streams to B.  Restarted, it
+# in the middle of a drain, while a guest streams to B (15-60 % sent,
+# seen in xenstore by tests/lab/scenarios/agent-killer.sh).  Restarted, it
 # reads its journal back; with B's agent it resolves the migration that
 # was cut (finished or rolled back): every guest then runs exactly once,
 # no --incoming or --migratedaway domain is left on either host, A is
 # left cordoned with the reason, and `xl drain` run again completes.
+# Then A's agent is frozen just after it offers B its next
+# migration, before B's ACCEPT can start the stream, and killed once B
+# waits for the stream: B's receive loses its link with no stream byte,
+# which libxl 4.17 does not survive unless the agent keeps it from
+# libxl; B's agent must go on (same pid) and the guest stay on A.
 # lab-hosts: 2
 # lab-needs: project
 . "$(dirname "$0")/lib.sh"
@@ -17,15 +23,13 @@ agents_reset
 step "three ticking guests on A"
 guests A 128 $GUESTS
 
-step "xl drain --parallel 1 on A, in the background"
+step "xl drain --parallel 1 on A, in the background; its agent to die mid-stream"
+"$LAB" copy A "$(dirname "$0")/agent-killer.sh" /run/agent-killer.sh
+on A 'setsid sh /run/agent-killer.sh sending 15 60 0 0 < /dev/null > /dev/null 2>&1 &'
 on A 'setsid sh -c "xl drain --parallel 1 --json > /run/drain1.out 2>&1" < /dev/null > /dev/null 2>&1 &'
 
-step "wait for a guest to stream into B (NAME--incoming there)"
-wait_streaming B /run/drain1.out
-sleep 2
-
-step "kill -9 the agent on A mid-stream, then start it again"
-on A 'kill -9 "$(cat /run/xenmaintd.pid)"'
+step "kill -9 the agent on A mid-stream (15-60 % sent), then start it again"
+wait_killed A /run/drain1.out
 "$LAB" agent-restart A
 on A 'grep -a "xenmaintd" /var/log/messages | grep -a "migration\|journal" | tail -n 5' || true
 
@@ -60,3 +64,26 @@ expect_eq "state of A" "$(host_state A)" drained
 step "put A back in service"
 on A 'xl undrain --json > /dev/null' || fail "xl undrain failed"
 expect_eq "domains on A" "$(domains A)" "Domain-0 g1 g2 g3"
+
+
+step "freeze the agent on A as it offers a guest, kill it while B waits for the stream"
+b_pid=$(on B 'cat /run/xenmaintd.pid')
+# 0.1 s after "offered" the OFFER is out and the ACCEPT of B not yet
+# back (0.3-0.8 s here); 3 s frozen, then killed
+on A 'setsid sh /run/agent-killer.sh offered 0 100 0.1 3 < /dev/null > /dev/null 2>&1 &'
+on A 'setsid sh -c "xl drain --parallel 1 --json > /run/drain2.out 2>&1" < /dev/null > /dev/null 2>&1 &'
+wait_killed A /run/drain2.out
+on B 'grep -a "xenmaintd" /var/log/messages | grep -a "offered\|failed-before\|libxl\|xc:" | tail -n 4' || true
+sleep 2
+"$LAB" agent-restart A
+settled 90
+echo "A: $(domains A)   B: $(domains B)"
+
+step "B's agent lived through it and answers; every guest runs once"
+expect_eq "B's agent pid" "$(on B 'cat /run/xenmaintd.pid')" "$b_pid"
+on B 'kill -0 "$(cat /run/xenmaintd.pid)"' || fail "B's agent is gone"
+on B 'xl maint-status --json > /dev/null' || fail "B's agent does not answer"
+echo "ok: B's agent (pid $b_pid) answers"
+for g in $GUESTS; do
+    expect_eq "copies of $g" "$(copies "$g")" 1
+done

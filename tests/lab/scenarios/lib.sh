@@ -89,6 +89,22 @@ wait_streaming() {
     fail "no migration started within 60 s"
 }
 
+# wait_killed HOST FILE...: wait (60 s at most) until agent-killer.sh
+# killed the agent on HOST and say where; else show HOST's FILE... and fail
+wait_killed() {
+    local h=$1 i
+    shift
+    for i in $(seq 120); do
+        if on "$h" 'test -f /run/killed'; then
+            echo "agent on $h killed at $(on "$h" 'cat /run/killed')"
+            return 0
+        fi
+        sleep 0.5
+    done
+    on "$h" "cat $*" >&2 || true
+    fail "the agent on $h was not killed within 60 s"
+}
+
 # host_state HOST -> the agent's host state (active, drained, ...)
 host_state() { on "$1" "xenstore-read /tool/xenmaint/host/state"; }
 
