@@ -101,22 +101,6 @@ static const char *const algo_names[XM_COMP_N_ALGOS] = {
 
 /* ---- small helpers ---- */
 
-static void
-put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t
-get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Record the codec's failure text; returns rc. */
 static int __attribute__((format(printf, 3, 4)))
 fail(struct xm_comp_codec *c, int rc, const char *fmt, ...)
@@ -552,7 +536,7 @@ put_header(uint8_t *out, enum xm_comp_algo algo, uint8_t flags,
     out[HDR_OFF_VERSION] = XM_COMP_VERSION;
     out[HDR_OFF_ALGO] = (uint8_t)algo;
     out[HDR_OFF_FLAGS] = flags;
-    put_be32(out + HDR_OFF_RAW_LEN, (uint32_t)raw_len);
+    xm_put_be32(out + HDR_OFF_RAW_LEN, (uint32_t)raw_len);
 }
 
 /* ---- zero runs ---- */
@@ -667,14 +651,14 @@ zr_build(struct xm_comp_codec *c, const uint8_t *in, size_t len,
     rc = zr_buf_ready(c, p_len);
     if (rc)
         return rc;
-    put_be32(c->zr_buf, (uint32_t)nseg);
+    xm_put_be32(c->zr_buf, (uint32_t)nseg);
     off = 4 + 8 * nseg;
     pos = 0;
     for (size_t i = 0; i < nseg; i++) {
         uint32_t lit = c->zr_segs[2 * i], zero = c->zr_segs[2 * i + 1];
 
-        put_be32(c->zr_buf + 4 + 8 * i, lit);
-        put_be32(c->zr_buf + 8 + 8 * i, zero);
+        xm_put_be32(c->zr_buf + 4 + 8 * i, lit);
+        xm_put_be32(c->zr_buf + 8 + 8 * i, zero);
         memcpy(c->zr_buf + off, in + pos, lit);
         off += lit;
         pos += (size_t)lit + zero;
@@ -699,15 +683,15 @@ zr_expand(struct xm_comp_codec *c, const uint8_t *p, size_t p_len,
 
     if (p_len < 4)
         return fail(c, XM_ERR_PROTO, "zero-run map of %zu bytes", p_len);
-    nseg = get_be32(p);
+    nseg = xm_get_be32(p);
     if (nseg == 0 || nseg > ZR_MAX_SEGS(raw_len) || 4 + 8 * nseg > p_len)
         return fail(c, XM_ERR_PROTO, "zero-run map of %zu segments in %zu "
                     "bytes for %u raw bytes", nseg, p_len, raw_len);
     off = 4 + 8 * nseg;
     lits = p_len - off;
     for (size_t i = 0; i < nseg; i++) {
-        uint32_t lit = get_be32(p + 4 + 8 * i);
-        uint32_t zero = get_be32(p + 8 + 8 * i);
+        uint32_t lit = xm_get_be32(p + 4 + 8 * i);
+        uint32_t zero = xm_get_be32(p + 8 + 8 * i);
 
         if ((uint64_t)lit + zero == 0 ||
             (zero < XM_COMP_ZERO_RUN_MIN && (zero || i + 1 < nseg)))
@@ -776,7 +760,7 @@ encode_zr(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
         n = p_len;
     }
     put_header(out, algo, XM_COMP_FLAG_ZERO_RUNS, len);
-    put_be32(out + XM_COMP_HEADER_LEN, (uint32_t)p_len);
+    xm_put_be32(out + XM_COMP_HEADER_LEN, (uint32_t)p_len);
     *n_r = XM_COMP_HEADER_LEN + 4 + n;
     *algo_r = algo;
     c->stats.zero_run_blocks++;
@@ -905,7 +889,7 @@ read_header(struct xm_comp_codec *c, const uint8_t *in, size_t len,
                     "negotiated");
     h->algo = (enum xm_comp_algo)algo;
     h->flags = in[HDR_OFF_FLAGS];
-    h->raw_len = get_be32(in + HDR_OFF_RAW_LEN);
+    h->raw_len = xm_get_be32(in + HDR_OFF_RAW_LEN);
     if (h->raw_len > XM_COMP_CHUNK_MAX)
         return fail(c, XM_ERR_PROTO, "raw length %u over the limit of %u",
                     h->raw_len, (unsigned)XM_COMP_CHUNK_MAX);
@@ -1065,7 +1049,7 @@ decode_zr(struct xm_comp_codec *c, const struct block_header *h,
 
     if (n < 4)
         return fail(c, XM_ERR_PROTO, "zero-run block without its length");
-    p_len = get_be32(body);
+    p_len = xm_get_be32(body);
     if (p_len < 12 || p_len > ZR_P_MAX((size_t)h->raw_len))
         return fail(c, XM_ERR_PROTO, "zero-run map+literals of %u bytes "
                     "for %u raw bytes", p_len, h->raw_len);

@@ -139,37 +139,6 @@ xm_proto_negotiate(uint32_t ours, uint32_t theirs)
     return ours & theirs;
 }
 
-/* ---- big-endian helpers ---- */
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint16_t
-get16(const uint8_t *p)
-{
-    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
-}
-
 /* ---- xm_buf ---- */
 
 void
@@ -255,9 +224,9 @@ xm_enc_hello(struct xm_buf *out, const char *host, uint32_t features)
         return XM_ERR_INVAL;
     memset(h, 0, sizeof(h));
     memcpy(h + HELLO_OFF_MAGIC, XM_PROTO_MAGIC, XM_PROTO_MAGIC_LEN);
-    put16(h + HELLO_OFF_MAJOR, XM_PROTO_VERSION_MAJOR);
-    put16(h + HELLO_OFF_MINOR, XM_PROTO_VERSION_MINOR);
-    put32(h + HELLO_OFF_FEATURES, features);
+    xm_put_be16(h + HELLO_OFF_MAJOR, XM_PROTO_VERSION_MAJOR);
+    xm_put_be16(h + HELLO_OFF_MINOR, XM_PROTO_VERSION_MINOR);
+    xm_put_be32(h + HELLO_OFF_FEATURES, features);
     memcpy(h + HELLO_OFF_HOST, host, strlen(host));
     return xm_buf_append(out, h, sizeof(h));
 }
@@ -273,9 +242,9 @@ xm_hello_decode(const uint8_t *p, size_t len, struct xm_hello *hello_r)
         return XM_ERR_PROTO;
     if (memcmp(p + HELLO_OFF_MAGIC, XM_PROTO_MAGIC, XM_PROTO_MAGIC_LEN))
         return XM_ERR_PROTO;
-    hello_r->major = get16(p + HELLO_OFF_MAJOR);
-    hello_r->minor = get16(p + HELLO_OFF_MINOR);
-    hello_r->features = get32(p + HELLO_OFF_FEATURES);
+    hello_r->major = xm_get_be16(p + HELLO_OFF_MAJOR);
+    hello_r->minor = xm_get_be16(p + HELLO_OFF_MINOR);
+    hello_r->features = xm_get_be32(p + HELLO_OFF_FEATURES);
     /* Another major version may lay out the rest differently. */
     if (hello_r->major != XM_PROTO_VERSION_MAJOR)
         return XM_ERR_UNSUPPORTED;
@@ -314,10 +283,10 @@ xm_enc_frame(struct xm_buf *out, uint32_t features, uint16_t type,
         return XM_ERR_TOOBIG;
     if (len < mt->min_len || (len && !payload))
         return XM_ERR_INVAL;
-    put16(h, type);
-    put16(h + 2, flags);
-    put32(h + 4, (uint32_t)len);
-    put32(h + 8, id);
+    xm_put_be16(h, type);
+    xm_put_be16(h + 2, flags);
+    xm_put_be32(h + 4, (uint32_t)len);
+    xm_put_be32(h + 8, id);
     rc = xm_buf_reserve(out, sizeof(h) + len);
     if (rc)
         return rc;
@@ -349,7 +318,7 @@ xm_enc_error(struct xm_buf *out, uint16_t type, uint32_t id,
         while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80)
             n--;
     }
-    put32(p, (uint32_t)code);
+    xm_put_be32(p, (uint32_t)code);
     if (n)
         memcpy(p + CODE_LEN, text, n);
     return xm_enc_frame(out, 0, type, 0, id, p, CODE_LEN + n);
@@ -364,7 +333,7 @@ xm_frame_error(const struct xm_frame *f, int32_t *code_r, char *text_r,
     if (!is_code_text(f->type) || f->len < CODE_LEN ||
         f->len > CODE_LEN + XM_PROTO_TEXT_MAX)
         return XM_ERR_PROTO;
-    *code_r = (int32_t)get32(f->payload);
+    *code_r = (int32_t)xm_get_be32(f->payload);
     if (!text_r || textsz == 0)
         return XM_OK;
     n = f->len - CODE_LEN;
@@ -450,12 +419,12 @@ dec_hello(struct xm_dec *d, struct xm_frame *frame_r)
     if (m && memcmp(p, XM_PROTO_MAGIC, m))
         return dec_fail(d, XM_ERR_PROTO, "bad magic in hello");
     if (have >= HELLO_OFF_MINOR + 2) {
-        uint16_t major = get16(p + HELLO_OFF_MAJOR);
+        uint16_t major = xm_get_be16(p + HELLO_OFF_MAJOR);
         if (major != XM_PROTO_VERSION_MAJOR)
             return dec_fail(d, XM_ERR_UNSUPPORTED,
                             "peer speaks protocol version %u.%u, "
                             "we speak %u.%u",
-                            major, get16(p + HELLO_OFF_MINOR),
+                            major, xm_get_be16(p + HELLO_OFF_MINOR),
                             XM_PROTO_VERSION_MAJOR,
                             XM_PROTO_VERSION_MINOR);
     }
@@ -486,9 +455,9 @@ dec_frame(struct xm_dec *d, struct xm_frame *frame_r)
 
     if (have < XM_PROTO_HEADER_LEN)
         return XM_ERR_BUSY;
-    type = get16(p);
-    flags = get16(p + 2);
-    len = get32(p + 4);
+    type = xm_get_be16(p);
+    flags = xm_get_be16(p + 2);
+    len = xm_get_be32(p + 4);
     mt = msg_type_find(type);
     if (!mt)
         return dec_fail(d, XM_ERR_PROTO, "unknown frame type %u",
@@ -507,7 +476,7 @@ dec_frame(struct xm_dec *d, struct xm_frame *frame_r)
     frame_r->type = type;
     frame_r->flags = flags;
     frame_r->len = len;
-    frame_r->id = get32(p + 8);
+    frame_r->id = xm_get_be32(p + 8);
     frame_r->payload = p + XM_PROTO_HEADER_LEN;
     d->pos += XM_PROTO_HEADER_LEN + len;
     return XM_OK;

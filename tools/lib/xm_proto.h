@@ -38,6 +38,37 @@ int xm_buf_append(struct xm_buf *b, const void *p, size_t n);
 void xm_buf_consume(struct xm_buf *b, size_t n);
 void xm_buf_reset(struct xm_buf *b);               /* len = 0 */
 
+/* ---- network (big-endian) byte order ---- */
+
+static inline void
+xm_put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void
+xm_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint16_t
+xm_get_be16(const uint8_t *p)
+{
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t
+xm_get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+           (uint32_t)p[2] << 8 | p[3];
+}
+
 /* ---- wire constants ---- */
 
 #define XM_PROTO_MAGIC "XENMAINT"

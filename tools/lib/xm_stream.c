@@ -446,10 +446,8 @@ xm_libxl_prefix_check(const uint8_t *p, size_t len, char *why,
                  "'LibxlFmt' ident)");
         return XM_ERR_PROTO;
     }
-    version = (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 |
-              (uint32_t)p[10] << 8 | p[11];
-    options = (uint32_t)p[12] << 24 | (uint32_t)p[13] << 16 |
-              (uint32_t)p[14] << 8 | p[15];
+    version = xm_get_be32(p + 8);
+    options = xm_get_be32(p + 12);
     if (version != 2) {
         snprintf(why, why_len, "libxl stream version %" PRIu32 ", not 2",
                  version);

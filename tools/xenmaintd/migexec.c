@@ -245,11 +245,9 @@ chan_forward(struct migexec *x)
     size_t pos = 0;
 
     while (x->scratch.len - pos >= XM_PROTO_HEADER_LEN) {
-        uint16_t type = (uint16_t)(b[pos] << 8 | b[pos + 1]);
-        uint16_t flags = (uint16_t)(b[pos + 2] << 8 | b[pos + 3]);
-        uint32_t len = (uint32_t)b[pos + 4] << 24
-            | (uint32_t)b[pos + 5] << 16 | (uint32_t)b[pos + 6] << 8
-            | b[pos + 7];
+        uint16_t type = xm_get_be16(b + pos);
+        uint16_t flags = xm_get_be16(b + pos + 2);
+        uint32_t len = xm_get_be32(b + pos + 4);
 
         if (x->scratch.len - pos - XM_PROTO_HEADER_LEN < len)
             break;      /* cannot happen: the encoder writes whole */
