@@ -1049,7 +1049,8 @@ recv_abandon(struct migexec *x, int rc, const char *why)
  * before anything can fail), then let the queue go to it: those bytes
  * are in its socket before any end of file can be.  A stream that
  * ends, or opens with anything else, fails here and libxl never runs.
- * Feeds the machine on failure: may free x (true then).
+ * Feeds the machine on failure: may free x (true then); else the caller
+ * updates the pump's events (si_update).
  */
 static bool
 recv_gate(struct migexec *x)
@@ -1089,9 +1090,21 @@ recv_gate(struct migexec *x)
     xm_stream_in_hold(&x->si, false);
     if (xm_stream_in_flush(&x->si))
         si_close(x);    /* libxl gave up: its restore reports it */
-    else
-        si_update(x);
     return false;
+}
+
+/*
+ * The stream to libxl ends here: libxl's restore reads end of file and
+ * fails (and reports), or, held, it never starts and the receive fails
+ * now with rc and why.  May free x.
+ */
+static void
+recv_stop(struct migexec *x, int rc, const char *why)
+{
+    if (x->recv_held)
+        recv_abandon(x, rc, why);
+    else
+        si_close(x);
 }
 
 /* The target's capacity and name check of the offer. */
@@ -1323,11 +1336,8 @@ perform(struct migexec *x, const struct xm_mig_action *a,
             }
             break;
         case XM_MIG_OP_CANCEL_RECV:
-            if (x->recv_held)   /* libxl never started: it fails here */
-                recv_abandon(x, XM_ERR_CANCELLED, "the stream was "
-                             "cancelled before libxl started");
-            else
-                si_close(x);    /* the restore reads EOF and fails */
+            recv_stop(x, XM_ERR_CANCELLED, "the stream was cancelled "
+                      "before libxl started");
             break;
         default:
             *res_r = hv_sync(x, a);
@@ -1894,16 +1904,13 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
                      rc == XM_ERR_PROTO && x->dec &&
                      xm_comp_error(x->dec)[0] ? xm_comp_error(x->dec)
                                               : xm_strerror(rc));
-            if (x->recv_held)
-                recv_abandon(x, XM_ERR_PROTO, x->stream_why);
-            else
-                si_close(x);
+            recv_stop(x, XM_ERR_PROTO, x->stream_why);
             return XM_OK;
         }
         x->bytes = x->si.raw_in;
         if (x->recv_held) {
             if (!recv_gate(x))
-                si_update(x);   /* held: the queue's bound still holds */
+                si_update(x);   /* held or not: the queue's bound */
             return XM_OK;
         }
         if (xm_stream_in_flush(&x->si)) {
