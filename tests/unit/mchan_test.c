@@ -440,11 +440,95 @@ test_offer_not_made(void)
     CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
 }
 
+/* libxl's bytes A's migration id has read so far (0 once it ended). */
+static uint64_t
+bytes_of(const char *id)
+{
+    struct mig *m = src(id);
+
+    return m && m->x && !m->final ? migexec_bytes(m->x) : 0;
+}
+
+static bool
+both_sending(const char *id)
+{
+    (void)id;
+    return is_sending("d1") && is_sending("d2");
+}
+
+/* Two guests stream at once; once libxc says d1's guest is down, d2's
+ * stream stops (not a byte more read of libxl's) until d1's guest runs
+ * on B, then goes on: both move, one copy each.  A third started while
+ * d1's guest is down is held from its start. */
+static void
+test_down_first(void)
+{
+    uint64_t b2;
+    int turns = 0;
+
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(host_a.fake, 32u << 20),
+                          XM_OK);
+    add_guest(&host_a, "g1");
+    add_guest(&host_a, "g2");
+    add_guest(&host_a, "g3");
+    start("g1", "d1");
+    start("g2", "d2");
+    CU_ASSERT_FATAL(run_until(both_sending, NULL));
+    CU_ASSERT_EQUAL(host_a.agent->n_held, 0);
+    migexec_note_suspended(src("d1")->x, xm_clock_mono_ms(&xm_clock_real));
+    CU_ASSERT_EQUAL(host_a.agent->n_held, 1);
+    start("g3", "d3");
+    CU_ASSERT_EQUAL(host_a.agent->n_held, 2);
+    b2 = bytes_of("d2");
+    CU_ASSERT_TRUE(b2 < (32u << 20));
+    while (src("d1") && !src("d1")->final && turns++ < 5000) {
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
+        CU_ASSERT_EQUAL(bytes_of("d2"), b2);
+        CU_ASSERT_EQUAL(bytes_of("d3"), 0);
+    }
+    CU_ASSERT_PTR_NULL_FATAL(hv_fake_find(host_a.fake, "g1"));
+    CU_ASSERT_EQUAL(host_a.agent->n_held, 0);
+    CU_ASSERT_TRUE(run_until(is_gone, "d2"));
+    CU_ASSERT_TRUE(run_until(is_gone, "d3"));
+    for (unsigned i = 1; i <= 3; i++) {
+        char g[4] = { 'g', (char)('0' + i), 0 };
+        CU_ASSERT_PTR_NULL(hv_fake_find(host_a.fake, g));
+        CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, g));
+    }
+}
+
+/* A guest down for longer than MIG_DOWN_FIRST_MS holds nothing; nor is
+ * a stream whose own guest is down ever held. */
+static void
+test_down_too_long(void)
+{
+    int64_t now;
+
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(host_a.fake, 32u << 20),
+                          XM_OK);
+    add_guest(&host_a, "g1");
+    add_guest(&host_a, "g2");
+    start("g1", "d1");
+    start("g2", "d2");
+    CU_ASSERT_FATAL(run_until(both_sending, NULL));
+    now = xm_clock_mono_ms(&xm_clock_real);
+    migexec_note_suspended(src("d1")->x, now - MIG_DOWN_FIRST_MS - 1);
+    CU_ASSERT_EQUAL(host_a.agent->n_held, 0);
+    migexec_note_suspended(src("d2")->x, now);
+    CU_ASSERT_EQUAL(host_a.agent->n_held, 0);   /* d1 is down itself */
+    CU_ASSERT_TRUE(run_until(is_gone, "d1"));
+    CU_ASSERT_TRUE(run_until(is_gone, "d2"));
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g2"));
+}
+
 static CU_TestInfo mchan_tests[] = {
     { "a guest moves over the real link", test_move },
     { "an aborted migration holds up no next one",
       test_abort_then_next },
     { "an offer that cannot be made fails at once", test_offer_not_made },
+    { "a guest that is down holds the other streams", test_down_first },
+    { "a guest down too long holds nothing", test_down_too_long },
     CU_TEST_INFO_NULL,
 };
 

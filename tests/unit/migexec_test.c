@@ -63,6 +63,10 @@ struct tside {
     unsigned reports;
     int bad_frames;
     int fail_opens;         /* journal: fail the next n opens */
+    unsigned downs;         /* down callbacks */
+    int64_t down_since;     /* at the last one */
+    int64_t down_first;     /* at the first one */
+    bool down_after_final;  /* one came after the final report */
 };
 
 static struct clock_fake clk;
@@ -81,6 +85,10 @@ static enum mangle mangle;      /* the first compressed frame */
 static unsigned n_compressed_sent;
 static bool ident_flip;         /* the first plain data frame's byte 0 */
 static bool no_data;            /* stream data frames vanish */
+/* A kernel send buffer: the first kbuf bytes of a side's queue count as
+ * written (not pending, unacked); it grows by kbuf_step per frame
+ * delivered up to kbuf_max, as TCP's does early in a connection. */
+static size_t kbuf, kbuf_step, kbuf_max;
 static unsigned n_plain_sent;
 
 /* ---- journal io with a failing open ---- */
@@ -196,7 +204,14 @@ static size_t
 ch_pending(void *ctx)
 {
     struct tside *s = ctx;
-    return s->out.bytes;
+    return s->out.bytes > kbuf ? s->out.bytes - kbuf : 0;
+}
+
+static size_t
+ch_unacked(void *ctx)
+{
+    struct tside *s = ctx;
+    return s->out.bytes < kbuf ? s->out.bytes : kbuf;
 }
 
 static void
@@ -219,6 +234,7 @@ static const struct migexec_chan_ops chan_ops = {
     .pending = ch_pending,
     .rx_pause = ch_rx_pause,
     .connect = ch_connect,
+    .unacked = ch_unacked,
 };
 
 /* Deliver what s sent before this iteration to its peer. */
@@ -235,6 +251,8 @@ deliver(struct tside *s, unsigned upto)
 
         i++;
         s->out.bytes -= tf.len;
+        if (kbuf + kbuf_step <= kbuf_max)
+            kbuf += kbuf_step;
         if (link_bytes_per_ms > 0) {
             clock_debt += (double)(tf.len + XM_PROTO_HEADER_LEN) /
                           link_bytes_per_ms;
@@ -307,6 +325,20 @@ on_done(void *arg, struct migexec *x, const struct migexec_result *res,
         migexec_free(x);
         s->x = NULL;
     }
+}
+
+static void
+on_down(void *arg, struct migexec *x)
+{
+    struct tside *s = arg;
+
+    CU_ASSERT_PTR_EQUAL(x, s->x);
+    s->downs++;
+    s->down_since = migexec_down_since(x);
+    if (s->downs == 1)
+        s->down_first = s->down_since;
+    if (s->final)
+        s->down_after_final = true;
 }
 
 static int
@@ -406,6 +438,7 @@ fixture(void)
     mangle = MANGLE_NONE;
     n_compressed_sent = 0;
     ident_flip = no_data = false;
+    kbuf = kbuf_step = kbuf_max = 0;
     n_plain_sent = 0;
     memset(&d, 0, sizeof(d));
     snprintf(d.name, sizeof(d.name), GUEST);
@@ -461,6 +494,7 @@ make_exec(struct tside *s, enum xm_mig_side side)
     p.chan.ops = &chan_ops;
     p.chan.ctx = s;
     p.done = on_done;
+    p.down = on_down;
     p.arg = s;
     if (side == XM_MIG_SOURCE) {
         p.compress = src_compress;
@@ -874,6 +908,92 @@ test_compressed_zstd(void)
     CU_ASSERT_EQUAL(src.bad_frames + dst.bad_frames, 0);
 }
 
+/* The guest is down from the suspend libxc reports to the target's
+ * word that it runs: the owner hears both edges, the second before the
+ * final report; the target side never reports one. */
+static void
+test_down_edges(void)
+{
+    src_compress = spec_of("none");
+    start_both();
+    run_until_sending();
+    CU_ASSERT_EQUAL(migexec_down_since(src.x), -1);
+    CU_ASSERT_EQUAL(src.downs, 0);
+    clock_fake_advance(&clk, 7);
+    migexec_note_suspended(src.x, clk.mono_ms);
+    CU_ASSERT_EQUAL(src.downs, 1);
+    CU_ASSERT_EQUAL(src.down_since, clk.mono_ms);
+    CU_ASSERT_EQUAL(migexec_down_since(src.x), clk.mono_ms);
+    migexec_note_suspended(src.x, clk.mono_ms + 5);   /* the first counts */
+    CU_ASSERT_EQUAL(src.downs, 1);
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(src.downs, 2);
+    CU_ASSERT_EQUAL(src.down_since, -1);
+    CU_ASSERT_FALSE(src.down_after_final);
+    CU_ASSERT_EQUAL(dst.downs, 0);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* libxc's suspend not relayed (several sends at once, or no reports):
+ * a send that returned means a suspended guest all the same, down from
+ * then; the downtime figures stay unknown. */
+static void
+test_down_without_report(void)
+{
+    src_compress = spec_of("none");
+    start_both();
+    clock_fake_advance(&clk, 3);
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(src.downs, 2);
+    CU_ASSERT_EQUAL(src.down_first, clk.mono_ms);
+    CU_ASSERT_EQUAL(src.down_since, -1);
+    CU_ASSERT_EQUAL(src.res.stats.downtime_ms, MIGEXEC_UNKNOWN);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* A held stream reads nothing more of libxl's and sends nothing while
+ * held (libxl's send waits on its socket, no timer fires), then
+ * finishes where it stopped once released: the same stream on both
+ * sides. */
+static void
+test_hold_and_release(void)
+{
+    uint64_t bytes;
+
+    src_compress = spec_of("none");
+    src_tune.chunk = 4096;
+    src_tune.max_pending = 8192;
+    /* more than the socketpair holds: libxl's send cannot end early */
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 16u << 20), XM_OK);
+    start_both();
+    run_until_sending();
+    for (int i = 0; i < 2000 && migexec_bytes(src.x) < 8192; i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
+    migexec_hold(src.x, true);
+    migexec_hold(dst.x, true);      /* the target side: a no-op */
+    bytes = migexec_bytes(src.x);
+    CU_ASSERT_TRUE(bytes >= 8192);
+    CU_ASSERT_TRUE(src.out.n > 0);  /* what was queued still goes out */
+    for (int i = 0; i < 300; i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 1, NULL), XM_OK);
+    CU_ASSERT_EQUAL(migexec_bytes(src.x), bytes);
+    CU_ASSERT_EQUAL(src.out.n, 0);
+    CU_ASSERT_EQUAL(migexec_bytes(dst.x), bytes);
+    CU_ASSERT_EQUAL(migexec_machine(src.x)->state, XM_MIG_S_SENDING);
+    CU_ASSERT_EQUAL(migexec_down_since(src.x), -1);
+    CU_ASSERT_FALSE(src.final || dst.final);
+    migexec_hold(src.x, false);
+    run_until_final();
+    CU_ASSERT_TRUE_FATAL(src.final && dst.final);
+    CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_TRUE(src.res.stats.libxl_bytes > bytes);
+    assert_same_stream();
+    CU_ASSERT_TRUE(running(dst.fake, GUEST));
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
 /* Without the suspend or the rounds relayed: the stream figures, the
  * target's parts, and "unknown" (never a guess) for the rest. */
 static void
@@ -1185,6 +1305,32 @@ test_zr_auto_slow_link(void)
     CU_ASSERT_EQUAL(running_copies(), 1);
 }
 
+/* The link measured as it carries the stream, not as the kernel's send
+ * buffer grows: here it grows as fast as the link drains (counted as
+ * sent, the link read 2.0 MB/s). */
+static void
+test_zr_auto_growing_kernel_buffer(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    src_compress = spec_of("auto");
+    src_tune.chunk = 1024;
+    src_tune.max_pending = 4096;
+    src_tune.probe_ms = 5;
+    src_tune.probe_min_bytes = 4096;
+    src_tune.probe_max_bytes = 8000;
+    link_bytes_per_ms = 1000;       /* 1 MB/s */
+    kbuf_step = 1024 + XM_PROTO_HEADER_LEN;
+    kbuf_max = 1u << 20;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto: link 1.0 MB/s, "));
+    CU_ASSERT_TRUE(kbuf > 0);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
 /* The same on a host whose CPU had no idle time while the link was
  * measured: the choice names the CPU as the bottleneck (the model's
  * arithmetic is compress_test's). */
@@ -1318,6 +1464,10 @@ static CU_TestInfo migexec_tests[] = {
     { "zstd: fewer wire bytes, the downtime breakdown",
       test_compressed_zstd },
     { "none: plain frames, unknowns said", test_uncompressed_unknowns },
+    { "the guest's down edges, told before the end", test_down_edges },
+    { "the guest is down once libxl's send returned",
+      test_down_without_report },
+    { "a held stream waits, then finishes", test_hold_and_release },
     { "a peer without STREAM_COMPRESS gets plain frames",
       test_peer_without_compression },
     { "a corrupt compressed chunk fails before GO", test_corrupt_chunk },
@@ -1334,6 +1484,8 @@ static CU_TestInfo migexec_tests[] = {
     { "zero runs: a peer without them", test_zr_peer_without },
     { "zero runs: auto on a slow link", test_zr_auto_slow_link },
     { "zero runs: auto on a CPU-bound host", test_zr_auto_cpu_bound },
+    { "zero runs: auto measures the link, not the kernel's buffer",
+      test_zr_auto_growing_kernel_buffer },
     { "zero runs: auto on a link that keeps up", test_zr_auto_fast_link },
     { "zero runs: a damaged block fails before GO", test_zr_corrupt },
     { "hostile figures in GO are dropped", test_hostile_timing_fields },

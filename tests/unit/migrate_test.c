@@ -932,6 +932,37 @@ test_init_and_names(void)
     CU_ASSERT_EQUAL(m.rc, XM_ERR_NOSPACE);
 }
 
+/* Where a suspended guest waits on its source migration, and where it
+ * does not (not yet streaming, running again, a wait of unknown length,
+ * the target side). */
+static void
+test_source_down_states(void)
+{
+    static const struct { enum xm_mig_state s; bool down; } tab[] = {
+        { XM_MIG_S_IDLE, false }, { XM_MIG_S_OFFERED, false },
+        { XM_MIG_S_SENDING, true }, { XM_MIG_S_CANCEL_SEND, true },
+        { XM_MIG_S_WAIT_READY, true }, { XM_MIG_S_RENAME_AWAY, true },
+        { XM_MIG_S_JOURNAL_GO, true }, { XM_MIG_S_JOURNAL_GO_NOLINK, true },
+        { XM_MIG_S_WAIT_DONE, true }, { XM_MIG_S_RECONNECT, false },
+        { XM_MIG_S_ASK, false }, { XM_MIG_S_DESTROYING, false },
+        { XM_MIG_S_RENAME_BACK, true }, { XM_MIG_S_RESUMING, true },
+        { XM_MIG_S_JOURNAL_DONE, false }, { XM_MIG_S_MIGRATED, false },
+        { XM_MIG_S_STAYED, false }, { XM_MIG_S_BROKEN, false },
+    };
+    struct xm_mig_ident id;
+    struct xm_mig m;
+
+    ident_ab(&id, "m-1", "db");
+    CU_ASSERT_EQUAL_FATAL(xm_mig_init(&m, XM_MIG_SOURCE, &id, NULL), XM_OK);
+    for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+        m.state = tab[i].s;
+        CU_ASSERT_EQUAL(xm_mig_source_down(&m), tab[i].down);
+    }
+    CU_ASSERT_EQUAL_FATAL(xm_mig_init(&m, XM_MIG_TARGET, &id, NULL), XM_OK);
+    m.state = XM_MIG_T_WAIT_GO;
+    CU_ASSERT_FALSE(xm_mig_source_down(&m));
+}
+
 static void
 test_retry_backoff(void)
 {
@@ -1075,6 +1106,8 @@ test_target_abort_keeps_reason(void)
 static CU_TestInfo mig_tests[] = {
     { "init, names, refusal to start without a journal",
       test_init_and_names },
+    { "the source states a suspended guest waits in",
+      test_source_down_states },
     { "happy path on both sides", test_happy_path },
     { "every hypervisor result fails", test_fault_every_hv_result },
     { "every journal write fails", test_fault_every_journal_write },

@@ -434,6 +434,28 @@ xm_mig_terminal(const struct xm_mig *m)
     return m->state < XM_MIG_STATE_COUNT && states[m->state].terminal;
 }
 
+bool
+xm_mig_source_down(const struct xm_mig *m)
+{
+    if (m->side != XM_MIG_SOURCE)
+        return false;
+    switch (m->state) {
+    case S(SENDING):
+    case S(CANCEL_SEND):
+    case S(WAIT_READY):
+    case S(RENAME_AWAY):
+    case S(JOURNAL_GO):
+    case S(RENAME_AWAY_NOLINK):
+    case S(JOURNAL_GO_NOLINK):
+    case S(WAIT_DONE):
+    case S(RENAME_BACK):
+    case S(RESUMING):
+        return true;
+    default:
+        return false;
+    }
+}
+
 void
 xm_mig_result(const struct xm_mig *m, struct xm_mig_result *res_r)
 {

@@ -281,6 +281,16 @@ const char *xm_mig_state_name(int state);
 const char *xm_mig_event_name(int type);
 const char *xm_mig_outcome_name(int outcome);
 bool xm_mig_terminal(const struct xm_mig *m);
+/*
+ * Source: a state in which a guest that libxl suspended for the final
+ * round waits on this migration to run again, here or there: the
+ * stream's tail, READY, the rename, GO, DONE, or the rollback that
+ * resumes it.  Not the waits of unknown length (reconnecting or asking
+ * after GO) nor the steps after the guest runs again (destroying ours,
+ * the journal's last word).  Whether the guest was suspended is the
+ * caller's to know (libxc says so, see migexec.h).
+ */
+bool xm_mig_source_down(const struct xm_mig *m);
 void xm_mig_result(const struct xm_mig *m, struct xm_mig_result *res_r);
 
 /* The record for XM_MIG_A_JOURNAL: m's identity, phase, now (wall

@@ -61,6 +61,10 @@ struct mig {
     struct xm_loop_timer *reap;
 };
 
+/* While a source migration's guest is down, the other source streams
+ * are held (agent_mig.c), for at most this long. */
+#define MIG_DOWN_FIRST_MS 5000
+
 /* A finished migration, as status reports it (agent_mig.c). */
 #define MIG_PAST_MAX 8
 struct mig_past {
@@ -83,6 +87,9 @@ struct agent {
     struct drain *drain;        /* the drain or undrain running */
     struct drain *pulls;        /* peers' undrains we serve */
     struct mig_progress *mig_progress;  /* agent_mig.c: libxc's reports */
+    struct xm_loop_timer *down_timer;   /* agent_mig.c: a guest down too
+                                         * long holds no more */
+    unsigned n_held;                    /* source streams held for it */
     struct flow *patch;         /* the patch apply running */
     /* the last finished migrations: a ring, past_next the slot the
      * next one takes (the newest is just before it) */

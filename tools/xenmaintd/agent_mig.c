@@ -23,6 +23,15 @@
  * report is given to the one live send running, and when several run,
  * the suspend goes to the one whose domain the hypervisor then shows
  * suspended, while the rounds of all of them become unknown.
+ *
+ * A guest that is down for one of our migrations (libxc suspended it
+ * for the final round; it waits for the tail, the target's restore and
+ * the handshake) comes first: the other source streams are held until
+ * it runs again, here or there, so that this host's CPU and link and
+ * the target's restore serve it alone.  Their guests still run; they
+ * lose a little time, the one that waits loses less of its downtime.
+ * A guest down longer than MIG_DOWN_FIRST_MS holds nothing any more (a
+ * stuck handshake must not stall the drain).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -442,6 +451,72 @@ mig_past_json(const struct agent *a, struct xm_jgen *g)
     xm_jgen_array_close(g);
 }
 
+/* ---- the guest that is down comes first ---- */
+
+static void mig_priority(struct agent *a);
+
+static void
+on_down_timer(void *arg)
+{
+    struct agent *a = arg;
+
+    a->down_timer = NULL;       /* fired: gone */
+    mig_priority(a);
+}
+
+/* Hold every source stream whose guest runs while another's is down
+ * (for less than MIG_DOWN_FIRST_MS); release them all otherwise. */
+static void
+mig_priority(struct agent *a)
+{
+    int64_t now = xm_clock_mono_ms(a->d.clock), next = -1, since;
+    const struct mig *first = NULL;
+    unsigned held = 0;
+
+    xm_loop_cancel_timer(a->d.loop, a->down_timer);
+    a->down_timer = NULL;
+    for (struct mig *m = a->migs; m; m = m->next) {
+        if (m->final || !m->x || m->side != XM_MIG_SOURCE)
+            continue;
+        since = migexec_down_since(m->x);
+        if (since < 0 || now - since >= MIG_DOWN_FIRST_MS)
+            continue;
+        if (!first)
+            first = m;
+        if (next < 0 || since + MIG_DOWN_FIRST_MS < next)
+            next = since + MIG_DOWN_FIRST_MS;
+    }
+    for (struct mig *m = a->migs; m; m = m->next) {
+        bool hold;
+
+        if (m->final || !m->x || m->side != XM_MIG_SOURCE)
+            continue;
+        hold = first && migexec_down_since(m->x) < 0;
+        migexec_hold(m->x, hold);
+        held += hold;
+    }
+    if (held && held != a->n_held)
+        xm_log_info("migration %s: %s is down: %u other stream%s held",
+                    first->ident.id, first->ident.name, held,
+                    held == 1 ? "" : "s");
+    else if (!held && a->n_held)
+        xm_log_debug("streams released");
+    a->n_held = held;
+    if (next >= 0 &&
+        xm_loop_add_timer(a->d.loop, next - now, on_down_timer, a,
+                          &a->down_timer) != XM_OK)
+        a->down_timer = NULL;   /* then the guest's end releases them */
+}
+
+static void
+on_exec_down(void *arg, struct migexec *x)
+{
+    struct mig *m = arg;
+
+    (void)x;
+    mig_priority(m->a);
+}
+
 /* The executor reports. */
 static void
 on_exec_done(void *arg, struct migexec *x, const struct migexec_result *res,
@@ -573,6 +648,7 @@ mig_params(struct mig *m, enum xm_mig_side side, unsigned timeout_s,
     p->chan = m->ch;
     p->cordoned = strcmp(a->state, "active") != 0;
     p->done = on_exec_done;
+    p->down = on_exec_down;
     p->arg = m;
 }
 
@@ -640,6 +716,7 @@ mig_start_source(struct agent *a, const struct xm_domain *d,
     m->next = a->migs;
     a->migs = m;
     *m_r = m;
+    mig_priority(a);            /* held at once if a guest is down */
     rc = m->ch.ops->connect(m->ch.ctx);
     if (rc == XM_OK) {
         m->started = true;
@@ -1121,6 +1198,8 @@ agent_mig_dispose(struct agent *a)
         }
         mig_free(m);
     }
+    xm_loop_cancel_timer(a->d.loop, a->down_timer);
+    a->down_timer = NULL;
     progress_stop(a);
     xm_journal_free(a->journal);
     a->journal = NULL;

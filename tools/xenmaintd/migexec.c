@@ -21,7 +21,11 @@
  * zero pages cost every codec next to nothing) and the model of
  * xm_comp_auto_choose picks, provisionally while too few such pages
  * were seen.  A channel that never fills means the link keeps up with
- * libxl: plain frames stay.  doc/migration.md has the numbers.
+ * libxl: plain frames stay.  doc/migration.md has the numbers.  What
+ * went out is what left both the channel and the kernel's send queue
+ * (the channel's unacked).  A held stream (migexec_hold: another
+ * migration's guest is down) reads nothing and shrinks libxl's socket
+ * buffer until released.
  *
  * Times for the downtime breakdown are the executor's clock on each
  * side; only durations cross the wire (READY: the target's stream end
@@ -51,6 +55,10 @@
  * of libxl's restore): each wait on a full socketpair is a context
  * switch, dear in a dom0 (and dearer under emulation). */
 #define SOCKET_BUF (4u * 1024 * 1024)
+/* ... and while the stream is held: libxl's save stops within a few
+ * pages instead of running 4 MiB ahead (far enough to end its precopy
+ * and suspend its guest while another's is down). */
+#define HELD_SOCKET_BUF (64u * 1024)
 #define PROBE_MS 300u
 #define PROBE_MIN_BYTES (256u * 1024)
 #define PROBE_MAX_BYTES (8u * 1024 * 1024)
@@ -100,6 +108,9 @@ struct migexec {
                                  * read: read and drop it, then close */
     struct xm_loop_fd *so_h;
     struct xm_buf scratch;
+    bool held;                  /* another migration's guest is down:
+                                 * read nothing of libxl's */
+    bool down_told;             /* what p.down last heard */
 
     /* target: the restore */
     bool recv_busy;
@@ -149,6 +160,9 @@ struct migexec {
     bool iter_seen, rounds_unknown;
     unsigned max_iter;
     int64_t t_susp, t_ready;                    /* source */
+    int64_t t_sent;             /* source: libxl's send returned (the
+                                 * guest is suspended then, even when
+                                 * libxc's report of it was not had) */
     int64_t t_end, t_recv_done, t_ready_sent, t_unpaused; /* target */
     int64_t peer_ready_delay, peer_restore, peer_handshake; /* source */
     int64_t peer_susp_to_ready;                 /* target */
@@ -598,8 +612,13 @@ static void
 probe_check(struct migexec *x)
 {
     size_t pending = x->p.chan.ops->pending(x->p.chan.ctx);
-    uint64_t sent = x->so.bytes_out > pending ? x->so.bytes_out - pending
-                                              : 0;
+    size_t unacked = x->p.chan.ops->unacked
+                     ? x->p.chan.ops->unacked(x->p.chan.ctx) : 0;
+    /* over the link: neither queued here nor in the kernel's buffer
+     * (which TCP grows early in a connection: counting it as sent
+     * measured links at twice their speed) */
+    uint64_t sent = x->so.bytes_out > pending + (uint64_t)unacked
+                    ? x->so.bytes_out - pending - unacked : 0;
     int64_t now = now_ms(x);
     char why[80];
 
@@ -763,6 +782,20 @@ so_ready(void *arg, int fd, short revents)
     so_pump(arg);
 }
 
+/* Wake for libxl's bytes when the pump would take them. */
+static void
+so_events(struct migexec *x)
+{
+    short ev = POLLIN;
+
+    if (!x->so_h)
+        return;
+    if (x->held || x->p.chan.ops->pending(x->p.chan.ctx) >= x->max_pending
+        || (!x->send_busy && !x->so_finish))
+        ev = 0;
+    xm_loop_fd_events(x->so_h, ev);
+}
+
 /* Move what libxl wrote into frames while the channel has room. */
 static void
 so_pump(struct migexec *x)
@@ -787,7 +820,7 @@ so_pump(struct migexec *x)
             return;
         }
     }
-    while (x->so_on) {
+    while (x->so_on && !x->held) {
         /* End of file only after the send reported: wait for the
          * machine to ask for STREAM_END before reading it. */
         if (x->send_fd < 0 && !x->send_busy && !x->so_finish)
@@ -816,13 +849,7 @@ so_pump(struct migexec *x)
             return;
         }
     }
-    if (x->so_h) {
-        short ev = POLLIN;
-        if (x->p.chan.ops->pending(x->p.chan.ctx) >= x->max_pending
-            || (!x->send_busy && !x->so_finish))
-            ev = 0;
-        xm_loop_fd_events(x->so_h, ev);
-    }
+    so_events(x);
 }
 
 static void
@@ -869,6 +896,8 @@ send_done(void *arg, int rc)
     x->send_fd = -1;
     if (x->so_discard)
         so_close(x);    /* cancelled, and libxl is done with it */
+    if (!rc && x->t_sent == T_NONE)
+        x->t_sent = now_ms(x);
     if (!rc) {
         ev = mkev(XM_MIG_EV_SEND_DONE, 0);
     } else {
@@ -916,13 +945,11 @@ recv_done(void *arg, int rc)
     feed(x, &ev);
 }
 
-/* A larger send buffer for fd's writer, when the host allows it (root
- * may pass the system's limit); a failure only costs speed. */
+/* The send buffer of fd's writer (SOCKET_BUF: larger than the system's
+ * default, which root may pass); a failure only costs speed. */
 static void
-grow_sndbuf(int fd)
+set_sndbuf(int fd, int size)
 {
-    int size = SOCKET_BUF;
-
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)))
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
@@ -936,7 +963,8 @@ start_send(struct migexec *x)
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return xm_err_from_errno(errno);
-    grow_sndbuf(sv[1]);         /* libxl writes there */
+    set_sndbuf(sv[1], x->held ? HELD_SOCKET_BUF : SOCKET_BUF);
+                                /* libxl writes there */
     rc = xm_stream_out_init(&x->so, sv[0], x->chunk);
     if (rc)
         goto out;
@@ -978,7 +1006,7 @@ start_recv(struct migexec *x, const char *name)
         return XM_ERR_STATE;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return xm_err_from_errno(errno);
-    grow_sndbuf(sv[0]);         /* we write there */
+    set_sndbuf(sv[0], SOCKET_BUF);  /* we write there */
     rc = xm_stream_in_init(&x->si, sv[0], MIGEXEC_MAX_QUEUED);
     if (rc)
         goto out;
@@ -1445,6 +1473,19 @@ feed(struct migexec *x, const struct xm_mig_event *ev)
     run_queue(x);
 }
 
+/* Source: tell the owner when the guest went down or came back. */
+static void
+down_check(struct migexec *x)
+{
+    bool down = migexec_down_since(x) >= 0;
+
+    if (down == x->down_told)
+        return;
+    x->down_told = down;
+    if (x->p.down)
+        x->p.down(x->p.arg, x);
+}
+
 static void
 run_queue(struct migexec *x)
 {
@@ -1454,6 +1495,7 @@ run_queue(struct migexec *x)
     while (q_get(x, &e))
         step_one(x, &e.ev);
     x->running = false;
+    down_check(x);
     if (xm_mig_terminal(&x->m) && !x->send_busy && !x->recv_busy) {
         x->finished = true;
         timer_cancel(x);
@@ -1492,7 +1534,7 @@ migexec_new(const struct migexec_params *p, struct migexec **x_r)
     x->chunk = p->tune.chunk ? p->tune.chunk : STREAM_CHUNK;
     x->max_pending = p->tune.max_pending ? p->tune.max_pending
                                          : MIGEXEC_MAX_PENDING;
-    x->t_susp = x->t_ready = T_NONE;
+    x->t_susp = x->t_ready = x->t_sent = T_NONE;
     x->t_end = x->t_recv_done = x->t_ready_sent = x->t_unpaused = T_NONE;
     x->t_first = T_NONE;
     x->cpu_idle_pct = -1;
@@ -1655,6 +1697,30 @@ migexec_note_suspended(struct migexec *x, int64_t mono_ms)
 {
     if (x->m.side == XM_MIG_SOURCE && x->t_susp == T_NONE)
         x->t_susp = mono_ms;
+    down_check(x);
+}
+
+int64_t
+migexec_down_since(const struct migexec *x)
+{
+    if (x->finished || !xm_mig_source_down(&x->m))
+        return -1;
+    return x->t_susp != T_NONE ? x->t_susp : x->t_sent != T_NONE ? x->t_sent
+                                                               : -1;
+}
+
+void
+migexec_hold(struct migexec *x, bool hold)
+{
+    if (x->m.side != XM_MIG_SOURCE || x->held == hold)
+        return;
+    x->held = hold;
+    /* the link's drain rate measured across a hold is not the link's */
+    if (hold && x->probing && !x->provisional)
+        x->sat = false;
+    if (x->send_busy && x->send_fd >= 0)
+        set_sndbuf(x->send_fd, hold ? HELD_SOCKET_BUF : SOCKET_BUF);
+    so_events(x);
 }
 
 int

@@ -68,6 +68,10 @@ struct migexec_chan_ops {
     /* (Re)connect: XM_OK when up now; XM_ERR_BUSY when under way (the
      * link later calls migexec_on_link); else the attempt failed. */
     int (*connect)(void *ctx);
+    /* Bytes written that the peer has not acknowledged yet (the
+     * kernel's send queue, which grows as TCP opens its window): what
+     * left pending is not yet over the link.  May be NULL: 0. */
+    size_t (*unacked)(void *ctx);
 };
 
 struct migexec_chan {
@@ -130,6 +134,13 @@ struct migexec_result {
 typedef void migexec_done_fn(void *arg, struct migexec *x,
                              const struct migexec_result *res, bool final);
 
+/*
+ * Source: called when the guest goes down for this migration or comes
+ * back up (migexec_down_since changed), from inside the loop, never
+ * after the final report.  x stays valid through the call.
+ */
+typedef void migexec_down_fn(void *arg, struct migexec *x);
+
 /* Knobs of the stream; 0 in any of them takes its default. */
 struct migexec_tuning {
     size_t chunk;               /* bytes per read: 256 KiB, at most
@@ -160,6 +171,7 @@ struct migexec_params {
     struct migexec_chan chan;   /* borrowed */
     bool cordoned;              /* target: this host takes no guests */
     migexec_done_fn *done;
+    migexec_down_fn *down;      /* may be NULL */
     void *arg;
 };
 
@@ -212,6 +224,25 @@ bool migexec_live_sending(const struct migexec *x);
 void migexec_note_iteration(struct migexec *x, unsigned n);
 void migexec_rounds_unknown(struct migexec *x);
 void migexec_note_suspended(struct migexec *x, int64_t mono_ms);
+
+/*
+ * Source: since when (the executor's clock) the guest is down for this
+ * migration: libxc suspended it and the machine is in a state where it
+ * waits on us (xm_mig_source_down); -1 when it is not (or the suspend
+ * was never relayed).
+ */
+int64_t migexec_down_since(const struct migexec *x);
+/*
+ * Source: hold the stream (read no more of libxl's, send nothing) while
+ * another migration's guest is down, so that this host's CPU and link
+ * serve that one's tail and its target's restore; released, it goes on
+ * where it stopped.  libxl's save just waits on its socket meanwhile
+ * (whose buffer shrinks while held, so that it stops within a few pages
+ * rather than run on far enough to suspend its own guest).
+ * A link measurement of "auto" in progress starts again once released.
+ * A no-op on the target side.
+ */
+void migexec_hold(struct migexec *x, bool hold);
 
 /* Stop a migration before the point of no return (the drain's progress
  * watchdog, Ctrl-C): fed as a timeout with why, so the machine rolls

@@ -38,8 +38,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>      /* SIOCOUTQ */
 
 #include "peer.h"
 #include "xm_err.h"
@@ -926,6 +929,20 @@ mchan_pending(void *ctx)
     return mc->conn ? out_pending(mc->conn) : 0;
 }
 
+/* The kernel's send queue: written, not yet acknowledged by the peer
+ * (TLS records, a little more than the frames in them). */
+static size_t
+mchan_unacked(void *ctx)
+{
+    struct peer_mchan *mc = ctx;
+    int n = 0;
+
+    if (!mc->conn || mc->conn->fd < 0 ||
+        ioctl(mc->conn->fd, SIOCOUTQ, &n) < 0 || n < 0)
+        return 0;
+    return (size_t)n;
+}
+
 static void
 mchan_rx_pause(void *ctx, bool pause)
 {
@@ -972,6 +989,7 @@ static const struct migexec_chan_ops mchan_ops = {
     .pending = mchan_pending,
     .rx_pause = mchan_rx_pause,
     .connect = mchan_connect,
+    .unacked = mchan_unacked,
 };
 
 /* c becomes mc's connection: no idle limit any more. */
