@@ -162,7 +162,7 @@ lab_cmd_ticks() {
             for n in ${names[*]}; do
                 d=\$(xl domid \$n 2>/dev/null) && echo \"\$n where $h \$d\"
                 for f in $LAB_CONSOLE_DIR/guest-\$n.log $LAB_CONSOLE_DIR/guest-\$n--incoming.log; do
-                    [ -f \"\$f\" ] && sed -n \"s/^\\[\\([0-9-]* [0-9:]*\\)\\] tick \\([0-9]*\\).*/\$n tick $h \\1 \\2/p\" \"\$f\"
+                    [ -f \"\$f\" ] && sed -n -e \"s/^\\[\\([0-9-]* [0-9:]*\\)\\] tick \\([0-9]*\\) up=\\([0-9.]*\\).*/\$n tick $h \\1 \\2 \\3/p;t\" -e \"s/^\\[\\([0-9-]* [0-9:]*\\)\\] tick \\([0-9]*\\).*/\$n tick $h \\1 \\2/p\" \"\$f\"
                 done
             done; true"
     done < <(lab_hosts_up))
