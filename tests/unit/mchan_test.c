@@ -337,6 +337,46 @@ test_move(void)
     CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
 }
 
+/* A move ends with each side closing its link once it expects nothing
+ * more: no warning about it in either agent's log (the source logged
+ * "peer B: connection closed" after every migration). */
+static void
+test_move_ends_quietly(void)
+{
+    char path[] = "/tmp/xm-mchan-log-XXXXXX", buf[4096];
+    int fd = mkstemp(path), saved = dup(2);
+    ssize_t n;
+
+    CU_ASSERT_FATAL(fd >= 0 && saved >= 0);
+    add_guest(&host_a, "g1");
+    add_guest(&host_a, "g2");
+    fflush(stderr);
+    CU_ASSERT_FATAL(dup2(fd, 2) == 2);
+    xm_log_open("mchan_test", true, XM_LOG_WARN);
+    start("g1", "q1");
+    CU_ASSERT(run_until(ended_here, "q1"));
+    CU_ASSERT(run_until(is_gone, "q1"));
+    start("g2", "q2");
+    CU_ASSERT(run_until(ended_here, "q2"));
+    CU_ASSERT(run_until(is_gone, "q2"));
+    for (int i = 0; i < 50; i++)        /* the last closes arrive */
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 10, NULL), XM_OK);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    xm_log_open("mchan_test", true,
+                getenv("MCHAN_LOG") ? XM_LOG_DEBUG : XM_LOG_ERR);
+    n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    unlink(path);
+    buf[n > 0 ? n : 0] = '\0';
+    if (strstr(buf, "connection closed"))
+        fprintf(stderr, "\n%s", buf);
+    CU_ASSERT_PTR_NULL(strstr(buf, "connection closed"));
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g2"));
+}
+
 enum abort_point {
     AT_START,           /* connect under way */
     AT_TURNS,           /* after a few loop turns (TCP, TLS) */
@@ -524,6 +564,7 @@ test_down_too_long(void)
 
 static CU_TestInfo mchan_tests[] = {
     { "a guest moves over the real link", test_move },
+    { "a move's end is not warned of", test_move_ends_quietly },
     { "an aborted migration holds up no next one",
       test_abort_then_next },
     { "an offer that cannot be made fails at once", test_offer_not_made },

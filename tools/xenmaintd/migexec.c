@@ -111,6 +111,7 @@ struct migexec {
     bool held;                  /* another migration's guest is down:
                                  * read nothing of libxl's */
     bool down_told;             /* what p.down last heard */
+    bool quiet_told;            /* the channel heard chan.ops->quiet */
 
     /* target: the restore */
     bool recv_busy;
@@ -1473,6 +1474,23 @@ feed(struct migexec *x, const struct xm_mig_event *ev)
     run_queue(x);
 }
 
+/* Tell the channel once nothing more is expected from the peer: the
+ * machine ended, or the source had DONE (it destroys its copy and
+ * journals; the target closes meanwhile). */
+static void
+quiet_check(struct migexec *x)
+{
+    enum xm_mig_state s = x->m.state;
+
+    if (x->quiet_told || !x->p.chan.ops->quiet)
+        return;
+    if (!xm_mig_terminal(&x->m) && s != XM_MIG_S_DESTROYING &&
+        s != XM_MIG_S_JOURNAL_DONE)
+        return;
+    x->quiet_told = true;
+    x->p.chan.ops->quiet(x->p.chan.ctx);
+}
+
 /* Source: tell the owner when the guest went down or came back. */
 static void
 down_check(struct migexec *x)
@@ -1495,6 +1513,7 @@ run_queue(struct migexec *x)
     while (q_get(x, &e))
         step_one(x, &e.ev);
     x->running = false;
+    quiet_check(x);
     down_check(x);
     if (xm_mig_terminal(&x->m) && !x->send_busy && !x->recv_busy) {
         x->finished = true;

@@ -72,6 +72,10 @@ struct migexec_chan_ops {
      * kernel's send queue, which grows as TCP opens its window): what
      * left pending is not yet over the link.  May be NULL: 0. */
     size_t (*unacked)(void *ctx);
+    /* The migration expects nothing more from the peer (it ended, or
+     * the source had DONE): the peer closing the link now is its
+     * normal end, not a failure to warn of.  May be NULL. */
+    void (*quiet)(void *ctx);
 };
 
 struct migexec_chan {

@@ -91,6 +91,8 @@ struct peer_mchan {
     struct agent_chan_cb cb;
     void *arg;
     bool rx_paused;
+    bool quiet;                      /* the migration expects nothing
+                                      * more: a close is its end */
     struct xm_loop_timer *resume;    /* pump the connection again */
     struct peer_mchan *next;
 };
@@ -182,6 +184,9 @@ conn_fail(struct peer_conn *c, int rc, const char *why)
     if (c->query) {
         query_slot_done(c->query, c->slot, rc, why, NULL);
         c->query = NULL;
+    } else if (why && c->mchan && c->mchan->quiet && rc == XM_ERR_IO) {
+        /* its migration expects nothing more: the normal end */
+        xm_log_debug("peer %s: %s", c->name, why);
     } else if (why) {
         xm_log_warn("peer %s: %s", c->name[0] ? c->name : "(unverified)",
                     why);
@@ -929,6 +934,14 @@ mchan_pending(void *ctx)
     return mc->conn ? out_pending(mc->conn) : 0;
 }
 
+static void
+mchan_quiet(void *ctx)
+{
+    struct peer_mchan *mc = ctx;
+
+    mc->quiet = true;
+}
+
 /* The kernel's send queue: written, not yet acknowledged by the peer
  * (TLS records, a little more than the frames in them). */
 static size_t
@@ -990,6 +1003,7 @@ static const struct migexec_chan_ops mchan_ops = {
     .rx_pause = mchan_rx_pause,
     .connect = mchan_connect,
     .unacked = mchan_unacked,
+    .quiet = mchan_quiet,
 };
 
 /* c becomes mc's connection: no idle limit any more. */
