@@ -36,6 +36,9 @@
 
 #define MIB 1024ull
 #define WAIT_MS 10000           /* well below the peers' 30 s timers */
+#define LONG_WAIT_MS 120000     /* migrations' ends (of 32 MiB streams,
+                                 * under valgrind too): their connections
+                                 * have no idle timer */
 
 struct host {
     const char *name;
@@ -178,6 +181,34 @@ host_start(struct host *h, const char *name, const char *peer, int port)
     CU_ASSERT_PTR_NOT_NULL_FATAL(h->agent->journal);
 }
 
+/* h's agent dies as a killed process would (nothing journaled, its
+ * connections cut) and a new one starts on the same state_dir, store
+ * and hypervisor: the journal's recovery runs. */
+static void
+host_agent_restart(struct host *h)
+{
+    struct agent_deps deps;
+
+    agent_stop(h->agent);
+    agent_free(h->agent);
+    peer_link_free(h->link);
+    h->agent = NULL;
+    h->link = NULL;
+    CU_ASSERT_EQUAL_FATAL(peer_link_new(&h->cfg, loop, &h->link), XM_OK);
+    memset(&deps, 0, sizeof(deps));
+    deps.cfg = &h->cfg;
+    deps.xs = &h->xs;
+    deps.hv = &h->hv;
+    deps.clock = &xm_clock_real;
+    deps.loop = loop;
+    deps.peers = peer_link_ops(h->link);
+    deps.pid = 4243;
+    CU_ASSERT_EQUAL_FATAL(agent_new(&deps, &h->agent), XM_OK);
+    peer_link_set_agent(h->link, h->agent);
+    CU_ASSERT_EQUAL_FATAL(peer_link_start(h->link), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(agent_start(h->agent), XM_OK);
+}
+
 static void
 host_stop(struct host *h)
 {
@@ -282,11 +313,11 @@ b_took(const char *id)
 
 typedef bool cond_fn(const char *id);
 
-/* Run the loop until cond(id) or WAIT_MS of wall clock: cond's value. */
+/* Run the loop until cond(id) or ms of wall clock: cond's value. */
 static bool
-run_until(cond_fn *cond, const char *id)
+run_until_ms(cond_fn *cond, const char *id, int64_t ms)
 {
-    int64_t end = xm_clock_mono_ms(&xm_clock_real) + WAIT_MS;
+    int64_t end = xm_clock_mono_ms(&xm_clock_real) + ms;
 
     while (!cond(id)) {
         if (xm_clock_mono_ms(&xm_clock_real) > end)
@@ -294,6 +325,12 @@ run_until(cond_fn *cond, const char *id)
         CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
     }
     return true;
+}
+
+static bool
+run_until(cond_fn *cond, const char *id)
+{
+    return run_until_ms(cond, id, WAIT_MS);
 }
 
 static bool
@@ -375,6 +412,114 @@ test_move_ends_quietly(void)
     CU_ASSERT_PTR_NULL(strstr(buf, "connection closed"));
     CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
     CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g2"));
+}
+
+static enum xm_mig_state
+dst_state(const char *id)
+{
+    struct mig *m = mig_find(host_b.agent, id, XM_MIG_TARGET);
+
+    return m && m->x && !m->final ? migexec_machine(m->x)->state
+                                  : XM_MIG_T_IDLE;
+}
+
+/* B's copy of g1 is gone and its migration c1 ended (aborted). */
+static bool
+b_dropped_it(const char *id)
+{
+    return !hv_fake_find(host_b.fake, "g1--incoming") &&
+           !mig_find(host_b.agent, id, XM_MIG_TARGET);
+}
+
+/* A's agent dies after B sent READY, before A sent GO: the restarted
+ * agent resumes g1 here (GO never left: its journal says "sending") and
+ * cancels the migration at B (MIGRATE_CANCEL), which throws its paused
+ * g1--incoming away at once instead of holding it for its grace time
+ * (10 minutes). */
+static void
+test_restarted_source_cancels(void)
+{
+    const struct xm_domain *d;
+    int turns = 0;
+
+    add_guest(&host_a, "g1");
+    start("g1", "c1");
+    /* B sends READY in one turn; A reads it in a later one */
+    while (dst_state("c1") != XM_MIG_T_WAIT_GO && turns++ < 20000)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(dst_state("c1"), XM_MIG_T_WAIT_GO);
+    CU_ASSERT_EQUAL_FATAL(src_state("c1"), XM_MIG_S_WAIT_READY);
+    host_agent_restart(&host_a);
+    CU_ASSERT_TRUE(run_until(b_dropped_it, "c1"));
+    CU_ASSERT_STRING_EQUAL(host_b.agent->past[0].id, "c1");
+    CU_ASSERT_STRING_EQUAL(host_b.agent->past[0].state, "stayed");
+    CU_ASSERT_PTR_NOT_NULL(strstr(host_b.agent->past[0].why,
+                                  "A cancelled it before GO: the source's "
+                                  "agent restarted"));
+    d = hv_fake_find(host_a.fake, "g1");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    for (int i = 0; i < 2000 && hv_fake_suspended(host_a.fake, d->domid);
+         i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 10, NULL), XM_OK);
+    d = hv_fake_find(host_a.fake, "g1");
+    CU_ASSERT_FALSE(d && hv_fake_suspended(host_a.fake, d->domid));
+    CU_ASSERT_PTR_NULL(hv_fake_find(host_b.fake, "g1"));
+    for (int i = 0; i < 20; i++)    /* A hears B's answer (logged) */
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 10, NULL), XM_OK);
+}
+
+static int told_rc = -1;
+static char told_status[16];
+
+static void
+on_told(void *arg, const struct agent_peer_status *st, unsigned n)
+{
+    const char *s = NULL;
+
+    (void)arg;
+    told_rc = n == 1 ? st[0].rc : XM_ERR_PROTO;
+    told_status[0] = '\0';
+    if (n == 1 && !st[0].rc && st[0].status &&
+        xm_json_get_str(st[0].status, "status", &s) == XM_OK)
+        snprintf(told_status, sizeof(told_status), "%s", s);
+}
+
+static bool
+told(const char *id)
+{
+    (void)id;
+    return told_rc != -1;
+}
+
+/* A CANCEL for a migration B does not hold (unknown, or not from that
+ * source), or one that is malformed: answered from B's journal and
+ * host, nothing touched; a malformed one is refused. */
+static void
+test_cancel_unknown(void)
+{
+    struct agent_peers *p = &host_a.agent->d.peers;
+    static const char unknown[] = "{\"id\":\"x9\",\"name\":\"g1\","
+        "\"uuid\":\"00112233445566778899aabbccddeeff\",\"why\":\"t\"}";
+    static const char bad[] = "{\"id\":\"x9\",\"name\":\"../g1\"}";
+
+    add_guest(&host_b, "g1");
+    told_rc = -1;
+    CU_ASSERT_EQUAL_FATAL(p->ops->ask(p->ctx, "B", XM_MSG_MIGRATE_CANCEL,
+                                      unknown, sizeof(unknown) - 1,
+                                      XM_MSG_MIGRATE_STATUS, on_told, NULL),
+                          XM_OK);
+    CU_ASSERT_FATAL(run_until(told, NULL));
+    CU_ASSERT_EQUAL(told_rc, XM_OK);
+    CU_ASSERT_STRING_EQUAL(told_status, "absent");
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
+    told_rc = -1;
+    CU_ASSERT_EQUAL_FATAL(p->ops->ask(p->ctx, "B", XM_MSG_MIGRATE_CANCEL,
+                                      bad, sizeof(bad) - 1,
+                                      XM_MSG_MIGRATE_STATUS, on_told, NULL),
+                          XM_OK);
+    CU_ASSERT_FATAL(run_until(told, NULL));
+    CU_ASSERT_NOT_EQUAL(told_rc, XM_OK);
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
 }
 
 enum abort_point {
@@ -498,11 +643,13 @@ both_sending(const char *id)
 
 /* Two guests stream at once; once libxc says d1's guest is down, d2's
  * stream stops (not a byte more read of libxl's) until d1's guest runs
- * on B, then goes on: both move, one copy each.  A third started while
- * d1's guest is down is held from its start. */
+ * on B (or MIG_DOWN_FIRST_MS passed: checked only before that, as under
+ * valgrind it may), then goes on: both move, one copy each.  A third
+ * started while d1's guest is down is held from its start. */
 static void
 test_down_first(void)
 {
+    int64_t t0;
     uint64_t b2;
     int turns = 0;
 
@@ -513,23 +660,26 @@ test_down_first(void)
     add_guest(&host_a, "g3");
     start("g1", "d1");
     start("g2", "d2");
-    CU_ASSERT_FATAL(run_until(both_sending, NULL));
+    CU_ASSERT_FATAL(run_until_ms(both_sending, NULL, LONG_WAIT_MS));
     CU_ASSERT_EQUAL(host_a.agent->n_held, 0);
-    migexec_note_suspended(src("d1")->x, xm_clock_mono_ms(&xm_clock_real));
+    t0 = xm_clock_mono_ms(&xm_clock_real);
+    migexec_note_suspended(src("d1")->x, t0);
     CU_ASSERT_EQUAL(host_a.agent->n_held, 1);
     start("g3", "d3");
     CU_ASSERT_EQUAL(host_a.agent->n_held, 2);
     b2 = bytes_of("d2");
     CU_ASSERT_TRUE(b2 < (32u << 20));
-    while (src("d1") && !src("d1")->final && turns++ < 5000) {
+    while (src("d1") && !src("d1")->final && turns++ < 20000) {
         CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
+        if (xm_clock_mono_ms(&xm_clock_real) - t0 >= MIG_DOWN_FIRST_MS - 500)
+            continue;           /* (the cap may have passed by the end) */
         CU_ASSERT_EQUAL(bytes_of("d2"), b2);
         CU_ASSERT_EQUAL(bytes_of("d3"), 0);
     }
     CU_ASSERT_PTR_NULL_FATAL(hv_fake_find(host_a.fake, "g1"));
     CU_ASSERT_EQUAL(host_a.agent->n_held, 0);
-    CU_ASSERT_TRUE(run_until(is_gone, "d2"));
-    CU_ASSERT_TRUE(run_until(is_gone, "d3"));
+    CU_ASSERT_TRUE(run_until_ms(is_gone, "d2", LONG_WAIT_MS));
+    CU_ASSERT_TRUE(run_until_ms(is_gone, "d3", LONG_WAIT_MS));
     for (unsigned i = 1; i <= 3; i++) {
         char g[4] = { 'g', (char)('0' + i), 0 };
         CU_ASSERT_PTR_NULL(hv_fake_find(host_a.fake, g));
@@ -550,14 +700,14 @@ test_down_too_long(void)
     add_guest(&host_a, "g2");
     start("g1", "d1");
     start("g2", "d2");
-    CU_ASSERT_FATAL(run_until(both_sending, NULL));
+    CU_ASSERT_FATAL(run_until_ms(both_sending, NULL, LONG_WAIT_MS));
     now = xm_clock_mono_ms(&xm_clock_real);
     migexec_note_suspended(src("d1")->x, now - MIG_DOWN_FIRST_MS - 1);
     CU_ASSERT_EQUAL(host_a.agent->n_held, 0);
     migexec_note_suspended(src("d2")->x, now);
     CU_ASSERT_EQUAL(host_a.agent->n_held, 0);   /* d1 is down itself */
-    CU_ASSERT_TRUE(run_until(is_gone, "d1"));
-    CU_ASSERT_TRUE(run_until(is_gone, "d2"));
+    CU_ASSERT_TRUE(run_until_ms(is_gone, "d1", LONG_WAIT_MS));
+    CU_ASSERT_TRUE(run_until_ms(is_gone, "d2", LONG_WAIT_MS));
     CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
     CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g2"));
 }
@@ -569,6 +719,10 @@ static CU_TestInfo mchan_tests[] = {
       test_abort_then_next },
     { "an offer that cannot be made fails at once", test_offer_not_made },
     { "a guest that is down holds the other streams", test_down_first },
+    { "a restarted source cancels at its target",
+      test_restarted_source_cancels },
+    { "a cancel B cannot match is answered, harmless",
+      test_cancel_unknown },
     { "a guest down too long holds nothing", test_down_too_long },
     CU_TEST_INFO_NULL,
 };

@@ -391,6 +391,8 @@ static const struct sample samples[] = {
     { XM_MSG_MIGRATE_DONE, 16, XM_PROTO_JSON_MAX },
     { XM_MSG_MIGRATE_ABORT, 0xffffffffu, 4 },
     { XM_MSG_MIGRATE_ABORT, 18, 4 + XM_PROTO_TEXT_MAX },
+    { XM_MSG_MIGRATE_CANCEL, 19, 1 },
+    { XM_MSG_MIGRATE_CANCEL, 20, XM_PROTO_JSON_MAX },
 };
 
 #define N_SAMPLES (sizeof(samples) / sizeof(samples[0]))

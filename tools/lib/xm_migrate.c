@@ -223,10 +223,14 @@ static const struct row target_rows[] = {
     { T(WAIT_GO), E(GO), T(JOURNAL_GO), F_PONR, { CANCEL, JOURNAL(GO) } },
     /* The source may come back to ask or to send GO again. */
     { T(WAIT_GO), E(LINK_LOST), T(GRACE), 0, { ARM(GRACE) } },
+    /* The source gives up (its ABORT, or its CANCEL once restarted):
+     * its reason is ours. */
+    { T(WAIT_GO), E(ABORT), T(DESTROYING), F_FAIL, { CANCEL, HV(DESTROY) } },
     { T(WAIT_GO), EV_ANY, T(DESTROYING), F_FAIL, { CANCEL, HV(DESTROY) } },
     { T(GRACE), E(GO), T(JOURNAL_GO), F_PONR, { CANCEL, JOURNAL(GO) } },
     { T(GRACE), E(LINK_UP), T(GRACE), 0, { { 0, 0 } } },
     { T(GRACE), E(LINK_LOST), T(GRACE), 0, { { 0, 0 } } },
+    { T(GRACE), E(ABORT), T(DESTROYING), F_FAIL, { CANCEL, HV(DESTROY) } },
     { T(GRACE), EV_ANY, T(DESTROYING), F_FAIL, { CANCEL, HV(DESTROY) } },
 
     { T(JOURNAL_GO), E(JOURNAL_OK), T(RENAMING), 0, { HV(RENAME_NAME) } },

@@ -129,6 +129,8 @@ enum xm_msg_type {
     XM_MSG_MIGRATE_STATUS = 26,/* JSON {"id","status"} */
     XM_MSG_MIGRATE_PULL = 27,  /* JSON {"id","home"}: send my guests home */
     XM_MSG_MIGRATE_PULL_RESP = 28, /* JSON: what the peer started */
+    XM_MSG_MIGRATE_CANCEL = 29,/* JSON {"id","name","uuid","why"}: a
+                                * restarted source that never sent GO */
 };
 
 /* "STREAM_DATA", or NULL for a type that is not known. */

@@ -12,7 +12,9 @@
  * At start the journal (state_dir/migrations) is read back and every
  * migration an earlier agent left unfinished is recovered
  * (xm_mig_recover): finished by final actions, or resumed by an adopted
- * executor.  A finished migration is freed from the loop, never from
+ * executor; a source that was still sending (GO never left) also
+ * cancels at its target (MIGRATE_CANCEL), which would otherwise hold
+ * its paused copy for its grace time.  A finished migration is freed from the loop, never from
  * inside one of its own callbacks.  The guests that left this host are
  * recorded in state_dir/away so that the undrain can call them home.
  *
@@ -800,66 +802,149 @@ take_offer(struct agent *a, const char *peer, struct agent_conn *conn,
     return rc;
 }
 
-/* A source asks what became of a migration. */
+/* The {"id","name","uuid"} of a peer's question about a migration:
+ * doc to free, XM_ERR_PROTO when malformed. */
 static int
-answer_status(struct agent *a, const char *peer, struct agent_conn *conn,
-              const struct xm_frame *f)
+parse_mig_question(const struct xm_frame *f, xm_json **doc_r,
+                   const char **id_r, const char **name_r, uint8_t uuid[16])
 {
-    struct agent_peers *p = &a->d.peers;
-    struct xm_journal_rec rec, *prec = NULL;
-    struct hostview hv;
-    struct xm_jgen *g = NULL;
-    xm_json *doc = NULL;
-    const char *id, *name, *uuids, *text;
-    uint8_t uuid[16];
+    const char *uuids;
     char err[128];
-    size_t len;
-    struct mig *m;
     int rc;
 
-    rc = xm_json_parse((const char *)f->payload, f->len, &doc, err,
+    rc = xm_json_parse((const char *)f->payload, f->len, doc_r, err,
                        sizeof(err));
-    if (rc || xm_json_get_str(doc, "id", &id) || !xm_mig_id_valid(id) ||
-        xm_json_get_str(doc, "name", &name) || !xm_mig_name_valid(name) ||
-        xm_json_get_str(doc, "uuid", &uuids) ||
+    if (rc || xm_json_get_str(*doc_r, "id", id_r) ||
+        !xm_mig_id_valid(*id_r) ||
+        xm_json_get_str(*doc_r, "name", name_r) ||
+        !xm_mig_name_valid(*name_r) ||
+        xm_json_get_str(*doc_r, "uuid", &uuids) ||
         xm_mig_uuid_parse(uuids, uuid)) {
-        xm_json_free(doc);
+        xm_json_free(*doc_r);
+        *doc_r = NULL;
         return XM_ERR_PROTO;
     }
-    m = mig_find(a, id, XM_MIG_TARGET);
-    if (m && !m->final && m->x && strcmp(m->peer, peer) == 0) {
-        p->ops->chan_attach(p->ctx, m->ch.ctx, conn);
-        xm_json_free(doc);
-        return migexec_on_frame(m->x, f);
-    }
+    return XM_OK;
+}
+
+/* What became of target migration id of peer's guest, from our journal
+ * and the host's domains (xm_mig_peer_status_lookup); -1 when the host
+ * cannot be read. */
+static int
+lookup_status(struct agent *a, const char *peer, const char *id,
+              const char *name, const uint8_t uuid[16])
+{
+    struct xm_journal_rec rec, *prec = NULL;
+    struct hostview hv;
+    char err[128];
+    int rc, st = -1;
+
     rc = xm_journal_load(a->journal, id, XM_MIG_TARGET, &rec, err,
                          sizeof(err));
     if (rc == XM_OK && strcmp(rec.source, peer) == 0)
         prec = &rec;
     else if (rc && rc != XM_ERR_NOTFOUND)
         xm_log_warn("migration %s: %s", id, err);
-    rc = hostview_read(a, &hv);
-    if (!rc) {
-        int st = xm_mig_peer_status_lookup(prec, name, uuid, &hv.host);
+    if (hostview_read(a, &hv) == XM_OK)
+        st = xm_mig_peer_status_lookup(prec, name, uuid, &hv.host);
+    hostview_dispose(&hv);
+    return st;
+}
 
-        g = xm_jgen_new(false);
-        if (g) {
-            xm_jgen_map_open(g);
-            xm_jgen_kv_str(g, "id", id);
-            xm_jgen_kv_str(g, "status", xm_mig_peer_status_name(st));
-            xm_jgen_map_close(g);
-            rc = xm_jgen_finish(g, &text, &len);
-            if (!rc)
-                rc = p->ops->conn_reply(p->ctx, conn,
-                                        XM_MSG_MIGRATE_STATUS, text, len);
-        } else {
-            rc = XM_ERR_NOMEM;
-        }
+/* MIGRATE_STATUS {"id","status"} on conn. */
+static int
+reply_status(struct agent *a, struct agent_conn *conn, const char *id,
+             int st)
+{
+    struct agent_peers *p = &a->d.peers;
+    struct xm_jgen *g = xm_jgen_new(false);
+    const char *text;
+    size_t len;
+    int rc;
+
+    if (!g)
+        return XM_ERR_NOMEM;
+    xm_jgen_map_open(g);
+    xm_jgen_kv_str(g, "id", id);
+    xm_jgen_kv_str(g, "status", xm_mig_peer_status_name(st));
+    xm_jgen_map_close(g);
+    rc = xm_jgen_finish(g, &text, &len);
+    if (!rc)
+        rc = p->ops->conn_reply(p->ctx, conn, XM_MSG_MIGRATE_STATUS, text,
+                                len);
+    xm_jgen_free(g);
+    return rc;
+}
+
+/* A source asks what became of a migration. */
+static int
+answer_status(struct agent *a, const char *peer, struct agent_conn *conn,
+              const struct xm_frame *f)
+{
+    struct agent_peers *p = &a->d.peers;
+    xm_json *doc = NULL;
+    const char *id, *name;
+    uint8_t uuid[16];
+    struct mig *m;
+    int rc, st;
+
+    if (parse_mig_question(f, &doc, &id, &name, uuid))
+        return XM_ERR_PROTO;
+    m = mig_find(a, id, XM_MIG_TARGET);
+    if (m && !m->final && m->x && strcmp(m->peer, peer) == 0) {
+        p->ops->chan_attach(p->ctx, m->ch.ctx, conn);
+        xm_json_free(doc);
+        return migexec_on_frame(m->x, f);
+    }
+    st = lookup_status(a, peer, id, name, uuid);
+    rc = st < 0 ? XM_ERR_IO : reply_status(a, conn, id, st);
+    if (st >= 0)
         xm_log_info("migration %s: %s asked, answered %s", id, peer,
                     xm_mig_peer_status_name(st));
+    xm_json_free(doc);
+    return rc;
+}
+
+/*
+ * A source that restarted before it sent GO cancels the migration
+ * (MIGRATE_CANCEL, on a connection of its own): the paused copy we hold
+ * for it goes now, not at the end of the grace time.  Answered with the
+ * status, as a question about it would be.
+ */
+static int
+take_cancel(struct agent *a, const char *peer, struct agent_conn *conn,
+            const struct xm_frame *f)
+{
+    xm_json *doc = NULL;
+    const char *id, *name, *why = "";
+    char text[XM_MIG_WHY_MAX];
+    uint8_t uuid[16];
+    struct mig *m;
+    int rc, st = -1;
+
+    if (parse_mig_question(f, &doc, &id, &name, uuid))
+        return XM_ERR_PROTO;
+    if (xm_json_get_str(doc, "why", &why) != XM_OK)
+        why = "";
+    m = mig_find(a, id, XM_MIG_TARGET);
+    if (m && !m->final && m->x && strcmp(m->peer, peer) == 0 &&
+        strcmp(m->ident.name, name) == 0 &&
+        memcmp(m->ident.uuid, uuid, 16) == 0) {
+        /* (why is the peer's: bounded, control characters replaced) */
+        snprintf(text, sizeof(text), "%s cancelled it before GO: %.60s",
+                 peer, why);
+        for (char *c = text; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+        if (migexec_source_cancel(m->x, text) == XM_OK)
+            st = XM_MIG_PS_ABSENT;
     }
-    hostview_dispose(&hv);
-    xm_jgen_free(g);
+    if (st < 0)
+        st = lookup_status(a, peer, id, name, uuid);
+    rc = st < 0 ? XM_ERR_IO : reply_status(a, conn, id, st);
+    if (st >= 0)
+        xm_log_info("migration %s: %s cancelled it (restarted before GO), "
+                    "answered %s", id, peer, xm_mig_peer_status_name(st));
     xm_json_free(doc);
     return rc;
 }
@@ -877,6 +962,8 @@ agent_peer_frame(struct agent *a, const char *peer, struct agent_conn *conn,
         return answer_status(a, peer, conn, f);
     case XM_MSG_MIGRATE_PULL:
         return agent_pull(a, peer, conn, f);
+    case XM_MSG_MIGRATE_CANCEL:
+        return take_cancel(a, peer, conn, f);
     default:
         return XM_ERR_PROTO;
     }
@@ -1099,6 +1186,84 @@ recover_adopt(struct agent *a, const struct xm_journal_rec *rec,
     return XM_OK;
 }
 
+/* ---- a restarted source cancels at its target ---- */
+
+struct cancel_tell {
+    char id[XM_MIG_ID_MAX + 1];
+    char target[XM_PROTO_HOST_MAX + 1];
+};
+
+static void
+on_cancel_told(void *arg, const struct agent_peer_status *st, unsigned n)
+{
+    struct cancel_tell *ct = arg;
+    const char *status = NULL;
+
+    if (n == 1 && st[0].rc == XM_OK && st[0].status &&
+        xm_json_get_str(st[0].status, "status", &status) == XM_OK &&
+        strlen(status) < 16 && strspn(status, "abcdefghijklmnopqrstuvwxyz-")
+                               == strlen(status))
+        xm_log_info("migration %s: %s told it was cancelled, answered %s",
+                    ct->id, ct->target, status);
+    else
+        xm_log_warn("migration %s: cannot tell %s it was cancelled (%s): "
+                    "it throws its paused copy away at the end of its "
+                    "grace time", ct->id, ct->target,
+                    n == 1 && st[0].rc ? (st[0].error ? st[0].error
+                                                      : xm_strerror(st[0].rc))
+                                       : "a malformed answer");
+    free(ct);
+}
+
+/*
+ * Our journal says a migration was sending when the agent stopped: GO
+ * never left, so the guest runs here again (recovery resumes it), but
+ * the target may hold a paused copy, waiting for a GO that will not
+ * come.  Tell it (MIGRATE_CANCEL) rather than leave that copy, and its
+ * memory, there for its grace time.  Best effort: an older or
+ * unreachable target keeps its grace time.
+ */
+static void
+cancel_at_target(struct agent *a, const struct xm_journal_rec *rec)
+{
+    struct agent_peers *p = &a->d.peers;
+    struct cancel_tell *ct;
+    struct xm_jgen *g;
+    const char *text;
+    char uuid[33];
+    size_t len;
+    int rc;
+
+    if (!p->ops || !p->ops->ask || !xm_config_peer(a->d.cfg, rec->target))
+        return;
+    ct = calloc(1, sizeof(*ct));
+    g = xm_jgen_new(false);
+    if (!ct || !g) {
+        free(ct);
+        xm_jgen_free(g);
+        return;
+    }
+    snprintf(ct->id, sizeof(ct->id), "%s", rec->id);
+    snprintf(ct->target, sizeof(ct->target), "%s", rec->target);
+    xm_mig_uuid_hex(rec->uuid, uuid);
+    xm_jgen_map_open(g);
+    xm_jgen_kv_str(g, "id", rec->id);
+    xm_jgen_kv_str(g, "name", rec->name);
+    xm_jgen_kv_str(g, "uuid", uuid);
+    xm_jgen_kv_str(g, "why", "the source's agent restarted");
+    xm_jgen_map_close(g);
+    rc = xm_jgen_finish(g, &text, &len);
+    if (!rc)
+        rc = p->ops->ask(p->ctx, rec->target, XM_MSG_MIGRATE_CANCEL, text,
+                         len, XM_MSG_MIGRATE_STATUS, on_cancel_told, ct);
+    xm_jgen_free(g);
+    if (rc) {
+        xm_log_warn("migration %s: cannot tell %s it was cancelled: %s",
+                    rec->id, rec->target, xm_strerror(rc));
+        free(ct);
+    }
+}
+
 static void
 recover_one(struct agent *a, const struct xm_journal_entry *e)
 {
@@ -1130,6 +1295,8 @@ recover_one(struct agent *a, const struct xm_journal_entry *e)
                    xm_strerror(rc));
         return;
     }
+    if (rec.side == XM_MIG_SOURCE && rec.phase == XM_JP_SENDING)
+        cancel_at_target(a, &rec);
     if (n == 1 && acts[0].type == XM_MIG_A_ADOPT) {
         rc = recover_adopt(a, &rec, &acts[0]);
         if (rc)

@@ -1763,6 +1763,19 @@ migexec_abort(struct migexec *x, const char *why)
     return XM_OK;
 }
 
+int
+migexec_source_cancel(struct migexec *x, const char *why)
+{
+    struct xm_mig_event ev = mkev(XM_MIG_EV_ABORT, XM_ERR_CANCELLED);
+
+    if (x->finished || (x->m.state != XM_MIG_T_WAIT_GO &&
+                        x->m.state != XM_MIG_T_GRACE))
+        return XM_ERR_STATE;
+    ev.text = why;
+    feed(x, &ev);
+    return XM_OK;
+}
+
 void
 migexec_free(struct migexec *x)
 {

@@ -253,6 +253,11 @@ void migexec_hold(struct migexec *x, bool hold);
  * back.  XM_ERR_STATE where that is not possible (after GO, or while a
  * local step runs: try again later).  May call the done callback. */
 int migexec_abort(struct migexec *x, const char *why);
+/* Target: the source restarted and says GO never left (MIGRATE_CANCEL):
+ * throw our paused copy away now rather than at the end of the grace
+ * time.  Only while we wait for GO (READY sent, the link up or lost);
+ * XM_ERR_STATE elsewhere.  May call the done callback. */
+int migexec_source_cancel(struct migexec *x, const char *why);
 
 /* Recovery: an executor for journal record rec whose machine is
  * adopted into state with our copy at domid (xm_mig_recover said

@@ -389,6 +389,7 @@ conn_frame(struct peer_conn *c, const struct xm_frame *f)
         return send_status(c, f->id);
     case XM_MSG_STATUS_RESP:
     case XM_MSG_MIGRATE_PULL_RESP:
+    case XM_MSG_MIGRATE_STATUS:     /* the answer to a CANCEL */
         if (!c->client || !c->query || f->type != c->query->resp_type)
             return XM_ERR_PROTO;
         if (xm_json_parse((const char *)f->payload, f->len, &doc, err,
@@ -413,7 +414,8 @@ conn_frame(struct peer_conn *c, const struct xm_frame *f)
         return XM_ERR_CANCELLED;
     case XM_MSG_MIGRATE_OFFER:
     case XM_MSG_MIGRATE_STATUS_REQ:
-    case XM_MSG_MIGRATE_PULL: {
+    case XM_MSG_MIGRATE_PULL:
+    case XM_MSG_MIGRATE_CANCEL: {
         struct peer_link *link = c->link;
         int rc;
 
