@@ -963,6 +963,36 @@ test_source_down_states(void)
     CU_ASSERT_FALSE(xm_mig_source_down(&m));
 }
 
+/* A target that waits on its source (the stream, GO) and hears its
+ * ABORT keeps the source's reason, with the code of a cancel. */
+static void
+test_target_keeps_source_reason(void)
+{
+    static const enum xm_mig_state waits[] = {
+        XM_MIG_T_RECEIVING, XM_MIG_T_WAIT_GO, XM_MIG_T_GRACE,
+    };
+    struct xm_mig_action acts[XM_MIG_ACTIONS_MAX];
+    struct xm_mig_event ev = { .type = XM_MIG_EV_ABORT,
+                               .rc = XM_ERR_CANCELLED,
+                               .text = "cancelled by the operator" };
+    struct xm_mig_ident id;
+    struct xm_mig m;
+    unsigned n;
+
+    ident_ab(&id, "m-1", "db");
+    for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++) {
+        CU_ASSERT_EQUAL_FATAL(xm_mig_init(&m, XM_MIG_TARGET, &id, NULL),
+                              XM_OK);
+        m.state = waits[i];
+        CU_ASSERT_EQUAL(xm_mig_step(&m, &ev, acts, XM_MIG_ACTIONS_MAX, &n),
+                        XM_OK);
+        CU_ASSERT_EQUAL(m.rc, XM_ERR_CANCELLED);
+        CU_ASSERT_PTR_NOT_NULL(strstr(m.why, "cancelled by the operator"));
+        CU_ASSERT_TRUE(m.state == XM_MIG_T_CANCEL_RECV ||
+                       m.state == XM_MIG_T_DESTROYING);
+    }
+}
+
 static void
 test_retry_backoff(void)
 {
@@ -1108,6 +1138,8 @@ static CU_TestInfo mig_tests[] = {
       test_init_and_names },
     { "the source states a suspended guest waits in",
       test_source_down_states },
+    { "a target keeps its source's reason to abort",
+      test_target_keeps_source_reason },
     { "happy path on both sides", test_happy_path },
     { "every hypervisor result fails", test_fault_every_hv_result },
     { "every journal write fails", test_fault_every_journal_write },

@@ -207,6 +207,9 @@ static const struct row target_rows[] = {
       { CANCEL, JOURNAL(READY) } },
     { T(RECEIVING), E(RECV_FAILED), T(DESTROYING), F_FAIL | F_DOMID,
       { CANCEL, HV(DESTROY) } },
+    /* the source gave up (its operator, its watchdog): its reason */
+    { T(RECEIVING), E(ABORT), T(CANCEL_RECV), F_FAIL,
+      { CANCEL, HV(CANCEL_RECV) } },
     { T(RECEIVING), EV_ANY, T(CANCEL_RECV), F_FAIL,
       { CANCEL, HV(CANCEL_RECV) } },
     { T(CANCEL_RECV), E(RECV_DONE), T(DESTROYING), F_DOMID,

@@ -11,6 +11,11 @@
 # waits for the stream: B's receive loses its link with no stream byte,
 # which libxl 4.17 does not survive unless the agent keeps it from
 # libxl; B's agent must go on (same pid) and the guest stay on A.
+# Last, A's agent is frozen as its move finishes (the stream sent: B
+# restoring, or holding the guest paused for GO) and killed: restarted,
+# it resumes the guest if GO never left and cancels at B
+# (MIGRATE_CANCEL), or asks B if it did; either way no paused copy may
+# stay on B (its grace time alone would keep one 10 minutes).
 # lab-hosts: 2
 # lab-needs: project
 . "$(dirname "$0")/lib.sh"
@@ -84,6 +89,23 @@ expect_eq "B's agent pid" "$(on B 'cat /run/xenmaintd.pid')" "$b_pid"
 on B 'kill -0 "$(cat /run/xenmaintd.pid)"' || fail "B's agent is gone"
 on B 'xl maint-status --json > /dev/null' || fail "B's agent does not answer"
 echo "ok: B's agent (pid $b_pid) answers"
+for g in $GUESTS; do
+    expect_eq "copies of $g" "$(copies "$g")" 1
+done
+
+step "freeze the agent on A as its move finishes, kill it, start it again"
+on A 'setsid sh /run/agent-killer.sh finishing 0 100 0 2 < /dev/null > /dev/null 2>&1 &'
+on A 'setsid sh -c "xl drain --parallel 1 --json > /run/drain3.out 2>&1" < /dev/null > /dev/null 2>&1 &'
+wait_killed A /run/drain3.out
+"$LAB" agent-restart A
+t0=$SECONDS
+settled 60
+echo "no transient domain $((SECONDS - t0)) s after the restart"
+# which side of GO the kill fell on (timing decides; both must settle):
+# before, A resumes the guest and B hears MIGRATE_CANCEL; after, A asks
+mig=$(on A 'cat /run/killed' | sed 's|.*/guest/\([^ ]*\).*|\1|')
+on A "grep -a xenmaintd /var/log/messages | grep -a -- '$mig' | grep -a 'resumed as\\|told it was\\|cannot tell\\|recovered'" || true
+on B "grep -a xenmaintd /var/log/messages | grep -a -- '$mig' | grep -a 'cancelled it\\|asked, answered\\|failed\\|arrived'" || true
 for g in $GUESTS; do
     expect_eq "copies of $g" "$(copies "$g")" 1
 done

@@ -7,12 +7,17 @@
 # usage: agent-killer.sh PHASE MIN_PERCENT MAX_PERCENT DELAY FREEZE
 #   the first guest key of a job with "phase":"PHASE" and a percent in
 #   MIN..MAX triggers; DELAY s later the agent is killed (-9), or, with
-#   FREEZE > 0, stopped (SIGSTOP) and killed FREEZE s after that.  Gives
-#   up after 120 s (exit 1).
+#   FREEZE > 0, stopped (SIGSTOP) and killed FREEZE s after that.  Jobs
+#   that exist when it starts never trigger (an agent that starts again
+#   rewrites their keys).  Gives up after 120 s (exit 1).
 phase=$1 min=$2 max=$3 delay=$4 freeze=$5
 rm -f /run/killed
+old=" $(xenstore-list /tool/xenmaint/job 2>/dev/null | tr '\n' ' ') "
 timeout 120 xenstore-watch /tool/xenmaint/job | while read -r path; do
     case $path in */guest/*) ;; *) continue ;; esac
+    job=${path#/tool/xenmaint/job/}
+    job=${job%%/*}
+    case $old in *" $job "*) continue ;; esac
     v=$(xenstore-read "$path" 2>/dev/null) || continue
     case $v in *"\"phase\":\"$phase\""*) ;; *) continue ;; esac
     pc=${v#*\"percent\":}
