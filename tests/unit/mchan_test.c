@@ -112,13 +112,36 @@ add_guest(struct host *h, const char *name)
     CU_ASSERT_EQUAL_FATAL(hv_fake_add_domain(h->fake, &d), XM_OK);
 }
 
+/* h's peer link listening on a free port and its agent started over
+ * h's store, hypervisor and config (state_dir: the journal read back). */
+static void
+agent_up(struct host *h, int pid)
+{
+    struct agent_deps deps;
+
+    CU_ASSERT_EQUAL_FATAL(peer_link_new(&h->cfg, loop, &h->link), XM_OK);
+    memset(&deps, 0, sizeof(deps));
+    deps.cfg = &h->cfg;
+    deps.xs = &h->xs;
+    deps.hv = &h->hv;
+    deps.clock = &xm_clock_real;
+    deps.loop = loop;
+    deps.peers = peer_link_ops(h->link);
+    deps.pid = pid;
+    CU_ASSERT_EQUAL_FATAL(agent_new(&deps, &h->agent), XM_OK);
+    peer_link_set_agent(h->link, h->agent);
+    CU_ASSERT_EQUAL_FATAL(peer_link_start(h->link), XM_OK);
+    CU_ASSERT_FATAL(peer_link_port(h->link) > 0);
+    CU_ASSERT_EQUAL_FATAL(agent_start(h->agent), XM_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h->agent->journal);
+}
+
 /* Host `name` knowing `peer` at 127.0.0.1:port (port 1 when it never
  * dials it), listening on a free port, its agent started. */
 static void
 host_start(struct host *h, const char *name, const char *peer, int port)
 {
     struct xm_hostinfo hi;
-    struct agent_deps deps;
     struct xm_config *cfg = &h->cfg;
     char file[32];
 
@@ -164,21 +187,7 @@ host_start(struct host *h, const char *name, const char *peer, int port)
         };
         CU_ASSERT_EQUAL_FATAL(xm_loop_add_source(loop, &hs), XM_OK);
     }
-    CU_ASSERT_EQUAL_FATAL(peer_link_new(cfg, loop, &h->link), XM_OK);
-    memset(&deps, 0, sizeof(deps));
-    deps.cfg = cfg;
-    deps.xs = &h->xs;
-    deps.hv = &h->hv;
-    deps.clock = &xm_clock_real;
-    deps.loop = loop;
-    deps.peers = peer_link_ops(h->link);
-    deps.pid = 4242;
-    CU_ASSERT_EQUAL_FATAL(agent_new(&deps, &h->agent), XM_OK);
-    peer_link_set_agent(h->link, h->agent);
-    CU_ASSERT_EQUAL_FATAL(peer_link_start(h->link), XM_OK);
-    CU_ASSERT_FATAL(peer_link_port(h->link) > 0);
-    CU_ASSERT_EQUAL_FATAL(agent_start(h->agent), XM_OK);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h->agent->journal);
+    agent_up(h, 4242);
 }
 
 /* h's agent dies as a killed process would (nothing journaled, its
@@ -187,26 +196,12 @@ host_start(struct host *h, const char *name, const char *peer, int port)
 static void
 host_agent_restart(struct host *h)
 {
-    struct agent_deps deps;
-
     agent_stop(h->agent);
     agent_free(h->agent);
     peer_link_free(h->link);
     h->agent = NULL;
     h->link = NULL;
-    CU_ASSERT_EQUAL_FATAL(peer_link_new(&h->cfg, loop, &h->link), XM_OK);
-    memset(&deps, 0, sizeof(deps));
-    deps.cfg = &h->cfg;
-    deps.xs = &h->xs;
-    deps.hv = &h->hv;
-    deps.clock = &xm_clock_real;
-    deps.loop = loop;
-    deps.peers = peer_link_ops(h->link);
-    deps.pid = 4243;
-    CU_ASSERT_EQUAL_FATAL(agent_new(&deps, &h->agent), XM_OK);
-    peer_link_set_agent(h->link, h->agent);
-    CU_ASSERT_EQUAL_FATAL(peer_link_start(h->link), XM_OK);
-    CU_ASSERT_EQUAL_FATAL(agent_start(h->agent), XM_OK);
+    agent_up(h, 4243);
 }
 
 static void

@@ -835,6 +835,21 @@ spec_of(const char *text)
     return spec;
 }
 
+/* The next source sends with "auto", measuring a 1 MB/s link over small
+ * chunks and short windows: 5 ms of a channel held at 2 KiB or more
+ * with 4 KiB gone out, and a first pick final after 4 x 8000 bytes. */
+static void
+auto_on_slow_link(void)
+{
+    src_compress = spec_of("auto");
+    src_tune.chunk = 1024;
+    src_tune.max_pending = 4096;
+    src_tune.probe_ms = 5;
+    src_tune.probe_min_bytes = 4096;
+    src_tune.probe_max_bytes = 8000;
+    link_bytes_per_ms = 1000;       /* 1 MB/s */
+}
+
 /* Run until the source's live send runs (the reports of libxc would
  * come now), a bound on the iterations. */
 static void
@@ -1095,15 +1110,9 @@ test_auto_slow_link(void)
     const struct migexec_stats *a = &src.res.stats;
 
     link_features = XM_FEAT_STREAM_COMPRESS;    /* no zero runs */
-    src_compress = spec_of("auto");
-    src_tune.chunk = 1024;
-    src_tune.max_pending = 4096;
-    src_tune.probe_ms = 5;
-    src_tune.probe_min_bytes = 4096;
-    /* The first pick is final after 4 x 8000 bytes (the stream has too
-     * few to compare the codecs on otherwise). */
-    src_tune.probe_max_bytes = 8000;
-    link_bytes_per_ms = 1000;       /* 1 MB/s */
+    /* (its first pick is final after 4 x 8000 bytes: the stream has too
+     * few to compare the codecs on otherwise) */
+    auto_on_slow_link();
     start_both();
     run_until_final();
     CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
@@ -1282,13 +1291,7 @@ test_zr_auto_slow_link(void)
 {
     const struct migexec_stats *a = &src.res.stats;
 
-    src_compress = spec_of("auto");
-    src_tune.chunk = 1024;
-    src_tune.max_pending = 4096;
-    src_tune.probe_ms = 5;
-    src_tune.probe_min_bytes = 4096;
-    src_tune.probe_max_bytes = 8000;
-    link_bytes_per_ms = 1000;       /* 1 MB/s */
+    auto_on_slow_link();
     start_both();
     run_until_final();
     CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
@@ -1313,13 +1316,7 @@ test_zr_auto_growing_kernel_buffer(void)
 {
     const struct migexec_stats *a = &src.res.stats;
 
-    src_compress = spec_of("auto");
-    src_tune.chunk = 1024;
-    src_tune.max_pending = 4096;
-    src_tune.probe_ms = 5;
-    src_tune.probe_min_bytes = 4096;
-    src_tune.probe_max_bytes = 8000;
-    link_bytes_per_ms = 1000;       /* 1 MB/s */
+    auto_on_slow_link();
     kbuf_step = 1024 + XM_PROTO_HEADER_LEN;
     kbuf_max = 1u << 20;
     start_both();
@@ -1340,13 +1337,7 @@ test_zr_auto_cpu_bound(void)
     const struct migexec_stats *a = &src.res.stats;
 
     clk.busy_permille = 1000;
-    src_compress = spec_of("auto");
-    src_tune.chunk = 1024;
-    src_tune.max_pending = 4096;
-    src_tune.probe_ms = 5;
-    src_tune.probe_min_bytes = 4096;
-    src_tune.probe_max_bytes = 8000;
-    link_bytes_per_ms = 1000;
+    auto_on_slow_link();
     start_both();
     run_until_final();
     CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
@@ -1358,13 +1349,7 @@ test_zr_auto_cpu_bound(void)
     setup();
     CU_ASSERT_FATAL(fixture_ok);
     clk.cpu_unknown = true;
-    src_compress = spec_of("auto");
-    src_tune.chunk = 1024;
-    src_tune.max_pending = 4096;
-    src_tune.probe_ms = 5;
-    src_tune.probe_min_bytes = 4096;
-    src_tune.probe_max_bytes = 8000;
-    link_bytes_per_ms = 1000;
+    auto_on_slow_link();
     start_both();
     run_until_final();
     CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
