@@ -612,17 +612,12 @@ auto_decide(struct migexec *x, double link_mbps, const char *why_none)
 static void
 probe_check(struct migexec *x)
 {
-    size_t pending = x->p.chan.ops->pending(x->p.chan.ctx);
-    size_t unacked = x->p.chan.ops->unacked
-                     ? x->p.chan.ops->unacked(x->p.chan.ctx) : 0;
-    /* over the link: neither queued here nor in the kernel's buffer
-     * (which TCP grows early in a connection: counting it as sent
-     * measured links at twice their speed) */
-    uint64_t sent = x->so.bytes_out > pending + (uint64_t)unacked
-                    ? x->so.bytes_out - pending - unacked : 0;
-    int64_t now = now_ms(x);
+    size_t pending, unacked;
+    uint64_t sent;
+    int64_t now;
     char why[80];
 
+    /* (called for every chunk: nothing to read once auto decided) */
     if (!x->probing)
         return;
     if (x->provisional) {
@@ -631,6 +626,15 @@ probe_check(struct migexec *x)
             auto_pick(x, true);
         return;
     }
+    pending = x->p.chan.ops->pending(x->p.chan.ctx);
+    unacked = x->p.chan.ops->unacked ? x->p.chan.ops->unacked(x->p.chan.ctx)
+                                     : 0;
+    /* over the link: neither queued here nor in the kernel's buffer
+     * (which TCP grows early in a connection: counting it as sent
+     * measured links at twice their speed) */
+    sent = x->so.bytes_out > pending + (uint64_t)unacked
+           ? x->so.bytes_out - pending - unacked : 0;
+    now = now_ms(x);
     if (!x->sat && pending >= x->max_pending / 2) {
         x->sat = true;
         x->sat_t0 = now;
