@@ -234,6 +234,11 @@ transfer(struct xm_tls_conn *from, struct xm_tls_conn *to,
             CU_ASSERT_FATAL(rc == XM_OK || rc == XM_ERR_BUSY);
             if (rc == XM_OK)
                 sent += put;
+            /* records wait in TLS's buffer until flushed */
+            rc = xm_tls_flush(from, &ev);
+            CU_ASSERT_FATAL(rc == XM_OK || rc == XM_ERR_BUSY);
+            if (rc == XM_ERR_BUSY)
+                CU_ASSERT(ev == POLLOUT);
         }
         for (;;) {
             size_t n;
@@ -280,6 +285,48 @@ test_good_handshake_and_data(void)
     transfer(srv, cli, data, LEN, back);
     free(data);
     free(back);
+}
+
+/* Records wait in the connection's buffer until flushed, then go
+ * together; a read finds nothing before. */
+static void
+test_records_wait_for_flush(void)
+{
+    char in[8 * 1000], out[sizeof(in)];
+    size_t n, got = 0, put;
+    short ev;
+    int crc, src, rc;
+
+    for (size_t i = 0; i < sizeof(in); i++)
+        in[i] = (char)(i % 251);
+    connect_pair("alice", "bob", "bob", "alice");
+    handshake_both(&crc, &src);
+    CU_ASSERT_EQUAL_FATAL(crc, XM_OK);
+    CU_ASSERT_EQUAL_FATAL(src, XM_OK);
+    CU_ASSERT_EQUAL(xm_tls_unsent(cli), 0);
+    /* eight writes, eight records, none sent */
+    for (int i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL_FATAL(xm_tls_write(cli, in + i * 1000, 1000, &put,
+                                           &ev), XM_OK);
+        CU_ASSERT_EQUAL(put, 1000);
+    }
+    CU_ASSERT(xm_tls_unsent(cli) > sizeof(in));     /* with the headers */
+    CU_ASSERT_EQUAL(xm_tls_read(srv, out, sizeof(out), &n, &ev),
+                    XM_ERR_BUSY);
+    CU_ASSERT_EQUAL(ev, POLLIN);
+    CU_ASSERT_EQUAL(xm_tls_flush(cli, &ev), XM_OK);
+    CU_ASSERT_EQUAL(xm_tls_unsent(cli), 0);
+    CU_ASSERT_EQUAL(xm_tls_flush(cli, &ev), XM_OK);  /* nothing: OK */
+    while (got < sizeof(out)) {
+        rc = xm_tls_read(srv, out + got, sizeof(out) - got, &n, &ev);
+        CU_ASSERT_EQUAL_FATAL(rc, XM_OK);
+        CU_ASSERT_FATAL(n > 0);
+        got += n;
+    }
+    CU_ASSERT(memcmp(in, out, sizeof(in)) == 0);
+    /* everything was read in the one go: nothing more */
+    CU_ASSERT_EQUAL(xm_tls_read(srv, out, sizeof(out), &n, &ev),
+                    XM_ERR_BUSY);
 }
 
 /* The server takes any pool member and says which one it was. */
@@ -621,6 +668,7 @@ test_clean_close_and_reset(void)
 
 static CU_TestInfo tls_tests[] = {
     { "good handshake and data both ways", test_good_handshake_and_data },
+    { "records wait for the flush", test_records_wait_for_flush },
     { "server accepts any pool member", test_server_any_pool_member },
     { "no I/O before the handshake", test_no_io_before_handshake },
     { "client without certificate refused",

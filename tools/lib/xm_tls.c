@@ -9,6 +9,14 @@
  * wrong name fails the handshake like an untrusted certificate does.
  * Each OpenSSL call is preceded by ERR_clear_error so that the error
  * queue describes that call alone.
+ *
+ * A record is at most 16 KiB; written one by one, a migration stream
+ * costs a send() per record, and dear ones in a dom0 (a PV system call
+ * goes through the hypervisor).  So records are written into a
+ * buffering BIO in front of the socket, which the caller flushes
+ * (xm_tls_flush) once it has handed over what it has, and records are
+ * read ahead, as many as the socket has and the buffer holds, in one
+ * read().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,8 +65,13 @@ enum conn_state {
     CONN_FAILED,
 };
 
+/* Bytes of records written (or read ahead) per system call, at most. */
+#define IO_BUF (128 * 1024)
+
 struct xm_tls_conn {
     SSL *ssl;
+    BIO *wbio;                    /* the buffer in front of the socket
+                                   * (owned by ssl) */
     int fd;                       /* not owned */
     enum conn_state state;
     int rc;                       /* final error once FAILED */
@@ -369,6 +382,8 @@ xm_tls_ctx_new(const char *ca_file, const char *cert_file,
     SSL_CTX_set_session_cache_mode(ctx->ssl_ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_mode(ctx->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx->ssl_ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx->ssl_ctx, IO_BUF);
 
     *ctx_r = ctx;
     ctx = NULL;                   /* caller owns it */
@@ -402,6 +417,7 @@ conn_new(struct xm_tls_ctx *ctx, int fd, const char *expected_name,
          bool server, struct xm_tls_conn **conn_r)
 {
     struct xm_tls_conn *conn = NULL;
+    BIO *sock = NULL, *buf = NULL;
     int r, rc;
 
     *conn_r = NULL;
@@ -420,10 +436,20 @@ conn_new(struct xm_tls_ctx *ctx, int fd, const char *expected_name,
     conn->state = CONN_HANDSHAKE;
     ERR_clear_error();
     conn->ssl = SSL_new(ctx->ssl_ctx);
-    if (!conn->ssl || !SSL_set_fd(conn->ssl, fd)) {
+    sock = BIO_new_socket(fd, BIO_NOCLOSE);
+    buf = BIO_new(BIO_f_buffer());
+    if (!conn->ssl || !sock || !buf ||
+        BIO_set_write_buffer_size(buf, IO_BUF) != 1 || !BIO_up_ref(sock)) {
+        BIO_free(sock);
+        BIO_free(buf);
         rc = XM_ERR_NOMEM;
         goto out;
     }
+    /* reads from the socket, writes through the buffer to it; the ssl
+     * owns both (sock twice: as its rbio and as buf's next) */
+    BIO_push(buf, sock);
+    SSL_set_bio(conn->ssl, sock, buf);
+    conn->wbio = buf;
     if (expected_name) {
         SSL_set_hostflags(conn->ssl, HOST_CHECK_FLAGS);
         if (!SSL_set1_host(conn->ssl, expected_name)) {
@@ -626,6 +652,36 @@ xm_tls_write(struct xm_tls_conn *conn, const void *buf, size_t len,
     if (r == 1)
         return XM_OK;
     return conn_result(conn, r, "write", events_r);
+}
+
+int
+xm_tls_flush(struct xm_tls_conn *conn, short *events_r)
+{
+    *events_r = 0;
+    if (conn->state == CONN_FAILED)
+        return conn->rc;
+    if (conn->state != CONN_OPEN)
+        return XM_ERR_STATE;
+    if (BIO_wpending(conn->wbio) == 0)
+        return XM_OK;
+    ERR_clear_error();
+    errno = 0;
+    if (BIO_flush(conn->wbio) > 0)
+        return XM_OK;
+    if (BIO_should_retry(conn->wbio)) {
+        *events_r = POLLOUT;
+        return XM_ERR_BUSY;
+    }
+    return conn_fail(conn, XM_ERR_IO, "write",
+                     errno ? strerror(errno) : "connection closed");
+}
+
+size_t
+xm_tls_unsent(const struct xm_tls_conn *conn)
+{
+    int n = BIO_wpending(conn->wbio);
+
+    return n > 0 ? (size_t)n : 0;
 }
 
 int

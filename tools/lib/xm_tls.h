@@ -85,6 +85,12 @@ int xm_tls_read(struct xm_tls_conn *conn, void *buf, size_t len,
  * again at its start (the buffer may move); errors as xm_tls_read. */
 int xm_tls_write(struct xm_tls_conn *conn, const void *buf, size_t len,
                  size_t *put_r, short *events_r);
+/* What xm_tls_write took waits in a buffer (records are sent several
+ * per system call): hand it to the socket.  XM_OK once all went,
+ * XM_ERR_BUSY (POLLOUT: call again), errors as xm_tls_read. */
+int xm_tls_flush(struct xm_tls_conn *conn, short *events_r);
+/* Bytes of records taken but not yet given to the socket. */
+size_t xm_tls_unsent(const struct xm_tls_conn *conn);
 /* Send close_notify: XM_OK, XM_ERR_BUSY, or an error (then just close
  * the fd). */
 int xm_tls_shutdown(struct xm_tls_conn *conn, short *events_r);

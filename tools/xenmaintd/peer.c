@@ -146,6 +146,14 @@ out_pending(const struct peer_conn *c)
     return c->out.len - c->out_head;
 }
 
+/* Bytes queued or in TLS's buffer, not yet given to the kernel. */
+static size_t
+conn_unsent(const struct peer_conn *c)
+{
+    return out_pending(c) +
+           (c->tls && c->phase == C_OPEN ? xm_tls_unsent(c->tls) : 0);
+}
+
 /* Drop the written bytes at the front of the queue: at once when all
  * went, else once they are half of it (amortised: each byte moves at
  * most once), or when an append of need bytes would not fit. */
@@ -171,7 +179,7 @@ conn_update_events(struct peer_conn *c)
 
     if (c->mchan && c->mchan->rx_paused)
         ev = 0;
-    if (c->phase == C_CONNECTING || out_pending(c) > 0 ||
+    if (c->phase == C_CONNECTING || conn_unsent(c) > 0 ||
         (c->tls_wants & POLLOUT))
         ev |= POLLOUT;
     xm_loop_fd_events(c->lfd, ev);
@@ -516,6 +524,18 @@ conn_write(struct peer_conn *c)
         wrote = true;
     }
     out_compact(c, 0);
+    /* the records TLS buffered go to the kernel, several per send() */
+    if (xm_tls_unsent(c->tls) > 0) {
+        rc = xm_tls_flush(c->tls, &ev);
+        if (rc == XM_ERR_BUSY) {
+            c->tls_wants |= ev;
+            rc = XM_OK;
+        } else if (rc) {
+            return rc;
+        } else {
+            wrote = true;
+        }
+    }
     /* The stream sender may fill the queue again (it only appends). */
     if (wrote && c->mchan && c->hello_seen)
         c->mchan->cb.drain(c->mchan->arg);
@@ -560,7 +580,7 @@ conn_pump(struct peer_conn *c)
         return;
     }
     if (rc == XM_ERR_IO && !c->client && !c->mchan && c->hello_seen &&
-        out_pending(c) == 0) {
+        conn_unsent(c) == 0) {
         /* a peer that asked and was answered hangs up: no news */
         xm_log_debug("peer %s: connection closed", c->name);
         conn_close(c);
@@ -933,7 +953,7 @@ mchan_pending(void *ctx)
 {
     struct peer_mchan *mc = ctx;
 
-    return mc->conn ? out_pending(mc->conn) : 0;
+    return mc->conn ? conn_unsent(mc->conn) : 0;
 }
 
 static void
