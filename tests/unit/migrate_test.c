@@ -963,6 +963,35 @@ test_source_down_states(void)
     CU_ASSERT_FALSE(xm_mig_source_down(&m));
 }
 
+/* The source states whose stream may still be to send (a drain's
+ * --parallel counts these), and the rest: every state of the table. */
+static void
+test_source_streaming_states(void)
+{
+    struct xm_mig_ident id;
+    struct xm_mig m;
+    unsigned streaming = 0;
+
+    ident_ab(&id, "m-1", "db");
+    CU_ASSERT_EQUAL_FATAL(xm_mig_init(&m, XM_MIG_SOURCE, &id, NULL), XM_OK);
+    for (int s = XM_MIG_S_IDLE; s <= XM_MIG_S_BROKEN; s++) {
+        bool want = s == XM_MIG_S_IDLE || s == XM_MIG_S_JOURNAL_START ||
+                    s == XM_MIG_S_OFFERED || s == XM_MIG_S_SENDING ||
+                    s == XM_MIG_S_CANCEL_SEND;
+
+        m.state = s;
+        CU_ASSERT_EQUAL(xm_mig_source_streaming(&m), want);
+        streaming += xm_mig_source_streaming(&m);
+    }
+    CU_ASSERT_EQUAL(streaming, 5);
+    /* the stream's end frees the slot: SEND_DONE leaves SENDING */
+    m.state = XM_MIG_S_WAIT_READY;
+    CU_ASSERT_FALSE(xm_mig_source_streaming(&m));
+    CU_ASSERT_EQUAL_FATAL(xm_mig_init(&m, XM_MIG_TARGET, &id, NULL), XM_OK);
+    m.state = XM_MIG_T_RECEIVING;
+    CU_ASSERT_FALSE(xm_mig_source_streaming(&m));
+}
+
 /* A target that waits on its source (the stream, GO) and hears its
  * ABORT keeps the source's reason, with the code of a cancel. */
 static void
@@ -1138,6 +1167,8 @@ static CU_TestInfo mig_tests[] = {
       test_init_and_names },
     { "the source states a suspended guest waits in",
       test_source_down_states },
+    { "the source states that may still stream",
+      test_source_streaming_states },
     { "a target keeps its source's reason to abort",
       test_target_keeps_source_reason },
     { "happy path on both sides", test_happy_path },

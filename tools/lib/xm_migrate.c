@@ -463,6 +463,23 @@ xm_mig_source_down(const struct xm_mig *m)
     }
 }
 
+bool
+xm_mig_source_streaming(const struct xm_mig *m)
+{
+    if (m->side != XM_MIG_SOURCE)
+        return false;
+    switch (m->state) {
+    case S(IDLE):
+    case S(JOURNAL_START):
+    case S(OFFERED):
+    case S(SENDING):
+    case S(CANCEL_SEND):
+        return true;
+    default:
+        return false;
+    }
+}
+
 void
 xm_mig_result(const struct xm_mig *m, struct xm_mig_result *res_r)
 {

@@ -291,6 +291,14 @@ bool xm_mig_terminal(const struct xm_mig *m);
  * caller's to know (libxc says so, see migexec.h).
  */
 bool xm_mig_source_down(const struct xm_mig *m);
+/*
+ * Source: the stream may still be to send: before libxl's send ended
+ * (offering, sending, or stopping a send).  From the stream's end on,
+ * a migration waits on the target, its own steps and the journal,
+ * which take neither the link nor libxl's save: a drain's --parallel
+ * counts only these (agent_drain.c).
+ */
+bool xm_mig_source_streaming(const struct xm_mig *m);
 void xm_mig_result(const struct xm_mig *m, struct xm_mig_result *res_r);
 
 /* The record for XM_MIG_A_JOURNAL: m's identity, phase, now (wall

@@ -6,10 +6,12 @@
  * earlier plan), refuse when guests are blocked unless told to skip
  * them, give each guest its maintenance notice in xenstore and wait for
  * the acknowledgements or the notice time, then run the migrations, at
- * most --parallel at once, each bounded by --timeout and a progress
- * watchdog.  With --shutdown-blocked the guests that cannot move are
- * asked to power off instead (agent_stop.c keeps their configs).  Ctrl-C (job/<id>/cancel) stops starting new ones and rolls
- * back those not yet past the point of no return.  Progress goes to
+ * most --parallel streams at once (a move whose stream ended waits on
+ * its target, not on the link: the next one starts), each bounded by
+ * --timeout and a progress watchdog.  With --shutdown-blocked the
+ * guests that cannot move are asked to power off instead (agent_stop.c
+ * keeps their configs).  Ctrl-C (job/<id>/cancel) stops starting new
+ * ones and rolls back those not yet past the point of no return.  Progress goes to
  * job/<id>/guest/<migration id> a few times a second; the result says,
  * per guest, where it ended.
  *
@@ -918,8 +920,13 @@ drain_step(struct drain *d)
     for (size_t i = 0; i < d->n_st; i++)
         if (!stop_finished(d->st[i]))
             open++;
+    /* --parallel bounds the streams: a move whose stream ended (its
+     * guest suspended for good, or moved: the target restores it, then
+     * GO, DONE, our copy destroyed) frees its slot, so that the next
+     * guest's offer and stream start meanwhile */
     for (size_t i = 0; i < d->n; i++)
-        if (d->mv[i].st == MV_RUNNING)
+        if (d->mv[i].st == MV_RUNNING &&
+            (!d->mv[i].m || mig_streaming(d->mv[i].m)))
             running++;
     for (size_t i = 0; i < d->n; i++) {
         struct move *mv = &d->mv[i];

@@ -186,6 +186,8 @@ int mig_abort(struct mig *m, const char *why);
 struct mig *mig_find(struct agent *a, const char *id, enum xm_mig_side side);
 uint64_t mig_bytes(const struct mig *m);
 const char *mig_move_state(const struct mig *m); /* done, stayed, ... */
+/* Its stream may still be to send (xm_mig_source_streaming). */
+bool mig_streaming(const struct mig *m);
 /* Guests that left this host (the undrain brings them back). */
 struct away_rec {
     uint8_t uuid[16];

@@ -276,6 +276,13 @@ mig_move_state(const struct mig *m)
     }
 }
 
+bool
+mig_streaming(const struct mig *m)
+{
+    return !m->final && m->x &&
+           xm_mig_source_streaming(migexec_machine(m->x));
+}
+
 void
 mig_stats(const struct mig *m, struct migexec_stats *st_r)
 {
