@@ -1614,11 +1614,15 @@ test_zr_hostile_maps(void)
     n = zr_block(300, (const uint32_t[]){ 44, 256 }, 1, 44, 0, 1);
     CU_ASSERT(refused(block, 10));
     CU_ASSERT(error_says(dec, "without its length"));
-    block[3] = 0x02;
+    block[3] = 0x04;
     CU_ASSERT(refused(block, n));
-    CU_ASSERT(error_says(dec, "unknown block flags 0x02"));
+    CU_ASSERT(error_says(dec, "unknown block flags 0x04"));
+    block[3] = 0x05;
+    CU_ASSERT(refused(block, n));
+    /* the lz4 block flag on a stored block */
     block[3] = 0x03;
     CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "none block with the lz4 block flag"));
 }
 
 /* Real zero-run blocks, stored and compressed: every bit flipped and
@@ -1655,6 +1659,134 @@ test_zr_flips_and_cuts(void)
             CU_ASSERT(refused(cut, len));
             free(cut);
         }
+    }
+}
+
+/* ---- bare LZ4 blocks ---- */
+
+static size_t
+lz4b_encode(size_t len, bool zero_runs)
+{
+    xm_comp_codec_lz4_blocks(enc, true);
+    xm_comp_codec_zero_runs(enc, zero_runs);
+    xm_comp_codec_accept_lz4_blocks(dec, true);
+    xm_comp_codec_accept_zero_runs(dec, true);
+    return encode("lz4", len);
+}
+
+/* Every pattern and size, with and without zero runs, comes back exact;
+ * a body lz4 shrank has the flag, a stored one not. */
+static void
+test_lz4b_round_trips(void)
+{
+    static const size_t sizes[] = {
+        1, 255, 256, 4096, 64 * KIB, 100001, 256 * KIB, XM_COMP_CHUNK_MAX,
+    };
+    unsigned flagged = 0;
+
+    for (int zr = 0; zr < 2; zr++)
+        for (int p = 0; p < ZR_N_PATTERNS; p++)
+            for (size_t z = 0; z < sizeof(sizes) / sizeof(*sizes); z++) {
+                size_t len = sizes[z], n, out = 0;
+
+                zr_fill((enum zr_pattern)p, len);
+                n = lz4b_encode(len, zr);
+                memset(back, 0xaa, len);
+                if (xm_comp_decode(dec, block, n, back, XM_COMP_CHUNK_MAX,
+                                   &out) != XM_OK || out != len ||
+                    memcmp(back, raw, len) != 0) {
+                    fprintf(stderr, "\nlz4 blocks %s %zu zr %d: %s\n",
+                            zr_names[p], len, zr, xm_comp_error(dec));
+                    CU_FAIL("lz4 block round trip");
+                }
+                CU_ASSERT_EQUAL(block[2] == XM_COMP_LZ4,
+                                (block[3] & XM_COMP_FLAG_LZ4_BLOCK) != 0);
+                flagged += (block[3] & XM_COMP_FLAG_LZ4_BLOCK) != 0;
+                if (p == ZR_RANDOM)     /* stored: no flag */
+                    CU_ASSERT_EQUAL(block[3] & XM_COMP_FLAG_LZ4_BLOCK, 0);
+            }
+    CU_ASSERT(flagged >= 20);
+    /* a text chunk: as small as a frame makes it, give or take */
+    fill(raw, 256 * KIB, TEXT);
+    {
+        size_t nb = lz4b_encode(256 * KIB, false), nf;
+
+        xm_comp_codec_lz4_blocks(enc, false);
+        nf = encode("lz4", 256 * KIB);
+        CU_ASSERT(nb < 256 * KIB / 2);
+        CU_ASSERT(nb < nf + 64 && nf < nb + 64);
+    }
+}
+
+/* Off until negotiated: a decoder that did not accept them refuses
+ * such a block; an encoder without them sends LZ4 frames, which an
+ * accepting decoder still takes; the flag on another algorithm is
+ * refused. */
+static void
+test_lz4b_not_negotiated(void)
+{
+    size_t n, out = 0;
+
+    fill(raw, 64 * KIB, TEXT);
+    n = lz4b_encode(64 * KIB, false);
+    CU_ASSERT_EQUAL_FATAL(block[3], XM_COMP_FLAG_LZ4_BLOCK);
+    xm_comp_codec_accept_lz4_blocks(dec, false);
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "not negotiated"));
+    /* frames, to an old peer; taken by a new one too */
+    xm_comp_codec_lz4_blocks(enc, false);
+    n = encode("lz4", 64 * KIB);
+    CU_ASSERT_EQUAL(block[3], 0);
+    CU_ASSERT_EQUAL(block[8], 0x04);    /* LZ4 frame magic 0x184D2204 */
+    CU_ASSERT_EQUAL(block[11], 0x18);
+    xm_comp_codec_accept_lz4_blocks(dec, true);
+    CU_ASSERT_EQUAL(xm_comp_decode(dec, block, n, back, XM_COMP_CHUNK_MAX,
+                                   &out), XM_OK);
+    CU_ASSERT(out == 64 * KIB && memcmp(back, raw, out) == 0);
+    /* zstd with the flag */
+    xm_comp_codec_lz4_blocks(enc, true);
+    n = encode("zstd:1", 64 * KIB);
+    CU_ASSERT_EQUAL_FATAL(block[3], 0);
+    block[3] = XM_COMP_FLAG_LZ4_BLOCK;
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "lz4 block flag"));
+}
+
+/* Every bit of the body flipped: refused (the hash, the block's
+ * structure) or, never seen but harmless, exact; a flipped hash byte is
+ * refused for the checksum; every cut is refused. */
+static void
+test_lz4b_flips_and_cuts(void)
+{
+    size_t n, out = 0;
+
+    fill(raw, 3 * 4096 + 100, TEXT);
+    n = lz4b_encode(3 * 4096 + 100, false);
+    CU_ASSERT_EQUAL_FATAL(block[3], XM_COMP_FLAG_LZ4_BLOCK);
+    for (size_t i = XM_COMP_HEADER_LEN; i < n; i++)
+        for (unsigned b = 0; b < 8; b++) {
+            block[i] ^= (uint8_t)(1u << b);
+            CU_ASSERT(refused_or_exact(block, n, 3 * 4096 + 100));
+            block[i] ^= (uint8_t)(1u << b);
+        }
+    block[XM_COMP_HEADER_LEN + 3] ^= 0x10;
+    CU_ASSERT(refused(block, n));
+    CU_ASSERT(error_says(dec, "does not match its checksum"));
+    block[XM_COMP_HEADER_LEN + 3] ^= 0x10;
+    /* a literal byte of the data (the last bytes of a block are
+     * literals in LZ4's format) */
+    block[n - 1] ^= 0x01;
+    CU_ASSERT(refused(block, n));
+    block[n - 1] ^= 0x01;
+    CU_ASSERT_EQUAL(xm_comp_decode(dec, block, n, back, XM_COMP_CHUNK_MAX,
+                                   &out), XM_OK);
+    for (size_t len = 0; len < n; len++) {
+        uint8_t *cut = malloc(len ? len : 1);
+
+        CU_ASSERT_FATAL(cut != NULL);
+        memcpy(cut, block, len);
+        CU_ASSERT(refused(cut, len));
+        free(cut);
     }
 }
 
@@ -1717,6 +1849,14 @@ static CU_TestInfo zr_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo lz4b_tests[] = {
+    { "round trips: patterns x sizes, with and without zero runs",
+      test_lz4b_round_trips },
+    { "off until negotiated", test_lz4b_not_negotiated },
+    { "every bit flipped, every cut", test_lz4b_flips_and_cuts },
+    CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo xform_tests[] = {
     { "transforms round trip", test_xform_round_trip },
     { "through the stream pump", test_through_the_pump },
@@ -1729,6 +1869,7 @@ CU_SuiteInfo xm_test_suites[] = {
     { "codec", NULL, NULL, setup, teardown, codec_tests },
     { "hostile", NULL, NULL, setup, teardown, hostile_tests },
     { "zero runs", NULL, NULL, setup, teardown, zr_tests },
+    { "lz4 blocks", NULL, NULL, setup, teardown, lz4b_tests },
     { "xform", NULL, NULL, setup, teardown, xform_tests },
     CU_SUITE_INFO_NULL,
 };

@@ -83,6 +83,8 @@ static double clock_debt;           /* ms not yet added to the clock */
 enum mangle { MANGLE_NONE, MANGLE_FLIP, MANGLE_TRUNCATE, MANGLE_MAP };
 static enum mangle mangle;      /* the first compressed frame */
 static unsigned n_compressed_sent;
+static unsigned n_lz4_blocks_sent;  /* blocks with XM_COMP_FLAG_LZ4_BLOCK */
+static unsigned n_lz4_sent;         /* lz4 blocks, either body */
 static bool ident_flip;         /* the first plain data frame's byte 0 */
 static bool no_data;            /* stream data frames vanish */
 /* A kernel send buffer: the first kbuf bytes of a side's queue count as
@@ -177,6 +179,10 @@ ch_send(void *ctx, uint16_t type, uint16_t flags, const void *payload,
     f->type = type;
     f->flags = flags;
     f->len = len;
+    if (flags && len >= XM_COMP_HEADER_LEN && f->payload[2] == XM_COMP_LZ4) {
+        n_lz4_sent++;
+        n_lz4_blocks_sent += (f->payload[3] & XM_COMP_FLAG_LZ4_BLOCK) != 0;
+    }
     if (flags && n_compressed_sent++ == 0 && len > 16) {
         if (mangle == MANGLE_FLIP)
             f->payload[len / 2] ^= 0x10;    /* inside the zstd frame */
@@ -437,6 +443,7 @@ fixture(void)
     clock_debt = 0;
     mangle = MANGLE_NONE;
     n_compressed_sent = 0;
+    n_lz4_blocks_sent = n_lz4_sent = 0;
     ident_flip = no_data = false;
     kbuf = kbuf_step = kbuf_max = 0;
     n_plain_sent = 0;
@@ -1254,6 +1261,39 @@ test_zr_zero_only(void)
     CU_ASSERT_TRUE(a->wire_bytes < a->libxl_bytes / 4);
 }
 
+/* lz4 to a peer that takes bare LZ4 blocks: every lz4 block is one;
+ * to a peer that does not (the build before them): LZ4 frames, and the
+ * guest moves all the same. */
+static void
+test_lz4_blocks_negotiated(void)
+{
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 512 * 1024),
+                          XM_OK);
+    src_compress = spec_of("lz4");
+    src_tune.chunk = 16384;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT(n_lz4_sent > 0);
+    CU_ASSERT_EQUAL(n_lz4_blocks_sent, n_lz4_sent);
+    teardown();
+    setup();
+    CU_ASSERT_FATAL(fixture_ok);
+    link_features = XM_FEAT_STREAM_COMPRESS | XM_FEAT_STREAM_ZERO_RUNS;
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 512 * 1024),
+                          XM_OK);
+    src_compress = spec_of("lz4");
+    src_tune.chunk = 16384;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(src.res.stats.compress, "zero+lz4");
+    CU_ASSERT(n_lz4_sent > 0);
+    CU_ASSERT_EQUAL(n_lz4_blocks_sent, 0);
+}
+
 /* A peer without zero runs (the build before them): "zero" is plain
  * frames, lz4 is lz4 on whole chunks; both say so and go through. */
 static void
@@ -1467,6 +1507,8 @@ static CU_TestInfo migexec_tests[] = {
     { "zero runs: a fixed codec on the rest", test_zr_fixed_codec },
     { "zero runs: 'zero', nothing compressed", test_zr_zero_only },
     { "zero runs: a peer without them", test_zr_peer_without },
+    { "lz4 blocks to a peer that takes them, frames to one that does not",
+      test_lz4_blocks_negotiated },
     { "zero runs: auto on a slow link", test_zr_auto_slow_link },
     { "zero runs: auto on a CPU-bound host", test_zr_auto_cpu_bound },
     { "zero runs: auto measures the link, not the kernel's buffer",

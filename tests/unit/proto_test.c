@@ -358,7 +358,9 @@ static void
 test_features_offered(void)
 {
     CU_ASSERT_EQUAL(XM_PROTO_FEATURES, XM_FEAT_STREAM_COMPRESS |
-                                       XM_FEAT_STREAM_ZERO_RUNS);
+                                       XM_FEAT_STREAM_ZERO_RUNS |
+                                       XM_FEAT_STREAM_LZ4_BLOCKS);
+    CU_ASSERT_EQUAL(XM_FEAT_STREAM_LZ4_BLOCKS, 0x4);    /* on the wire */
 }
 
 /* ---- frames ---- */

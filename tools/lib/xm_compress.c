@@ -11,7 +11,11 @@
  * straight into the caller's buffer, capped one byte under the raw
  * length, so "does not shrink" shows as zstd's dstSize_tooSmall; the
  * LZ4 frame API wants room for its worst case, so LZ4 goes through a
- * buffer of the codec's, made once.  An all-zero chunk is compressed
+ * buffer of the codec's, made once.  With a peer that takes them, an
+ * lz4 body is instead a bare LZ4 block (LZ4_compress_fast_extState,
+ * straight into the caller's buffer) behind an XXH64 of the raw data
+ * (xxhash, header only): both several times cheaper than the frame's
+ * XXH32 and API where CPUs are slow.  An all-zero chunk is compressed
  * once per size and codec and its block reused.  Decoding trusts nothing
  * in a block: each length is checked against the buffers before a
  * library sees it.
@@ -23,9 +27,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <lz4.h>
 #include <lz4frame.h>
 #include <zstd.h>
 #include <zstd_errors.h>
+/* xxhash as a header-only library: nothing to link */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "xm_compress.h"
 #include "xm_err.h"
@@ -68,6 +76,9 @@ struct xm_comp_codec {
     LZ4F_dctx *ld;
     uint8_t *lz4_buf;           /* one LZ4 frame, worst case */
     size_t lz4_buf_len;
+    void *lz4_state;            /* LZ4_compress_fast_extState's */
+    bool lz4_blocks;            /* encoder: bare LZ4 blocks + XXH64 */
+    bool accept_lz4_blocks;     /* decoder: lz4 bodies may be those */
     bool zero_runs;             /* encoder: elide zero runs */
     bool accept_zero_runs;      /* decoder: blocks may elide them */
     uint8_t *zr_buf;            /* map+literals of one block (P) */
@@ -353,6 +364,7 @@ xm_comp_codec_free(struct xm_comp_codec *c)
     if (c->ld)
         LZ4F_freeDecompressionContext(c->ld);
     free(c->lz4_buf);
+    free(c->lz4_state);
     free(c->zr_buf);
     free(c->zr_segs);
     free(c);
@@ -387,6 +399,20 @@ void
 xm_comp_codec_accept_zero_runs(struct xm_comp_codec *c, bool on)
 {
     c->accept_zero_runs = on;
+}
+
+void
+xm_comp_codec_lz4_blocks(struct xm_comp_codec *c, bool on)
+{
+    if (c->lz4_blocks != on)
+        c->zero_block_len = 0;  /* a kept block of the other format */
+    c->lz4_blocks = on;
+}
+
+void
+xm_comp_codec_accept_lz4_blocks(struct xm_comp_codec *c, bool on)
+{
+    c->accept_lz4_blocks = on;
 }
 
 void
@@ -483,10 +509,54 @@ lz4_encoder_ready(struct xm_comp_codec *c, size_t need)
     return XM_OK;
 }
 
+/* Bytes of the hash before a bare LZ4 block. */
+#define LZ4_BLOCK_HASH_LEN 8u
+
+static void
+put_be64(uint8_t *p, uint64_t v)
+{
+    xm_put_be32(p, (uint32_t)(v >> 32));
+    xm_put_be32(p + 4, (uint32_t)v);
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+    return (uint64_t)xm_get_be32(p) << 32 | xm_get_be32(p + 4);
+}
+
+/* The body of an lz4 block with lz4 blocks on: the XXH64 of in, then
+ * one bare LZ4 block, into out[0..cap).  *n_r = 0 when it does not fit
+ * in cap. */
+static int
+lz4_block_body(struct xm_comp_codec *c, const uint8_t *in, size_t len,
+               uint8_t *out, size_t cap, size_t *n_r)
+{
+    int r;
+
+    *n_r = 0;
+    if (!c->lz4_state) {
+        c->lz4_state = malloc((size_t)LZ4_sizeofState());
+        if (!c->lz4_state)
+            return fail(c, XM_ERR_NOMEM, "lz4: no memory for a state");
+    }
+    if (cap <= LZ4_BLOCK_HASH_LEN || len > (size_t)LZ4_MAX_INPUT_SIZE)
+        return XM_OK;
+    r = LZ4_compress_fast_extState(c->lz4_state, (const char *)in,
+                                   (char *)out + LZ4_BLOCK_HASH_LEN,
+                                   (int)len,
+                                   (int)(cap - LZ4_BLOCK_HASH_LEN), 1);
+    if (r <= 0)
+        return XM_OK;               /* does not fit: stored */
+    put_be64(out, XXH64(in, len, 0));
+    *n_r = LZ4_BLOCK_HASH_LEN + (size_t)r;
+    return XM_OK;
+}
+
 /*
  * The body of an LZ4 block: one frame of one independent block with
  * content size and content checksum, into out[0..cap).  *n_r = 0 when
- * it does not fit in cap.
+ * it does not fit in cap.  (With lz4 blocks on: lz4_block_body.)
  */
 static int
 lz4_body(struct xm_comp_codec *c, const uint8_t *in, size_t len,
@@ -496,6 +566,8 @@ lz4_body(struct xm_comp_codec *c, const uint8_t *in, size_t len,
     size_t need, pos, r;
     int rc;
 
+    if (c->lz4_blocks)
+        return lz4_block_body(c, in, len, out, cap, n_r);
     memset(&prefs, 0, sizeof(prefs));
     prefs.frameInfo.blockSizeID = lz4_block_id(len);
     prefs.frameInfo.blockMode = LZ4F_blockIndependent;
@@ -526,6 +598,14 @@ lz4_body(struct xm_comp_codec *c, const uint8_t *in, size_t len,
         *n_r = pos;
     }
     return XM_OK;
+}
+
+/* The flag of a body that lz4_body made with lz4 blocks on. */
+static uint8_t
+lz4_flag(const struct xm_comp_codec *c, enum xm_comp_algo algo)
+{
+    return algo == XM_COMP_LZ4 && c->lz4_blocks ? XM_COMP_FLAG_LZ4_BLOCK
+                                                : 0;
 }
 
 static void
@@ -759,7 +839,7 @@ encode_zr(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
         memcpy(body, c->zr_buf, p_len);
         n = p_len;
     }
-    put_header(out, algo, XM_COMP_FLAG_ZERO_RUNS, len);
+    put_header(out, algo, XM_COMP_FLAG_ZERO_RUNS | lz4_flag(c, algo), len);
     xm_put_be32(out + XM_COMP_HEADER_LEN, (uint32_t)p_len);
     *n_r = XM_COMP_HEADER_LEN + 4 + n;
     *algo_r = algo;
@@ -804,7 +884,7 @@ encode_block(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
             memcpy(body, in, len);
         n = len;
     }
-    put_header(out, algo, 0, len);
+    put_header(out, algo, lz4_flag(c, algo), len);
     *n_r = XM_COMP_HEADER_LEN + n;
     *algo_r = algo;
     if (zero && algo != XM_COMP_NONE && *n_r <= sizeof(c->zero_block)) {
@@ -881,11 +961,18 @@ read_header(struct xm_comp_codec *c, const uint8_t *in, size_t len,
     if (!(c->accept & XM_COMP_MASK(algo)))
         return fail(c, XM_ERR_PROTO, "block compressed with %s, which was "
                     "not negotiated", algo_names[algo]);
-    if (in[HDR_OFF_FLAGS] & ~XM_COMP_FLAG_ZERO_RUNS)
+    if (in[HDR_OFF_FLAGS] & ~(XM_COMP_FLAG_ZERO_RUNS | XM_COMP_FLAG_LZ4_BLOCK))
         return fail(c, XM_ERR_PROTO, "unknown block flags 0x%02x",
                     in[HDR_OFF_FLAGS]);
     if ((in[HDR_OFF_FLAGS] & XM_COMP_FLAG_ZERO_RUNS) && !c->accept_zero_runs)
         return fail(c, XM_ERR_PROTO, "block with zero runs, which were not "
+                    "negotiated");
+    if ((in[HDR_OFF_FLAGS] & XM_COMP_FLAG_LZ4_BLOCK) && algo != XM_COMP_LZ4)
+        return fail(c, XM_ERR_PROTO, "%s block with the lz4 block flag",
+                    algo_names[algo]);
+    if ((in[HDR_OFF_FLAGS] & XM_COMP_FLAG_LZ4_BLOCK) &&
+        !c->accept_lz4_blocks)
+        return fail(c, XM_ERR_PROTO, "bare lz4 block, which was not "
                     "negotiated");
     h->algo = (enum xm_comp_algo)algo;
     h->flags = in[HDR_OFF_FLAGS];
@@ -1024,12 +1111,39 @@ lz4_decode(struct xm_comp_codec *c, const uint8_t *body, size_t n,
     return XM_OK;
 }
 
+/* A bare LZ4 block behind the XXH64 of what it holds: it must decode
+ * to exactly raw_len bytes (LZ4_decompress_safe never writes past
+ * them), and the hash must match. */
 static int
-decode_body(struct xm_comp_codec *c, enum xm_comp_algo algo,
+lz4_block_decode(struct xm_comp_codec *c, const uint8_t *body, size_t n,
+                 uint8_t *out, uint32_t raw_len)
+{
+    int r;
+
+    if (n <= LZ4_BLOCK_HASH_LEN || n - LZ4_BLOCK_HASH_LEN > INT32_MAX)
+        return fail(c, XM_ERR_PROTO, "lz4 block of %zu bytes", n);
+    r = LZ4_decompress_safe((const char *)body + LZ4_BLOCK_HASH_LEN,
+                            (char *)out, (int)(n - LZ4_BLOCK_HASH_LEN),
+                            (int)raw_len);
+    if (r < 0)
+        return fail(c, XM_ERR_PROTO, "truncated or corrupt lz4 block");
+    if ((uint32_t)r != raw_len)
+        return fail(c, XM_ERR_PROTO, "lz4 block gave %d bytes, the block "
+                    "header says %u", r, raw_len);
+    if (XXH64(out, raw_len, 0) != get_be64(body))
+        return fail(c, XM_ERR_PROTO, "lz4 block: the data does not match "
+                    "its checksum");
+    return XM_OK;
+}
+
+static int
+decode_body(struct xm_comp_codec *c, enum xm_comp_algo algo, uint8_t flags,
             const uint8_t *body, size_t n, uint8_t *out, uint32_t raw_len)
 {
     switch (algo) {
     case XM_COMP_LZ4:
+        if (flags & XM_COMP_FLAG_LZ4_BLOCK)
+            return lz4_block_decode(c, body, n, out, raw_len);
         return lz4_decode(c, body, n, out, raw_len);
     case XM_COMP_ZSTD:
         return zstd_decode(c, body, n, out, raw_len);
@@ -1056,7 +1170,8 @@ decode_zr(struct xm_comp_codec *c, const struct block_header *h,
     rc = zr_buf_ready(c, p_len);
     if (rc)
         return rc;
-    rc = decode_body(c, h->algo, body + 4, n - 4, c->zr_buf, p_len);
+    rc = decode_body(c, h->algo, h->flags, body + 4, n - 4, c->zr_buf,
+                     p_len);
     if (rc)
         return rc;
     rc = zr_expand(c, c->zr_buf, p_len, out, h->raw_len);
@@ -1085,7 +1200,7 @@ xm_comp_decode(struct xm_comp_codec *c, const uint8_t *in, size_t len,
     if (h.flags & XM_COMP_FLAG_ZERO_RUNS)
         rc = decode_zr(c, &h, body, n, out);
     else
-        rc = decode_body(c, h.algo, body, n, out, h.raw_len);
+        rc = decode_body(c, h.algo, h.flags, body, n, out, h.raw_len);
     if (rc)
         return rc;
     count(c, h.algo, h.raw_len, len);

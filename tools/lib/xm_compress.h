@@ -5,9 +5,10 @@
  * STREAM_DATA frames of one chunk each.  With the peer's agreement
  * (feature STREAM_COMPRESS, frame flag COMPRESSED) each chunk travels as
  * one self-describing block: an 8-byte header naming the algorithm and
- * the raw length, then the chunk stored as is, as one LZ4 frame, or as
- * one zstd frame; both frames carry a checksum of the raw data that the
- * library checks on decoding.  A block always fits a STREAM_DATA
+ * the raw length, then the chunk stored as is, as one LZ4 frame (or,
+ * with a peer that takes them, an XXH64 and a bare LZ4 block), or as
+ * one zstd frame; each carries a checksum of the raw data, checked on
+ * decoding.  A block always fits a STREAM_DATA
  * payload, and a chunk that compression does not shrink is stored.
  * doc/peer-protocol.md ("Compressed stream data") has the format.
  *
@@ -45,6 +46,8 @@ enum xm_comp_algo {
 
 /* Block flags (header byte 3, 0 in a plain block). */
 #define XM_COMP_FLAG_ZERO_RUNS 0x01u    /* the chunk's zero runs elided */
+#define XM_COMP_FLAG_LZ4_BLOCK 0x02u    /* lz4: an XXH64 and a bare LZ4
+                                         * block, not an LZ4 frame */
 /* The shortest zero run a block elides (all but its last). */
 #define XM_COMP_ZERO_RUN_MIN 256u
 
@@ -213,6 +216,19 @@ void xm_comp_codec_accept(struct xm_comp_codec *c, uint32_t algos);
  */
 void xm_comp_codec_zero_runs(struct xm_comp_codec *c, bool on);
 void xm_comp_codec_accept_zero_runs(struct xm_comp_codec *c, bool on);
+/*
+ * LZ4 blocks.  An LZ4 frame's content checksum (XXH32) costs more than
+ * the decoding itself where CPUs are slow (a third of it under
+ * emulation), and its frame API more than the bare block API.  With
+ * lz4 blocks on, lz4 bodies are an XXH64 of the raw data (8 bytes,
+ * big-endian) then one bare LZ4 block (flag XM_COMP_FLAG_LZ4_BLOCK),
+ * checked as strictly: the block decodes to exactly the raw length and
+ * the hash matches.  Only for a peer that negotiated
+ * XM_FEAT_STREAM_LZ4_BLOCKS; a decoder refuses them until
+ * accept_lz4_blocks says yes, and always takes LZ4 frames.
+ */
+void xm_comp_codec_lz4_blocks(struct xm_comp_codec *c, bool on);
+void xm_comp_codec_accept_lz4_blocks(struct xm_comp_codec *c, bool on);
 void xm_comp_codec_stats(const struct xm_comp_codec *c,
                          struct xm_comp_stats *stats_r);
 

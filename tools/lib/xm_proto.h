@@ -98,10 +98,15 @@ enum {
     /* With STREAM_COMPRESS: a block may elide the chunk's zero runs
      * (block flag XM_COMP_FLAG_ZERO_RUNS). */
     XM_FEAT_STREAM_ZERO_RUNS = 1u << 1,
+    /* With STREAM_COMPRESS: an lz4 block's body may be a bare LZ4 block
+     * behind an XXH64 of the raw data (block flag
+     * XM_COMP_FLAG_LZ4_BLOCK) rather than an LZ4 frame. */
+    XM_FEAT_STREAM_LZ4_BLOCKS = 1u << 2,
 };
 /* What this build offers. */
 #define XM_PROTO_FEATURES ((uint32_t)(XM_FEAT_STREAM_COMPRESS | \
-                                      XM_FEAT_STREAM_ZERO_RUNS))
+                                      XM_FEAT_STREAM_ZERO_RUNS | \
+                                      XM_FEAT_STREAM_LZ4_BLOCKS))
 
 /* Frame flags.  A flag is allowed only on the types listed for it and
  * only once its feature is negotiated; any other bit is a protocol

@@ -705,6 +705,8 @@ compress_setup(struct migexec *x)
      * nearly free, and most of a guest's stream */
     x->zr = (x->features & XM_FEAT_STREAM_ZERO_RUNS) != 0;
     xm_comp_codec_zero_runs(x->enc, x->zr);
+    xm_comp_codec_lz4_blocks(x->enc, (x->features &
+                                      XM_FEAT_STREAM_LZ4_BLOCKS) != 0);
     if (want->automatic) {
         x->sample = malloc(SAMPLE_MAX);
         if (!x->sample)
@@ -1026,6 +1028,8 @@ start_recv(struct migexec *x, const char *name)
     }
     xm_comp_codec_accept_zero_runs(x->dec, (chan_features(x) &
                                             XM_FEAT_STREAM_ZERO_RUNS) != 0);
+    xm_comp_codec_accept_lz4_blocks(x->dec, (chan_features(x) &
+                                             XM_FEAT_STREAM_LZ4_BLOCKS) != 0);
     xm_stream_in_set_xform(&x->si, &(struct xm_stream_xform){
         xm_comp_xform_decode, x->dec, XM_FRAME_COMPRESSED });
     rc = xm_loop_add_fd(x->p.loop, x->si.fd, 0, si_ready, x, &x->si_h);

@@ -24,7 +24,8 @@ LAB_HOST_NAMES=(A B C D)
 LAB_HOST_PACKAGES="qemu-system-x86 debootstrap debian-archive-keyring wget
  busybox-static cpio socat flex bison bc python3 build-essential dpkg-dev
  gzip util-linux iproute2 autoconf automake pkg-config libxen-dev
- libyajl-dev libssl-dev libelf-dev libcunit1-dev"
+ libyajl-dev libssl-dev libelf-dev libcunit1-dev libzstd-dev liblz4-dev
+ libxxhash-dev"
 
 # shellcheck source=../build/pins.sh
 . "$LAB_DIR/build/pins.sh"
