@@ -1396,6 +1396,27 @@ test_zr_auto_cpu_bound(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto: link 1.0 MB/s, "
                                   "0% zero pages"));
     CU_ASSERT_PTR_NULL(strstr(a->compress_why, "idle"));
+    /* this process's CPU known (all of the time: it sent 1 MB per
+     * second of it): that is the model's figure, and the choice says
+     * so */
+    teardown();
+    setup();
+    CU_ASSERT_FATAL(fixture_ok);
+    clk.busy_permille = 1000;
+    clk.self_permille = 1000;
+    auto_on_slow_link();
+    src_tune.probe_ms = 12;         /* 12 ms of our CPU: enough to weigh */
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    {
+        const char *p = strstr(a->compress_why, "(the bottleneck, ");
+        double mb = p ? atof(p + strlen("(the bottleneck, ")) : 0;
+
+        CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, " MB per CPU s)"));
+        CU_ASSERT(mb > 0.7 && mb < 1.5);
+    }
 }
 
 /* auto with zero runs on a link that keeps up: the zero runs still go

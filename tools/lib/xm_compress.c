@@ -305,7 +305,8 @@ xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps,
     cpu = 1.0 / s->mbps;
     wire = 1.0 / (s->ratio * link_mbps);
     if (cpu_bound)
-        return cpu + wire;
+        return cpu + (positive(s->dec_mbps) ? 1.0 / s->dec_mbps : 0) +
+               wire;
     return cpu > wire ? cpu : wire;
 }
 
@@ -328,8 +329,10 @@ xm_comp_auto_choose(const struct xm_comp_sample *samples, size_t n,
          * the margin's worse */
         slower = samples[i];
         slower.mbps *= 1 - XM_COMP_AUTO_MARGIN;
+        slower.dec_mbps *= 1 - XM_COMP_AUTO_MARGIN;
         t = xm_comp_estimate(&slower, link_mbps, cpu_bound);
-        if (t < best_t && t < none_t * (1 - XM_COMP_AUTO_MARGIN)) {
+        if (t < best_t &&
+            t < none_t * (cpu_bound ? 1 : 1 - XM_COMP_AUTO_MARGIN)) {
             best_t = xm_comp_estimate(&samples[i], link_mbps, cpu_bound);
             best = samples[i].spec;
         }
@@ -1268,7 +1271,7 @@ xm_comp_xform_decode(void *codec, const uint8_t *in, size_t len,
 
 /* ---- measuring ---- */
 
-#define MEASURE_RUNS 2
+#define MEASURE_RUNS 3
 
 /* The thread's CPU time: a preempted (or, in a VM, stolen) moment does
  * not count against the codec. */
@@ -1289,46 +1292,75 @@ xm_comp_measure(struct xm_comp_codec *c, const struct xm_comp_spec *spec,
 {
     enum xm_comp_algo algo;
     uint64_t total = 0;
-    double t0, secs, best = 0;
-    uint8_t *out = NULL;
-    size_t n, block;
+    double t0, secs, best = 0, dec_best = 0;
+    uint8_t *out = NULL, *back = NULL;
+    size_t n, nchunks, bound, *blen = NULL;
     int rc;
 
     if (!spec_valid(spec) || len == 0 || chunk == 0 ||
         chunk > XM_COMP_CHUNK_MAX)
         return fail(c, XM_ERR_INVAL, "nothing to measure: spec, sample or "
                     "chunk size out of range");
-    out = malloc(xm_comp_bound(chunk));
-    if (!out)
-        return fail(c, XM_ERR_NOMEM, "no memory for a block");
+    nchunks = (len + chunk - 1) / chunk;
+    bound = xm_comp_bound(chunk);
+    out = malloc(nchunks * bound);
+    back = malloc(chunk);
+    blen = calloc(nchunks, sizeof(*blen));
+    if (!out || !back || !blen) {
+        rc = fail(c, XM_ERR_NOMEM, "no memory for the blocks");
+        goto out;
+    }
     /* Untimed first block: contexts and buffers made on first use. */
     n = len < chunk ? len : chunk;
-    rc = encode_block(c, spec, false, data, n, out, &block, &algo);
+    rc = encode_block(c, spec, false, data, n, out, &blen[0], &algo);
     if (rc)
         goto out;
     /* Best of a few runs: noise only ever makes a run slower. */
     for (int run = 0; run < MEASURE_RUNS; run++) {
         total = 0;
         t0 = cpu_seconds();
-        for (size_t off = 0; off < len; off += n) {
+        for (size_t off = 0, i = 0; off < len; off += n, i++) {
             n = len - off < chunk ? len - off : chunk;
-            rc = encode_block(c, spec, false, data + off, n, out, &block,
-                              &algo);
+            rc = encode_block(c, spec, false, data + off, n, out + i * bound,
+                              &blen[i], &algo);
             if (rc)
                 goto out;
-            total += block;
+            total += blen[i];
         }
         secs = cpu_seconds() - t0;
         if (run == 0 || secs < best)
             best = secs;
     }
+    /* ... and decoding those blocks (what the receiver will spend) */
+    for (int run = 0; run < MEASURE_RUNS; run++) {
+        t0 = cpu_seconds();
+        for (size_t off = 0, i = 0; off < len; off += n, i++) {
+            const uint8_t *b = out + i * bound;
+
+            n = len - off < chunk ? len - off : chunk;
+            rc = decode_body(c, (enum xm_comp_algo)b[HDR_OFF_ALGO],
+                             b[HDR_OFF_FLAGS], b + XM_COMP_HEADER_LEN,
+                             blen[i] - XM_COMP_HEADER_LEN, back,
+                             (uint32_t)n);
+            if (rc)
+                goto out;
+        }
+        secs = cpu_seconds() - t0;
+        if (run == 0 || secs < dec_best)
+            dec_best = secs;
+    }
     if (best < 1e-9)
         best = 1e-9;                /* a clock that did not move */
+    if (dec_best < 1e-9)
+        dec_best = 1e-9;
     sample_r->spec = *spec;
     sample_r->mbps = (double)len / 1e6 / best;
     sample_r->ratio = (double)len / (double)total;
+    sample_r->dec_mbps = (double)len / 1e6 / dec_best;
 out:
     free(out);
+    free(back);
+    free(blen);
     return rc;
 }
 
@@ -1360,7 +1392,8 @@ xm_comp_measure_mixed(struct xm_comp_codec *c,
                       double zero_share, size_t chunk,
                       struct xm_comp_sample *sample_r)
 {
-    struct xm_comp_sample nz = { .mbps = 1, .ratio = 1 }, z = nz;
+    struct xm_comp_sample nz = { .mbps = 1, .ratio = 1, .dec_mbps = 1 };
+    struct xm_comp_sample z = nz;
     uint8_t *zeros = NULL;
     double secs, wire;
     int rc;
@@ -1394,5 +1427,7 @@ xm_comp_measure_mixed(struct xm_comp_codec *c,
     sample_r->spec = *spec;
     sample_r->mbps = 1 / secs;
     sample_r->ratio = 1 / wire;
+    sample_r->dec_mbps = 1 / ((1 - zero_share) / nz.dec_mbps +
+                              zero_share / z.dec_mbps);
     return XM_OK;
 }

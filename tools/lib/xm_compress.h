@@ -127,6 +127,8 @@ struct xm_comp_sample {
     double mbps;                /* compression speed: MB (10^6 bytes) of
                                  * raw input per second */
     double ratio;               /* raw bytes / block bytes, headers in */
+    double dec_mbps;            /* decompression speed, raw MB per
+                                 * second; 0: not measured */
 };
 
 /*
@@ -143,15 +145,18 @@ struct xm_comp_sample {
  * the measured rate is that of a CPU shared with the codec, and
  * compressing and sending add up:
  *
- *     algorithm:  1 / mbps + 1 / (ratio * link)
+ *     algorithm:  1 / mbps + 1 / dec_mbps + 1 / (ratio * link)
  *
  * so that a slow codec whose better ratio only "pays" on paper is not
  * taken (in the lab, where the pipelined model picked zstd:3, the
- * drain took 25% longer than with lz4).  xm_comp_estimate gives the
- * algorithm's figure (none's with s NULL); it is infinite for a sample
- * with a speed or ratio that is not a positive number.  Left out: the
- * receiver's decompression (lz4 and zstd decode several times faster
- * than they encode) and the bandwidth other migrations take.
+ * drain took 25% longer than with lz4).  There the caller's link is
+ * best what a byte on the wire costs the CPU (migexec.c: the bytes its
+ * streams sent per second of its own CPU), and the receiver's decoding
+ * counts (its CPU is as busy: a pool's hosts are alike), measured here
+ * as a stand-in (dec_mbps; 0 leaves it out).  xm_comp_estimate gives
+ * the algorithm's figure (none's with s NULL); it is infinite for a
+ * sample with a speed or ratio that is not a positive number.  Left
+ * out: the bandwidth other migrations take.
  */
 double xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps,
                         bool cpu_bound);
@@ -164,7 +169,9 @@ double xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps,
  * more than the noise, while between codecs that the link bounds the
  * better ratio wins.  Against none, a sample
  * must also beat 1 / link by more than the margin (compression costs
- * CPU that TLS and libxl's helper want too).  A tie goes to the earlier
+ * CPU that TLS and libxl's helper want too), unless the CPU is the
+ * bottleneck: there sending raw costs CPU at both ends too, and the
+ * slower speed is margin enough.  A tie goes to the earlier
  * sample, so list the cheaper ones first.  A link speed that is not a
  * positive number (unknown) gives none: without it nothing says
  * compression pays.
@@ -275,8 +282,9 @@ int xm_comp_xform_decode(void *codec, const uint8_t *in, size_t len,
  * Measure spec (not automatic) on a sample of the stream: encode
  * data[0..len) as blocks of chunk bytes (1..XM_COMP_CHUNK_MAX, as the
  * pump will send them), timed in the thread's CPU time (time the
- * thread did not run does not count), best of two runs, and fill
- * *sample_r.
+ * thread did not run does not count; in a busy dom0 a run can still
+ * read slow), best of three runs, then the decoding of those blocks
+ * the same way (dec_mbps), and fill *sample_r.
  * Uses the codec's contexts, leaves its spec and counters alone.  Call
  * it on the first chunks of a stream, once per candidate; a few chunks
  * of 64 KiB take a few milliseconds.  XM_ERR_INVAL for an empty sample

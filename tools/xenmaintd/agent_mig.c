@@ -654,6 +654,7 @@ mig_params(struct mig *m, enum xm_mig_side side, unsigned timeout_s,
     p->journal = a->journal;
     p->loop = a->d.loop;
     p->clock = a->d.clock;
+    p->streams_out = &a->streams_out;
     p->chan = m->ch;
     p->cordoned = strcmp(a->state, "active") != 0;
     p->done = on_exec_done;

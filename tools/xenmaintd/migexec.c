@@ -75,6 +75,8 @@
 #define CPU_BOUND_IDLE_PCT 10       /* auto: a host whose CPU was idle
                                      * less than this while the link was
                                      * measured is CPU-bound */
+#define SELF_CPU_MIN_MS 10          /* auto: our CPU time while measured,
+                                     * at least, to weigh it */
 #define MS_MAX (86400u * 1000)      /* a duration from a peer, at most */
 #define ROUNDS_MAX 1000u
 #define T_NONE (-1)                 /* a time not (yet) taken */
@@ -146,7 +148,13 @@ struct migexec {
     uint64_t sat_sent0;
     bool sat_cpu;               /* the host's CPU time at sat_t0: */
     int64_t sat_busy0, sat_idle0;
+    bool sat_self;              /* ours at sat_t0, and the streams' */
+    int64_t sat_self0;
+    uint64_t sat_out0;
     int cpu_idle_pct;           /* while measured; -1: unknown */
+    double cpu_mbps;            /* bytes the streams sent per second of
+                                 * our CPU while measured; 0: unknown */
+    uint64_t out_own;           /* streams_out without one */
     uint8_t *sample;            /* probing: the last non-zero pages */
     size_t sample_len, sample_pos;
     uint64_t probe_bytes, probe_zero_bytes;
@@ -452,6 +460,22 @@ compress_with(struct migexec *x, const struct xm_comp_spec *spec)
         xm_stream_out_set_xform(&x->so, &xf);
 }
 
+/* Bytes the source streams of this process handed to their channels
+ * (this one's alone without the shared counter). */
+static uint64_t
+streams_out(const struct migexec *x)
+{
+    return x->p.streams_out ? *x->p.streams_out : x->out_own;
+}
+
+static void
+streams_out_add(struct migexec *x, size_t n)
+{
+    x->out_own += n;
+    if (x->p.streams_out)
+        *x->p.streams_out += n;
+}
+
 /* Keep n raw bytes in the ring of the last SAMPLE_MAX non-zero ones. */
 static void
 sample_keep(struct migexec *x, const uint8_t *p, size_t n)
@@ -546,9 +570,19 @@ auto_pick(struct migexec *x, bool final)
 
     bool cpu_bound = x->cpu_idle_pct >= 0 &&
                      x->cpu_idle_pct < CPU_BOUND_IDLE_PCT;
-    char cpu[40] = "";
+    /* The model's link: on a CPU-bound host, what a byte on the wire
+     * costs our CPU (TLS, the network stack, the pump), the streams'
+     * bytes per second of it; the link's share there is the busy CPU's
+     * (all of the host's work per byte, most of which compressing does
+     * not shrink), which made the ratio weigh several times too much. */
+    double model_mbps = cpu_bound && x->cpu_mbps > 0 ? x->cpu_mbps
+                                                     : x->link_mbps;
+    char cpu[96] = "";
 
-    if (x->cpu_idle_pct >= 0)
+    if (x->cpu_idle_pct >= 0 && cpu_bound && x->cpu_mbps > 0)
+        snprintf(cpu, sizeof(cpu), ", CPU %d%% idle (the bottleneck, "
+                 "%.1f MB per CPU s)", x->cpu_idle_pct, x->cpu_mbps);
+    else if (x->cpu_idle_pct >= 0)
         snprintf(cpu, sizeof(cpu), ", CPU %d%% idle%s", x->cpu_idle_pct,
                  cpu_bound ? " (the bottleneck)" : "");
     len = (size_t)snprintf(why, sizeof(why), "auto%s: link %.1f MB/s%s, "
@@ -573,7 +607,7 @@ auto_pick(struct migexec *x, bool final)
                                     samples[n].mbps, samples[n].ratio);
         n++;
     }
-    best = xm_comp_auto_choose(samples, n, x->link_mbps, cpu_bound);
+    best = xm_comp_auto_choose(samples, n, model_mbps, cpu_bound);
     set_compress(x, "none", "");
     compress_with(x, &best);
     if (len < sizeof(why))
@@ -641,6 +675,9 @@ probe_check(struct migexec *x)
         x->sat_sent0 = sent;
         x->sat_cpu = xm_clock_cpu_ms(x->p.clock, &x->sat_busy0,
                                      &x->sat_idle0) == XM_OK;
+        x->sat_self = xm_clock_self_cpu_ms(x->p.clock,
+                                           &x->sat_self0) == XM_OK;
+        x->sat_out0 = streams_out(x);
         return;
     }
     if (!x->sat) {
@@ -662,7 +699,7 @@ probe_check(struct migexec *x)
                                 ? x->p.tune.probe_min_bytes
                                 : PROBE_MIN_BYTES) &&
         (!x->zr || x->sample_len >= SAMPLE_PAGE)) {
-        int64_t busy, idle;
+        int64_t busy, idle, self;
 
         x->cpu_idle_pct = -1;
         if (x->sat_cpu && !xm_clock_cpu_ms(x->p.clock, &busy, &idle) &&
@@ -671,6 +708,14 @@ probe_check(struct migexec *x)
             x->cpu_idle_pct = (int)((idle - x->sat_idle0) * 100 /
                                     (busy - x->sat_busy0 +
                                      idle - x->sat_idle0));
+        /* what the streams cost us: bytes out per second of our CPU
+         * (a CPU-bound host's figure for the link, below) */
+        x->cpu_mbps = 0;
+        if (x->sat_self && !xm_clock_self_cpu_ms(x->p.clock, &self) &&
+            self - x->sat_self0 >= SELF_CPU_MIN_MS &&
+            streams_out(x) > x->sat_out0)
+            x->cpu_mbps = (double)(streams_out(x) - x->sat_out0) /
+                          (double)(self - x->sat_self0) / 1000.0;
         auto_decide(x, (double)(sent - x->sat_sent0) /
                        (double)(now - x->sat_t0) / 1000.0, NULL);
     }
@@ -850,6 +895,7 @@ so_pump(struct migexec *x)
         if (x->probing && x->provisional && x->so.bytes_in > before)
             sample_add(x, x->so.buf, (size_t)(x->so.bytes_in - before));
         x->bytes = x->so.bytes_in;
+        streams_out_add(x, x->scratch.len);
         chan_forward(x);
         if (xm_stream_out_done(&x->so)) {
             so_close(x);

@@ -172,6 +172,10 @@ struct migexec_params {
     struct xm_journal *journal; /* borrowed */
     struct xm_loop *loop;       /* borrowed */
     const struct xm_clock *clock; /* borrowed; wall time for records */
+    /* Source: bytes every source stream of this process handed to its
+     * channel, each adding its own (auto weighs this process's CPU time
+     * against them); borrowed, NULL: this stream's alone. */
+    uint64_t *streams_out;
     struct migexec_chan chan;   /* borrowed */
     bool cordoned;              /* target: this host takes no guests */
     migexec_done_fn *done;
