@@ -69,6 +69,7 @@ struct fop {
     size_t pos;                 /* send: bytes written */
     size_t want;                /* recv: total expected, 0 = header */
     size_t zeros_at, zeros;     /* recv: where the zero bytes are */
+    unsigned pattern;           /* recv: and what they hold */
     uint32_t domid;             /* send: the domain */
     /* recv, create */
     char name[XM_DOMNAME_MAX + 1];
@@ -90,6 +91,7 @@ struct hv_fake {
     int wake[2];
     bool wake_armed;
     size_t stream_zeros;        /* zero bytes in a send's stream */
+    unsigned stream_pattern;    /* 1: every fourth page of them text */
 };
 
 /* ---- domains ---------------------------------------------------- */
@@ -605,6 +607,24 @@ hv_fake_stream_zeros(struct hv_fake *f, size_t n)
     return XM_OK;
 }
 
+void
+hv_fake_stream_pattern(struct hv_fake *f, bool text_pages)
+{
+    f->stream_pattern = text_pages;
+}
+
+/* Byte i of the "zeros" region with pattern p: all zero, or every
+ * fourth 4 KiB page a line of text over and over. */
+static uint8_t
+region_byte(size_t i, unsigned p)
+{
+    static const char text[] = "xenmaint fake guest page\n";
+
+    if (!p || (i >> 12) % 4)
+        return 0;
+    return (uint8_t)text[i % (sizeof(text) - 1)];
+}
+
 static char *
 build_stream(const struct hv_fake *f, const struct fdom *dom,
              size_t *len_r)
@@ -624,15 +644,17 @@ build_stream(const struct hv_fake *f, const struct fdom *dom,
     n = snprintf(buf + LIBXL_PREFIX_LEN, cap - LIBXL_PREFIX_LEN,
                  STREAM_MAGIC "\nname %s\nuuid %s\n"
                  "mem %" PRIu64 " %" PRIu64 "\nvcpus %u\nflags %u\n"
-                 "zeros %zu\nconfig %zu\n",
+                 "zeros %zu %u\nconfig %zu\n",
                  d->name, hex, d->mem_kib, d->cur_mem_kib, d->vcpus,
-                 d->flags, zeros, clen);
+                 d->flags, zeros, f->stream_pattern, clen);
     if (n < 0 || LIBXL_PREFIX_LEN + (size_t)n + zeros + clen + 5 > cap) {
         free(buf);
         return NULL;
     }
     n += LIBXL_PREFIX_LEN;
     memset(buf + n, 0, zeros);
+    for (size_t i = 0; f->stream_pattern && i < zeros; i++)
+        buf[n + i] = (char)region_byte(i, f->stream_pattern);
     memcpy(buf + n + zeros, dom->config, clen);
     memcpy(buf + n + zeros + clen, "\nEND\n", 5);
     *len_r = (size_t)n + zeros + clen + 5;
@@ -879,6 +901,7 @@ parse_header(struct fop *op)
     uint64_t mem = 0, cur = 0;
     unsigned vcpus = 0, flags = 0;
     size_t clen = 0, zeros = 0, pos = LIBXL_PREFIX_LEN;
+    unsigned pattern = 0;
     int r;
 
     if (op->len < LIBXL_PREFIX_LEN)
@@ -909,8 +932,8 @@ parse_header(struct fop *op)
             r = sscanf(line, "flags %u", &flags) == 1;
             break;
         case 6:
-            r = sscanf(line, "zeros %zu", &zeros) == 1
-                && zeros <= STREAM_ZEROS_MAX;
+            r = sscanf(line, "zeros %zu %u", &zeros, &pattern) >= 1
+                && zeros <= STREAM_ZEROS_MAX && pattern <= 1;
             break;
         case 7:
             r = sscanf(line, "config %zu", &clen) == 1
@@ -931,6 +954,7 @@ parse_header(struct fop *op)
     op->in.flags = flags;
     op->zeros_at = pos;
     op->zeros = zeros;
+    op->pattern = pattern;
     op->want = pos + zeros + clen + 5;  /* zeros, config, "\nEND\n" */
     return 1;
 }
@@ -945,7 +969,8 @@ finish_recv(struct hv_fake *f, struct fop *op)
     if (memcmp(op->buf + op->len - 5, "\nEND\n", 5) != 0)
         return XM_ERR_PROTO;
     for (size_t i = 0; i < op->zeros; i++)
-        if (op->buf[op->zeros_at + i] != 0)
+        if ((uint8_t)op->buf[op->zeros_at + i] !=
+            region_byte(i, op->pattern))
             return XM_ERR_PROTO;    /* the guest's memory came damaged */
     rc = fault_check(&f->fault, "migrate_recv_done");
     if (rc)

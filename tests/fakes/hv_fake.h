@@ -104,6 +104,10 @@ unsigned hv_fake_pending(struct hv_fake *f);
 /* The streams of later sends carry n zero bytes (a guest's untouched
  * memory) before the config; at most 64 MiB. */
 int hv_fake_stream_zeros(struct hv_fake *f, size_t n);
+/* With text_pages, every fourth 4 KiB page of those bytes holds a line
+ * of text over and over (memory in use, compressible); the receiver
+ * checks them as it checks the zeros. */
+void hv_fake_stream_pattern(struct hv_fake *f, bool text_pages);
 /* The opening of every stream (see above). */
 #define HV_FAKE_LIBXL_PREFIX_LEN 24
 extern const uint8_t hv_fake_libxl_prefix[HV_FAKE_LIBXL_PREFIX_LEN];

@@ -1348,6 +1348,30 @@ test_zr_auto_slow_link(void)
     CU_ASSERT_EQUAL(running_copies(), 1);
 }
 
+/* auto with zero runs times the codecs again further on the stream,
+ * on the pages of the window before each point (the first pages that
+ * are not zero are a guest kernel's, which compress worse than the
+ * rest): here memory of which every fourth page is in use, 24 MiB. */
+static void
+test_zr_auto_repicks(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 24u << 20),
+                          XM_OK);
+    hv_fake_stream_pattern(src.fake, true);
+    auto_on_slow_link();
+    src_tune.chunk = 64 * 1024;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto (again at 1"));
+    CU_ASSERT(strncmp(a->compress, "zero+", 5) == 0);
+    CU_ASSERT_TRUE(a->wire_bytes < a->libxl_bytes / 8);
+}
+
 /* The link measured as it carries the stream, not as the kernel's send
  * buffer grows: here it grows as fast as the link drains (counted as
  * sent, the link read 2.0 MB/s). */
@@ -1532,6 +1556,8 @@ static CU_TestInfo migexec_tests[] = {
       test_lz4_blocks_negotiated },
     { "zero runs: auto on a slow link", test_zr_auto_slow_link },
     { "zero runs: auto on a CPU-bound host", test_zr_auto_cpu_bound },
+    { "zero runs: auto times the codecs again further on",
+      test_zr_auto_repicks },
     { "zero runs: auto measures the link, not the kernel's buffer",
       test_zr_auto_growing_kernel_buffer },
     { "zero runs: auto on a link that keeps up", test_zr_auto_fast_link },

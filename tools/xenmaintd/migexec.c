@@ -21,7 +21,10 @@
  * zero pages cost every codec next to nothing) and the model of
  * xm_comp_auto_choose picks, provisionally while too few such pages
  * were seen.  A channel that never fills means the link keeps up with
- * libxl: plain frames stay.  doc/migration.md has the numbers.  What
+ * libxl: plain frames stay.  With zero runs the codecs are timed again
+ * a few times further on (repick_check: a guest kernel's pages, the
+ * first that are not zero, compress worse than the rest).
+ * doc/migration.md has the numbers.  What
  * went out is what left both the channel and the kernel's send queue
  * (the channel's unacked).  A held stream (migexec_hold: another
  * migration's guest is down) reads nothing and shrinks libxl's socket
@@ -75,6 +78,13 @@
 #define CPU_BOUND_IDLE_PCT 10       /* auto: a host whose CPU was idle
                                      * less than this while the link was
                                      * measured is CPU-bound */
+#define REPICK_EVERY (16u << 20)    /* auto, zero runs: the codecs timed
+                                     * again after this much more of the
+                                     * stream, */
+#define REPICK_MAX 3u               /* this many times, */
+#define REPICK_WINDOW (4u << 20)    /* on its pages that are not zero in
+                                     * this much before, */
+#define REPICK_SAMPLE (128u * 1024) /* at most this much of them */
 #define SELF_CPU_MIN_MS 10          /* auto: our CPU time while measured,
                                      * at least, to weigh it */
 #define MS_MAX (86400u * 1000)      /* a duration from a peer, at most */
@@ -155,6 +165,10 @@ struct migexec {
     double cpu_mbps;            /* bytes the streams sent per second of
                                  * our CPU while measured; 0: unknown */
     uint64_t out_own;           /* streams_out without one */
+    uint64_t repick_at;         /* auto: time the codecs again once
+                                 * so.bytes_in is there; 0: never */
+    unsigned repicks;           /* done */
+    bool repick_sampling;       /* in the window before repick_at */
     uint8_t *sample;            /* probing: the last non-zero pages */
     size_t sample_len, sample_pos;
     uint64_t probe_bytes, probe_zero_bytes;
@@ -549,6 +563,53 @@ probe_max(const struct migexec *x)
                                      : PROBE_MAX_BYTES;
 }
 
+/*
+ * auto with zero runs, after a final pick: the first pages that are not
+ * zero are the guest kernel's, which compress worse than the rest of a
+ * guest's memory (in the lab x1.3-1.4 with lz4, the whole stream x2.8),
+ * so the codecs are timed again a few times further on, on the pages
+ * of the window before each point, with the link and CPU figures of
+ * the first measurement.
+ */
+static void
+repick_schedule(struct migexec *x)
+{
+    x->repick_sampling = false;
+    if (x->zr && x->repicks < REPICK_MAX && x->sample) {
+        x->repick_at = x->so.bytes_in + REPICK_EVERY;
+        return;
+    }
+    x->repick_at = 0;
+    sample_free(x);
+}
+
+static void auto_pick(struct migexec *x, bool final);
+
+/* The pump read a chunk (in[0..n)): sample it in a window before a
+ * re-pick, and re-pick there (none when the window held too few pages
+ * that are not zero: the next one will tell). */
+static void
+repick_check(struct migexec *x, const uint8_t *in, size_t n)
+{
+    if (!x->repick_at)
+        return;
+    if (x->so.bytes_in + REPICK_WINDOW < x->repick_at)
+        return;
+    if (!x->repick_sampling) {
+        x->repick_sampling = true;
+        x->sample_len = x->sample_pos = 0;
+    }
+    sample_add(x, in, n);
+    if (x->so.bytes_in < x->repick_at)
+        return;
+    x->repicks++;
+    if (x->sample_len >= SAMPLE_ENOUGH) {
+        auto_pick(x, true);     /* schedules the next */
+        return;
+    }
+    repick_schedule(x);
+}
+
 /* auto, the link measured: time the codecs and pick.  Final once the
  * codecs can be compared on enough pages that are not zero (or the
  * stream went far enough without them); until then the pick is
@@ -585,8 +646,17 @@ auto_pick(struct migexec *x, bool final)
     else if (x->cpu_idle_pct >= 0)
         snprintf(cpu, sizeof(cpu), ", CPU %d%% idle%s", x->cpu_idle_pct,
                  cpu_bound ? " (the bottleneck)" : "");
+    char again[40] = "";
+    size_t sample_len = x->sample_len;
+
+    if (x->repick_sampling) {
+        snprintf(again, sizeof(again), " (again at %llu MiB)",
+                 (unsigned long long)(x->so.bytes_in >> 20));
+        if (sample_len > REPICK_SAMPLE)
+            sample_len = REPICK_SAMPLE;
+    }
     len = (size_t)snprintf(why, sizeof(why), "auto%s: link %.1f MB/s%s, "
-                           "%.0f%% zero pages%s", final ? "" : " (first)",
+                           "%.0f%% zero pages%s", final ? again : " (first)",
                            x->link_mbps, cpu, zero * 100,
                            x->zr ? " (elided)" : "");
     /* Every codec turns zero pages into next to nothing, fast: what
@@ -597,7 +667,7 @@ auto_pick(struct migexec *x, bool final)
         zero = 0;
     for (size_t i = 0; i < 3 && x->probe_bytes; i++) {
         if (xm_comp_measure_mixed(x->enc, &candidates[i], x->sample,
-                                  x->sample_len, zero, x->chunk,
+                                  sample_len, zero, x->chunk,
                                   &samples[n]))
             continue;
         xm_comp_spec_format(&candidates[i], name, sizeof(name));
@@ -616,7 +686,7 @@ auto_pick(struct migexec *x, bool final)
     x->provisional = !final;
     if (final) {
         x->probing = false;
-        sample_free(x);
+        repick_schedule(x);
     }
 }
 
@@ -807,6 +877,7 @@ so_close(struct migexec *x)
                      "was measured");
     }
     x->probing = x->provisional = false;
+    x->repick_at = 0;
     sample_free(x);
 }
 
@@ -894,6 +965,8 @@ so_pump(struct migexec *x)
         /* (while measuring, probe_encode samples) */
         if (x->probing && x->provisional && x->so.bytes_in > before)
             sample_add(x, x->so.buf, (size_t)(x->so.bytes_in - before));
+        else if (x->repick_at && x->so.bytes_in > before)
+            repick_check(x, x->so.buf, (size_t)(x->so.bytes_in - before));
         x->bytes = x->so.bytes_in;
         streams_out_add(x, x->scratch.len);
         chan_forward(x);
