@@ -24,7 +24,9 @@
  * encodes and decodes the whole buffer chunk by chunk through the block
  * codec, best of three runs, for lz4, zstd:1 and zstd:3, and each of
  * them with the chunks' zero runs elided ("zero+lz4"; "zero" elides them
- * and stores the rest), with memcpy of the same chunks as the baseline, and prints MB/s (10^6 bytes of raw
+ * and stores the rest; "zero+lz4b": lz4 as bare blocks behind an XXH64,
+ * what a peer of this build gets), with memcpy of the same chunks as
+ * the baseline, and prints MB/s (10^6 bytes of raw
  * data per second of the thread's CPU time, so that other load on the
  * machine does not count), the ratio (raw bytes / block bytes, headers
  * in), the encoding time against memcpy's, and what the "auto" model
@@ -266,7 +268,12 @@ run_codec(const char *spec_text, const uint8_t *buf, size_t chunk,
     bool zr = !strncmp(spec_text, "zero", 4);
     const char *codec_text = !strncmp(spec_text, "zero+", 5) ? spec_text + 5
                                                               : spec_text;
+    /* "lz4b": lz4 as bare blocks behind an XXH64 (a peer that takes
+     * them), "lz4": LZ4 frames */
+    bool bare = !strcmp(codec_text, "lz4b");
 
+    if (bare)
+        codec_text = "lz4";
     if (xm_comp_spec_parse(codec_text, &spec, err, sizeof(err)) ||
         xm_comp_codec_new(&enc) || xm_comp_codec_new(&dec)) {
         fprintf(stderr, "compress_bench: %s\n", err);
@@ -277,6 +284,8 @@ run_codec(const char *spec_text, const uint8_t *buf, size_t chunk,
         die("set", enc, rc);
     xm_comp_codec_zero_runs(enc, zr);
     xm_comp_codec_accept_zero_runs(dec, true);
+    xm_comp_codec_lz4_blocks(enc, bare);
+    xm_comp_codec_accept_lz4_blocks(dec, true);
     res->name = spec_text;
     res->enc_s = res->dec_s = 1e9;
     for (int run = 0; run < RUNS; run++) {
@@ -331,6 +340,7 @@ as_sample(const struct result *r)
                        &s.spec, err, sizeof(err));
     s.mbps = mbps(r->enc_s);
     s.ratio = (double)buf_len / (double)r->block_bytes;
+    s.dec_mbps = mbps(r->dec_s);
     return s;
 }
 
@@ -416,13 +426,13 @@ main(int argc, char **argv)
     static const size_t chunks[] = { 64 * KIB, 256 * KIB };
     static const char *const specs[] = {
         "lz4", "zstd:1", "zstd:3",
-        "zero", "zero+lz4", "zero+zstd:1", "zero+zstd:3",
+        "zero", "zero+lz4", "zero+zstd:1", "zero+zstd:3", "zero+lz4b",
     };
     const size_t n_specs = sizeof(specs) / sizeof(specs[0]);
     uint8_t *buf = xmalloc(BUF_MAX), *back = xmalloc(BUF_MAX);
     uint8_t *blocks = xmalloc(BUF_MAX + BUF_MAX / 4096 * 8 + 64);
     size_t *block_len = xmalloc(BUF_MAX / (64 * KIB) * sizeof(size_t));
-    struct result base, res[7];
+    struct result base, res[8];
 
     if (argc > 2) {
         fprintf(stderr, "usage: compress_bench [FILE]\n");
