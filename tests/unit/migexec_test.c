@@ -1216,6 +1216,20 @@ test_auto_short_zero_stream(void)
 
 /* ---- zero runs (a peer that offers XM_FEAT_STREAM_ZERO_RUNS) ---- */
 
+/* Move a guest whose stream holds zeros zero bytes with compress spec
+ * (16 KiB chunks): it must move, the same stream on both sides. */
+static void
+move_with(const char *spec, size_t zeros)
+{
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, zeros), XM_OK);
+    src_compress = spec_of(spec);
+    src_tune.chunk = 16384;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+}
+
 /* A fixed codec: every chunk with its zero runs elided, the rest
  * compressed; the guest's zero memory arrives whole (the fake target
  * checks). */
@@ -1224,16 +1238,9 @@ test_zr_fixed_codec(void)
 {
     const struct migexec_stats *a = &src.res.stats;
 
-    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 1024 * 1024),
-                          XM_OK);
-    src_compress = spec_of("lz4");
-    src_tune.chunk = 16384;
-    start_both();
-    run_until_final();
-    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    move_with("lz4", 1024 * 1024);
     CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_OK);
     CU_ASSERT_TRUE(running(dst.fake, GUEST));
-    assert_same_stream();
     CU_ASSERT_STRING_EQUAL(a->compress, "zero+lz4");
     CU_ASSERT_EQUAL(a->frames_compressed, a->frames);
     CU_ASSERT_TRUE(a->wire_bytes < a->libxl_bytes / 8);
@@ -1247,14 +1254,7 @@ test_zr_zero_only(void)
 {
     const struct migexec_stats *a = &src.res.stats;
 
-    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 512 * 1024),
-                          XM_OK);
-    src_compress = spec_of("zero");
-    src_tune.chunk = 16384;
-    start_both();
-    run_until_final();
-    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
-    assert_same_stream();
+    move_with("zero", 512 * 1024);
     CU_ASSERT_STRING_EQUAL(a->compress, "zero");
     CU_ASSERT_TRUE(a->frames_compressed >= 30);     /* 512 KiB of zeros */
     CU_ASSERT_TRUE(a->frames_compressed < a->frames); /* header, config */
@@ -1267,28 +1267,14 @@ test_zr_zero_only(void)
 static void
 test_lz4_blocks_negotiated(void)
 {
-    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 512 * 1024),
-                          XM_OK);
-    src_compress = spec_of("lz4");
-    src_tune.chunk = 16384;
-    start_both();
-    run_until_final();
-    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
-    assert_same_stream();
+    move_with("lz4", 512 * 1024);
     CU_ASSERT(n_lz4_sent > 0);
     CU_ASSERT_EQUAL(n_lz4_blocks_sent, n_lz4_sent);
     teardown();
     setup();
     CU_ASSERT_FATAL(fixture_ok);
     link_features = XM_FEAT_STREAM_COMPRESS | XM_FEAT_STREAM_ZERO_RUNS;
-    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 512 * 1024),
-                          XM_OK);
-    src_compress = spec_of("lz4");
-    src_tune.chunk = 16384;
-    start_both();
-    run_until_final();
-    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
-    assert_same_stream();
+    move_with("lz4", 512 * 1024);
     CU_ASSERT_STRING_EQUAL(src.res.stats.compress, "zero+lz4");
     CU_ASSERT(n_lz4_sent > 0);
     CU_ASSERT_EQUAL(n_lz4_blocks_sent, 0);

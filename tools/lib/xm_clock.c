@@ -4,8 +4,8 @@
  * Monotonic milliseconds come from CLOCK_MONOTONIC (deadlines, watchdogs:
  * immune to the wall clock being stepped); seconds since the epoch from
  * CLOCK_REALTIME (journal timestamps only); the process's CPU time from
- * CLOCK_PROCESS_CPUTIME_ID, the host's from /proc/stat.  Tests use the fake clock in
- * tests/fakes/clock_fake.c instead.
+ * CLOCK_PROCESS_CPUTIME_ID, the host's from /proc/stat.  Tests use the
+ * fake clock in tests/fakes/clock_fake.c instead.
  */
 #include <inttypes.h>
 #include <stdio.h>

@@ -11,9 +11,9 @@
  * --timeout and a progress watchdog.  With --shutdown-blocked the
  * guests that cannot move are asked to power off instead (agent_stop.c
  * keeps their configs).  Ctrl-C (job/<id>/cancel) stops starting new
- * ones and rolls back those not yet past the point of no return.  Progress goes to
- * job/<id>/guest/<migration id> a few times a second; the result says,
- * per guest, where it ended.
+ * ones and rolls back those not yet past the point of no return.
+ * Progress goes to job/<id>/guest/<migration id> a few times a second;
+ * the result says, per guest, where it ended.
  *
  * Undrain: uncordon, then (unless --stay) ask every peer holding guests
  * that left this host (state_dir/away) to send them home (MIGRATE_PULL);

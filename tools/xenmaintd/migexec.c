@@ -164,7 +164,7 @@ struct migexec {
     int cpu_idle_pct;           /* while measured; -1: unknown */
     double cpu_mbps;            /* bytes the streams sent per second of
                                  * our CPU while measured; 0: unknown */
-    uint64_t out_own;           /* streams_out without one */
+    uint64_t out_own;           /* p.streams_out when none was given */
     uint64_t repick_at;         /* auto: time the codecs again once
                                  * so.bytes_in is there; 0: never */
     unsigned repicks;           /* done */
@@ -475,19 +475,11 @@ compress_with(struct migexec *x, const struct xm_comp_spec *spec)
 }
 
 /* Bytes the source streams of this process handed to their channels
- * (this one's alone without the shared counter). */
+ * (this one's alone without the shared counter: migexec_new). */
 static uint64_t
 streams_out(const struct migexec *x)
 {
-    return x->p.streams_out ? *x->p.streams_out : x->out_own;
-}
-
-static void
-streams_out_add(struct migexec *x, size_t n)
-{
-    x->out_own += n;
-    if (x->p.streams_out)
-        *x->p.streams_out += n;
+    return *x->p.streams_out;
 }
 
 /* Keep n raw bytes in the ring of the last SAMPLE_MAX non-zero ones. */
@@ -968,7 +960,7 @@ so_pump(struct migexec *x)
         else if (x->repick_at && x->so.bytes_in > before)
             repick_check(x, x->so.buf, (size_t)(x->so.bytes_in - before));
         x->bytes = x->so.bytes_in;
-        streams_out_add(x, x->scratch.len);
+        *x->p.streams_out += x->scratch.len;
         chan_forward(x);
         if (xm_stream_out_done(&x->so)) {
             so_close(x);
@@ -1673,6 +1665,8 @@ migexec_new(const struct migexec_params *p, struct migexec **x_r)
     if (!x)
         return XM_ERR_NOMEM;
     x->p = *p;
+    if (!x->p.streams_out)
+        x->p.streams_out = &x->out_own;
     x->send_fd = -1;
     x->recv_fd = -1;
     x->so.fd = -1;
