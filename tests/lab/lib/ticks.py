@@ -9,7 +9,7 @@ LINES, gathered by `lab ticks` from every host's xenconsoled logs:
                                     tick N was logged on HOST at that time (UTC),
                                     the guest's uptime then UP (s, 10 ms)
 Prints one line, e.g.
-  web1 host=B domid=3 ticks=1..57 missing=0 max_gap_s=2 gap=23@A->24@B max_gap_up=1.62
+  web1 host=B domid=3 ticks=1..57 missing=0 max_gap_s=2 gap=23@A->24@B max_gap_up=1.62 gap_up=23@A->24@B
 max_gap_s is the largest difference between the log times of two
 consecutive ticks seen (1 s resolution; a tick lasts 1 s, so anything
 above 1 is time the guest did not run or its output was held up).
@@ -17,7 +17,8 @@ max_gap_up is the largest difference of the uptimes the guest printed
 with two consecutive ticks (10 ms resolution: the guest's own clock,
 which counts the time it was suspended; a tick takes a little over 1 s
 under emulation; where tick lines are missing in between, their usual
-length is taken off), "-" when the ticks carry none.
+length is taken off), "-" when the ticks carry none; gap_up the two
+ticks it lies between (a move, or a stall on one host).
 missing counts tick numbers found in no log.  With FROM (a tick number)
 only the gaps after tick FROM count, so a caller that noted the guest's
 last tick before a move gets the gap of that move alone; the line then
@@ -56,7 +57,8 @@ def main(name, start=None):
                    if b == a + 1 and seen[a][2] is not None
                    and seen[b][2] is not None)
     period = steps[len(steps) // 2] if steps else None
-    gap, at, gap_up = 0, "-", None
+    gap, at, gap_up, up_at = 0, "-", None, "-"
+
     for a, b in zip(nums, nums[1:]):
         if start is not None and a < start:
             continue
@@ -66,10 +68,10 @@ def main(name, start=None):
         if period is not None and seen[a][2] is not None and seen[b][2] is not None:
             u = seen[b][2] - seen[a][2] - (b - a - 1) * period
             if gap_up is None or u > gap_up:
-                gap_up = u
-    print("%s %s ticks=%d..%d missing=%d max_gap_s=%d gap=%s max_gap_up=%s%s"
+                gap_up, up_at = u, "%d@%s->%d@%s" % (a, seen[a][1], b, seen[b][1])
+    print("%s %s ticks=%d..%d missing=%d max_gap_s=%d gap=%s max_gap_up=%s gap_up=%s%s"
           % (name, host, nums[0], nums[-1], missing, gap, at,
-             "-" if gap_up is None else "%.2f" % gap_up,
+             "-" if gap_up is None else "%.2f" % gap_up, up_at,
              "" if start is None else " from=%d" % start))
 
 

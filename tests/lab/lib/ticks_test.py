@@ -44,7 +44,17 @@ def migrated_once():
     rc, out = run(["where B 3", tick("A", 1, 1, 100.00), tick("A", 2, 2, 101.10),
                    tick("B", 4, 3, 102.82), tick("B", 5, 4, 103.92)])
     return (rc == 0 and field(out, "max_gap_s") == "2" and field(out, "gap") == "2@A->3@B"
-            and field(out, "max_gap_up") == "1.72" and field(out, "host") == "B")
+            and field(out, "max_gap_up") == "1.72" and field(out, "gap_up") == "2@A->3@B"
+            and field(out, "host") == "B")
+
+
+@case
+def stall_before_move():
+    """a stall on A longer than the move: the uptime gap says where"""
+    rc, out = run(["where B 3", tick("A", 1, 1, 100.00), tick("A", 3, 2, 102.40),
+                   tick("A", 4, 3, 103.50), tick("B", 5, 4, 104.90)])
+    return (rc == 0 and field(out, "max_gap_up") == "2.40"
+            and field(out, "gap_up") == "1@A->2@A")
 
 
 @case
@@ -69,7 +79,8 @@ def from_tick():
 def no_uptime():
     """ticks of an older guest image: no uptime, max_gap_up=-"""
     rc, out = run([tick("A", 1, 1), tick("A", 3, 2)])
-    return rc == 0 and field(out, "max_gap_s") == "2" and field(out, "max_gap_up") == "-"
+    return (rc == 0 and field(out, "max_gap_s") == "2" and field(out, "max_gap_up") == "-"
+            and field(out, "gap_up") == "-")
 
 
 @case
