@@ -66,6 +66,7 @@ struct tside {
     unsigned downs;         /* down callbacks */
     int64_t down_since;     /* at the last one */
     int64_t down_first;     /* at the first one */
+    int64_t endgame_first;  /* migexec_endgame_since at the first one */
     bool down_after_final;  /* one came after the final report */
 };
 
@@ -341,8 +342,10 @@ on_down(void *arg, struct migexec *x)
     CU_ASSERT_PTR_EQUAL(x, s->x);
     s->downs++;
     s->down_since = migexec_down_since(x);
-    if (s->downs == 1)
+    if (s->downs == 1) {
         s->down_first = s->down_since;
+        s->endgame_first = migexec_endgame_since(x);
+    }
     if (s->final)
         s->down_after_final = true;
 }
@@ -400,6 +403,7 @@ static bool fixture_ok;
 /* What the next source executor sends with, and its knobs. */
 static struct xm_comp_spec src_compress;
 static struct migexec_tuning src_tune;
+static uint64_t src_endgame;    /* the source's p.endgame_bytes */
 
 /* The guest's config: valid JSON with ~40 KB of text that compresses
  * well, so its stream spans many small chunks (the OFFER carries the
@@ -466,6 +470,7 @@ setup(void)
 {
     memset(&src_compress, 0, sizeof(src_compress));
     memset(&src_tune, 0, sizeof(src_tune));
+    src_endgame = 0;
     fixture_ok = fixture() == 0;
 }
 
@@ -506,6 +511,7 @@ make_exec(struct tside *s, enum xm_mig_side side)
     if (side == XM_MIG_SOURCE) {
         p.compress = src_compress;
         p.tune = src_tune;
+        p.endgame_bytes = src_endgame;
     }
     return migexec_new(&p, &s->x);
 }
@@ -932,7 +938,7 @@ test_compressed_zstd(void)
 
 /* The guest is down from the suspend libxc reports to the target's
  * word that it runs: the owner hears both edges, the second before the
- * final report; the target side never reports one. */
+ * final report; the target's are its stream's end and the unpause. */
 static void
 test_down_edges(void)
 {
@@ -953,7 +959,47 @@ test_down_edges(void)
     CU_ASSERT_EQUAL(src.downs, 2);
     CU_ASSERT_EQUAL(src.down_since, -1);
     CU_ASSERT_FALSE(src.down_after_final);
-    CU_ASSERT_EQUAL(dst.downs, 0);
+    CU_ASSERT_EQUAL(dst.downs, 2);
+    CU_ASSERT_EQUAL(dst.down_since, -1);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* Near its end (libxl's bytes reached p.endgame_bytes) the owner hears
+ * of it first, then of the suspend and the guest's run on the target:
+ * three edges; the end is told once, and is over when the guest runs. */
+static void
+test_endgame_edges(void)
+{
+    src_compress = spec_of("none");
+    src_tune.chunk = 4096;
+    src_tune.max_pending = 8192;
+    src_endgame = 64u * 1024;
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 1u << 20), XM_OK);
+    start_both();
+    run_until_sending();
+    clock_fake_advance(&clk, 11);
+    for (int i = 0; i < 2000 && src.downs == 0 && !src.final; i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(src.downs, 1);
+    /* a guest this small nears its end at half its memory (else at
+     * three socket buffers before it), seen at the read that got there */
+    CU_ASSERT_TRUE(migexec_bytes(src.x) >= src_endgame / 2);
+    CU_ASSERT_TRUE(migexec_bytes(src.x) < src_endgame / 2 + 4096);
+    CU_ASSERT_EQUAL(src.endgame_first, clk.mono_ms);
+    CU_ASSERT_EQUAL(src.down_first, -1);
+    CU_ASSERT_EQUAL(migexec_endgame_since(src.x), clk.mono_ms);
+    clock_fake_advance(&clk, 5);
+    migexec_note_suspended(src.x, clk.mono_ms);
+    CU_ASSERT_EQUAL(src.downs, 2);
+    CU_ASSERT_EQUAL(src.down_since, clk.mono_ms);
+    CU_ASSERT_EQUAL(migexec_endgame_since(src.x), clk.mono_ms - 5);
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(src.downs, 3);
+    CU_ASSERT_EQUAL(src.down_since, -1);
+    CU_ASSERT_FALSE(src.down_after_final);
+    CU_ASSERT_EQUAL(dst.downs, 2);
+    CU_ASSERT_EQUAL(dst.down_since, -1);
     CU_ASSERT_EQUAL(running_copies(), 1);
 }
 
@@ -994,7 +1040,6 @@ test_hold_and_release(void)
     for (int i = 0; i < 2000 && migexec_bytes(src.x) < 8192; i++)
         CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
     migexec_hold(src.x, true);
-    migexec_hold(dst.x, true);      /* the target side: a no-op */
     bytes = migexec_bytes(src.x);
     CU_ASSERT_TRUE(bytes >= 8192);
     CU_ASSERT_TRUE(src.out.n > 0);  /* what was queued still goes out */
@@ -1012,6 +1057,50 @@ test_hold_and_release(void)
     CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_OK);
     CU_ASSERT_TRUE(src.res.stats.libxl_bytes > bytes);
     assert_same_stream();
+    CU_ASSERT_TRUE(running(dst.fake, GUEST));
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
+/* A held target gives libxl's restore nothing more: its queue fills,
+ * the link is read no more, and the source, not held, stops reading
+ * libxl's stream too; released, the move ends with the same stream.
+ * The target is down from the stream's end to the unpause. */
+static void
+test_target_hold(void)
+{
+    uint64_t bytes;
+
+    src_compress = spec_of("none");
+    src_tune.chunk = 4096;
+    src_tune.max_pending = 8192;
+    /* more than every buffer on the way: the queue, two socketpairs */
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 40u << 20), XM_OK);
+    start_both();
+    run_until_sending();
+    for (int i = 0; i < 2000 && migexec_bytes(dst.x) < 65536; i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
+    migexec_hold(dst.x, true);
+    for (int i = 0; i < 4000; i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 1, NULL), XM_OK);
+    bytes = migexec_bytes(src.x);
+    CU_ASSERT_TRUE(bytes < (40u << 20));
+    for (int i = 0; i < 300; i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 1, NULL), XM_OK);
+    CU_ASSERT_EQUAL(migexec_bytes(src.x), bytes);
+    CU_ASSERT_TRUE(dst.out.paused || src.out.n > 0);
+    CU_ASSERT_EQUAL(migexec_down_since(dst.x), -1);
+    CU_ASSERT_FALSE(src.final || dst.final);
+    migexec_hold(dst.x, false);
+    run_until_final();
+    CU_ASSERT_TRUE_FATAL(src.final && dst.final);
+    CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_TRUE(src.res.stats.libxl_bytes > bytes);
+    assert_same_stream();
+    /* the target's down edges: the stream's end, then the unpause */
+    CU_ASSERT_EQUAL(dst.downs, 2);
+    CU_ASSERT_TRUE(dst.down_first >= 0);
+    CU_ASSERT_EQUAL(dst.down_since, -1);
+    CU_ASSERT_FALSE(dst.down_after_final);
     CU_ASSERT_TRUE(running(dst.fake, GUEST));
     CU_ASSERT_EQUAL(running_copies(), 1);
 }
@@ -1270,6 +1359,8 @@ test_lz4_blocks_negotiated(void)
     move_with("lz4", 512 * 1024);
     CU_ASSERT(n_lz4_sent > 0);
     CU_ASSERT_EQUAL(n_lz4_blocks_sent, n_lz4_sent);
+    CU_ASSERT_STRING_EQUAL(src.res.stats.compress_why,
+                           "bare LZ4 blocks (the peer takes them)");
     teardown();
     setup();
     CU_ASSERT_FATAL(fixture_ok);
@@ -1278,6 +1369,8 @@ test_lz4_blocks_negotiated(void)
     CU_ASSERT_STRING_EQUAL(src.res.stats.compress, "zero+lz4");
     CU_ASSERT(n_lz4_sent > 0);
     CU_ASSERT_EQUAL(n_lz4_blocks_sent, 0);
+    CU_ASSERT_STRING_EQUAL(src.res.stats.compress_why,
+                           "LZ4 frames (the peer takes no bare blocks)");
 }
 
 /* A peer without zero runs (the build before them): "zero" is plain
@@ -1307,6 +1400,8 @@ test_zr_peer_without(void)
     CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
     assert_same_stream();
     CU_ASSERT_STRING_EQUAL(a->compress, "lz4");
+    CU_ASSERT_STRING_EQUAL(a->compress_why,
+                           "LZ4 frames (the peer takes no bare blocks)");
 }
 
 /* auto with zero runs on a slow link: zero runs elided from the start,
@@ -1524,6 +1619,8 @@ static CU_TestInfo migexec_tests[] = {
     { "the guest is down once libxl's send returned",
       test_down_without_report },
     { "a held stream waits, then finishes", test_hold_and_release },
+    { "near its end, down, up: three edges", test_endgame_edges },
+    { "a held target stops the stream, then finishes", test_target_hold },
     { "a peer without STREAM_COMPRESS gets plain frames",
       test_peer_without_compression },
     { "a corrupt compressed chunk fails before GO", test_corrupt_chunk },

@@ -992,6 +992,84 @@ test_source_streaming_states(void)
     CU_ASSERT_FALSE(xm_mig_source_streaming(&m));
 }
 
+/* Which streams wait (xm_mig_priority): a guest down holds every
+ * stream whose guest runs; with none down, the first near its end holds
+ * the others near theirs (not those still in their first pass, nor a
+ * guest down longer than the window); each counts for the window. */
+static void
+test_priority(void)
+{
+    enum { WIN = 5000 };
+    struct xm_mig_prio in[4];
+    bool hold[4], down;
+    int64_t next;
+    int k;
+
+    /* nothing down or near its end: nothing held, nothing to wait for */
+    for (int i = 0; i < 4; i++)
+        in[i] = (struct xm_mig_prio){ -1, -1 };
+    k = xm_mig_priority(in, 4, 1000, WIN, hold, &down, &next);
+    CU_ASSERT_EQUAL(k, -1);
+    CU_ASSERT_FALSE(down);
+    CU_ASSERT_EQUAL(next, -1);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_FALSE(hold[i]);
+
+    /* two near their end (the earlier first), one in its first pass */
+    in[1] = (struct xm_mig_prio){ -1, 900 };
+    in[2] = (struct xm_mig_prio){ -1, 800 };
+    k = xm_mig_priority(in, 4, 1000, WIN, hold, &down, &next);
+    CU_ASSERT_EQUAL(k, 2);
+    CU_ASSERT_FALSE(down);
+    CU_ASSERT_TRUE(hold[1]);
+    CU_ASSERT_FALSE(hold[0] || hold[2] || hold[3]);
+    CU_ASSERT_EQUAL(next, 800 + WIN);
+
+    /* one goes down (near its end before): it holds all the others,
+     * and comes before the one that neared its end first */
+    in[1] = (struct xm_mig_prio){ 950, 900 };
+    k = xm_mig_priority(in, 4, 1000, WIN, hold, &down, &next);
+    CU_ASSERT_EQUAL(k, 1);
+    CU_ASSERT_TRUE(down);
+    CU_ASSERT_TRUE(hold[0] && hold[2] && hold[3]);
+    CU_ASSERT_FALSE(hold[1]);
+    CU_ASSERT_EQUAL(next, 800 + WIN);
+
+    /* two down: neither is held, the earlier comes first */
+    in[3] = (struct xm_mig_prio){ 940, -1 };
+    k = xm_mig_priority(in, 4, 1000, WIN, hold, &down, &next);
+    CU_ASSERT_EQUAL(k, 3);
+    CU_ASSERT_FALSE(hold[1] || hold[3]);
+    CU_ASSERT_TRUE(hold[0] && hold[2]);
+
+    /* past the window the downs hold nothing; the one near its end
+     * for as long is no longer first, and a guest down is never held */
+    k = xm_mig_priority(in, 4, 940 + WIN, WIN, hold, &down, &next);
+    CU_ASSERT_EQUAL(k, 1);
+    CU_ASSERT_TRUE(down);
+    k = xm_mig_priority(in, 4, 950 + WIN, WIN, hold, &down, &next);
+    CU_ASSERT_EQUAL(k, -1);
+    CU_ASSERT_FALSE(down);
+    CU_ASSERT_EQUAL(next, -1);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_FALSE(hold[i]);
+
+    /* a later one near its end, in its window: held are the others
+     * near theirs whose guest runs (in[2], long there), not the downs */
+    in[0] = (struct xm_mig_prio){ -1, 6000 };
+    k = xm_mig_priority(in, 4, 6100, WIN, hold, &down, &next);
+    CU_ASSERT_EQUAL(k, 0);
+    CU_ASSERT_FALSE(down);
+    CU_ASSERT_TRUE(hold[2]);
+    CU_ASSERT_FALSE(hold[0] || hold[1] || hold[3]);
+    CU_ASSERT_EQUAL(next, 6000 + WIN);
+
+    /* none at all */
+    k = xm_mig_priority(in, 0, 6100, WIN, hold, &down, &next);
+    CU_ASSERT_EQUAL(k, -1);
+    CU_ASSERT_FALSE(down);
+}
+
 /* A target that waits on its source (the stream, GO) and hears its
  * ABORT keeps the source's reason, with the code of a cancel. */
 static void
@@ -1169,6 +1247,8 @@ static CU_TestInfo mig_tests[] = {
       test_source_down_states },
     { "the source states that may still stream",
       test_source_streaming_states },
+    { "which streams wait while a guest is down or near its end",
+      test_priority },
     { "a target keeps its source's reason to abort",
       test_target_keeps_source_reason },
     { "happy path on both sides", test_happy_path },

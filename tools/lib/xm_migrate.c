@@ -20,6 +20,7 @@
  * target failure brings the copy back (FAILED_AFTER); a resume that
  * fails leaves no running copy (BROKEN, an operator's case).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -478,6 +479,36 @@ xm_mig_source_streaming(const struct xm_mig *m)
     default:
         return false;
     }
+}
+
+int
+xm_mig_priority(const struct xm_mig_prio *in, size_t n, int64_t now,
+                int64_t window_ms, bool *hold_r, bool *down_r,
+                int64_t *next_r)
+{
+    int first = -1, end = -1;
+    int64_t next = -1;
+
+    for (size_t i = 0; i < n && i < INT_MAX; i++) {
+        bool down = in[i].down_since >= 0;
+        int64_t since = down ? in[i].down_since : in[i].endgame_since;
+
+        if (since < 0 || now - since >= window_ms)
+            continue;
+        if (down && (first < 0 || since < in[first].down_since))
+            first = (int)i;
+        else if (!down && (end < 0 || since < in[end].endgame_since))
+            end = (int)i;
+        if (next < 0 || since + window_ms < next)
+            next = since + window_ms;
+    }
+    *down_r = first >= 0;
+    for (size_t i = 0; i < n; i++)
+        hold_r[i] = first >= 0 ? in[i].down_since < 0
+                    : end >= 0 && (int)i != end && in[i].down_since < 0 &&
+                      in[i].endgame_since >= 0;
+    *next_r = next;
+    return first >= 0 ? first : end;
 }
 
 void

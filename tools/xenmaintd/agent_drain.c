@@ -923,7 +923,10 @@ drain_step(struct drain *d)
     /* --parallel bounds the streams: a move whose stream ended (its
      * guest suspended for good, or moved: the target restores it, then
      * GO, DONE, our copy destroyed) frees its slot, so that the next
-     * guest's offer and stream start meanwhile */
+     * guest's offer and stream start meanwhile -- once that guest runs
+     * again (agent_mig.c's guest_down: an offer has the target create
+     * a domain, work the restore of the guest that is down would wait
+     * on; its stream would be held meanwhile anyway) */
     for (size_t i = 0; i < d->n; i++)
         if (d->mv[i].st == MV_RUNNING &&
             (!d->mv[i].m || mig_streaming(d->mv[i].m)))
@@ -932,7 +935,7 @@ drain_step(struct drain *d)
         struct move *mv = &d->mv[i];
 
         if (d->kind != D_UNDRAIN && mv->st == MV_QUEUED && !d->noticing &&
-            !d->cancelled && running < d->parallel) {
+            !d->cancelled && running < d->parallel && !d->a->guest_down) {
             move_start(d, mv);
             if (mv->st == MV_RUNNING)
                 running++;
@@ -1001,6 +1004,15 @@ drain_kick(struct drain *d)
     d->tick = NULL;
     if (xm_loop_add_timer(d->a->d.loop, 0, on_tick, d, &d->tick))
         xm_log_err("drain: cannot arm its timer");
+}
+
+void
+agent_drain_kick(struct agent *a)
+{
+    if (a->drain)
+        drain_kick(a->drain);
+    for (struct drain *d = a->pulls; d; d = d->next)
+        drain_kick(d);
 }
 
 static struct drain *

@@ -48,6 +48,7 @@ struct mig {
     struct xm_mig_ident ident;
     char peer[XM_PROTO_HOST_MAX + 1];
     uint64_t mem_kib;
+    uint64_t guest_kib;         /* source: the guest's memory now */
     bool started;               /* source: the executor was started */
     bool final;
     enum xm_mig_state state;
@@ -92,6 +93,8 @@ struct agent {
     struct xm_loop_timer *down_timer;   /* agent_mig.c: a guest down too
                                          * long holds no more */
     unsigned n_held;                    /* source streams held for it */
+    bool guest_down;                    /* one of ours is down: no new
+                                         * offer meanwhile */
     struct flow *patch;         /* the patch apply running */
     /* the last finished migrations: a ring, past_next the slot the
      * next one takes (the newest is just before it) */
@@ -236,6 +239,9 @@ int agent_pull(struct agent *a, const char *peer, struct agent_conn *conn,
                const struct xm_frame *f);
 /* A target migration changed (the undrain follows its guests home). */
 void agent_drain_on_target(struct agent *a, struct mig *m, bool final);
+/* No guest of ours is down any more: the drain and the pulls may start
+ * their next moves (from the loop, not from the caller's stack). */
+void agent_drain_kick(struct agent *a);
 void agent_drain_dispose(struct agent *a);
 
 #endif /* XM_AGENT_INT_H */

@@ -28,11 +28,14 @@
  *
  * A guest that is down for one of our migrations (libxc suspended it
  * for the final round; it waits for the tail, the target's restore and
- * the handshake) comes first: the other source streams are held until
- * it runs again, here or there, so that this host's CPU and link and
- * the target's restore serve it alone.  Their guests still run; they
- * lose a little time, the one that waits loses less of its downtime.
- * A guest down longer than MIG_DOWN_FIRST_MS holds nothing any more (a
+ * the handshake; on the target: from its stream's end) comes first: the
+ * other streams, sent or received, are held until it runs again, here
+ * or there, so that this host's CPU and link serve it alone.  While
+ * none is down, the first source stream near its end (its first pass
+ * nearly over) holds the others near theirs, so that two guests do not
+ * go down together.  Their guests still run; they lose a little time,
+ * the one that waits loses less of its downtime.  A guest down (or near
+ * its end) longer than MIG_DOWN_FIRST_MS holds nothing any more (a
  * stuck handshake must not stall the drain).
  */
 #include <errno.h>
@@ -473,44 +476,67 @@ on_down_timer(void *arg)
     mig_priority(a);
 }
 
-/* Hold every source stream whose guest runs while another's is down
- * (for less than MIG_DOWN_FIRST_MS); release them all otherwise. */
+static bool
+mig_live(const struct mig *m)
+{
+    return !m->final && m->x;
+}
+
+/* Hold the streams that must wait (xm_mig_priority: every other while a
+ * guest of ours is down, sent or received, those near their end but the
+ * first while none is), release the others. */
 static void
 mig_priority(struct agent *a)
 {
-    int64_t now = xm_clock_mono_ms(a->d.clock), next = -1, since;
+    int64_t now = xm_clock_mono_ms(a->d.clock), next;
+    struct xm_mig_prio *in = NULL;
+    bool *hold = NULL, was_down = a->guest_down, down;
     const struct mig *first = NULL;
+    size_t n = 0, i = 0;
     unsigned held = 0;
+    int k;
 
     xm_loop_cancel_timer(a->d.loop, a->down_timer);
     a->down_timer = NULL;
+    for (struct mig *m = a->migs; m; m = m->next)
+        n += mig_live(m);
+    in = calloc(n ? n : 1, sizeof(*in));
+    hold = calloc(n ? n : 1, sizeof(*hold));
+    if (!in || !hold) {
+        /* no memory to weigh them: hold none */
+        n = 0;
+    }
+    for (struct mig *m = a->migs; m && i < n; m = m->next) {
+        if (!mig_live(m))
+            continue;
+        in[i].down_since = migexec_down_since(m->x);
+        in[i].endgame_since = migexec_endgame_since(m->x);
+        i++;
+    }
+    k = xm_mig_priority(in, n, now, MIG_DOWN_FIRST_MS, hold, &down, &next);
+    i = 0;
     for (struct mig *m = a->migs; m; m = m->next) {
-        if (m->final || !m->x || m->side != XM_MIG_SOURCE)
+        if (!mig_live(m))
             continue;
-        since = migexec_down_since(m->x);
-        if (since < 0 || now - since >= MIG_DOWN_FIRST_MS)
-            continue;
-        if (!first)
+        if (i < n && (int)i == k)
             first = m;
-        if (next < 0 || since + MIG_DOWN_FIRST_MS < next)
-            next = since + MIG_DOWN_FIRST_MS;
+        migexec_hold(m->x, i < n && hold[i]);
+        held += i < n && hold[i];
+        i++;
     }
-    for (struct mig *m = a->migs; m; m = m->next) {
-        bool hold;
-
-        if (m->final || !m->x || m->side != XM_MIG_SOURCE)
-            continue;
-        hold = first && migexec_down_since(m->x) < 0;
-        migexec_hold(m->x, hold);
-        held += hold;
-    }
-    if (held && held != a->n_held)
-        xm_log_info("migration %s: %s is down: %u other stream%s held",
-                    first->ident.id, first->ident.name, held,
+    free(in);
+    free(hold);
+    if (held && (held != a->n_held || down != was_down) && first)
+        xm_log_info("migration %s: %s %s: %u other stream%s held",
+                    first->ident.id, first->ident.name,
+                    down ? "is down" : "nears its end", held,
                     held == 1 ? "" : "s");
     else if (!held && a->n_held)
         xm_log_debug("streams released");
     a->n_held = held;
+    a->guest_down = down;
+    if (was_down && !down)
+        agent_drain_kick(a);
     if (next >= 0 &&
         xm_loop_add_timer(a->d.loop, next - now, on_down_timer, a,
                           &a->down_timer) != XM_OK)
@@ -655,6 +681,8 @@ mig_params(struct mig *m, enum xm_mig_side side, unsigned timeout_s,
     p->loop = a->d.loop;
     p->clock = a->d.clock;
     p->streams_out = &a->streams_out;
+    if (side == XM_MIG_SOURCE)
+        p->endgame_bytes = m->guest_kib * 1024;
     p->chan = m->ch;
     p->cordoned = strcmp(a->state, "active") != 0;
     p->done = on_exec_done;
@@ -710,6 +738,7 @@ mig_start_source(struct agent *a, const struct xm_domain *d,
     snprintf(m->ident.target, sizeof(m->ident.target), "%s", target);
     m->ident.src_domid = d->domid;
     m->mem_kib = d->mem_kib;
+    m->guest_kib = d->cur_mem_kib;
     m->notify = notify;
     m->notify_arg = arg;
     rc = p->ops->chan_open(p->ctx, target, NULL, &chan_cb, m, &m->ch);

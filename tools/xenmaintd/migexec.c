@@ -121,8 +121,10 @@ struct migexec {
     struct xm_loop_fd *so_h;
     struct xm_buf scratch;
     bool held;                  /* another migration's guest is down:
-                                 * read nothing of libxl's */
-    bool down_told;             /* what p.down last heard */
+                                 * read nothing of libxl's (target:
+                                 * give it nothing) */
+    int down_told;              /* what p.down last heard: 2 down,
+                                 * 1 near its end, 0 neither */
     bool quiet_told;            /* the channel heard chan.ops->quiet */
 
     /* target: the restore */
@@ -136,6 +138,7 @@ struct migexec {
     uint32_t recv_domid;
     struct xm_stream_in si;
     bool si_on, rx_paused;
+    bool si_tight;              /* near the end: libxl's socket small */
     struct xm_loop_fd *si_h;
     char *config_json;          /* target: from the OFFER */
     uint64_t offer_mem_kib;
@@ -183,6 +186,8 @@ struct migexec {
     bool iter_seen, rounds_unknown;
     unsigned max_iter;
     int64_t t_susp, t_ready;                    /* source */
+    int64_t t_endgame;          /* source: libxl's bytes reached
+                                 * p.endgame_bytes */
     int64_t t_sent;             /* source: libxl's send returned (the
                                  * guest is suspended then, even when
                                  * libxc's report of it was not had) */
@@ -789,6 +794,7 @@ compress_setup(struct migexec *x)
 {
     const struct xm_comp_spec *want = &x->p.compress;
     struct xm_comp_spec fixed = { false, XM_COMP_NONE, 0 };
+    char why[96];
     uint32_t theirs;
     int rc;
 
@@ -836,8 +842,15 @@ compress_setup(struct migexec *x)
     }
     fixed.algo = xm_comp_negotiate(want, XM_COMP_SUPPORTED, theirs);
     fixed.level = fixed.algo == XM_COMP_ZSTD ? want->level : 0;
-    set_compress(x, "none", want->zero && !x->zr ? "the peer does not "
-                 "take zero runs" : "");
+    /* lz4 says how it goes: bare blocks, or frames to an older peer */
+    snprintf(why, sizeof(why), "%s%s%s",
+             want->zero && !x->zr ? "the peer does not take zero runs" : "",
+             want->zero && !x->zr && fixed.algo == XM_COMP_LZ4 ? "; " : "",
+             fixed.algo != XM_COMP_LZ4 ? ""
+             : x->features & XM_FEAT_STREAM_LZ4_BLOCKS
+             ? "bare LZ4 blocks (the peer takes them)"
+             : "LZ4 frames (the peer takes no bare blocks)");
+    set_compress(x, "none", why);
     compress_with(x, &fixed);
     return XM_OK;
 }
@@ -846,6 +859,8 @@ compress_setup(struct migexec *x)
 
 static void so_pump(struct migexec *x);
 static void si_update(struct migexec *x);
+static void down_check(struct migexec *x);
+static void set_sndbuf(int fd, int size);
 
 static void
 so_close(struct migexec *x)
@@ -911,6 +926,35 @@ so_events(struct migexec *x)
     xm_loop_fd_events(x->so_h, ev);
 }
 
+/* Where the stream nears its end, in what we read of it: libxl may
+ * have written its socket's buffer ahead of us (the kernel counts
+ * twice what it was given, with the overhead of each write), and a
+ * hold from then must still find its first pass unfinished (its last
+ * rounds and the suspend not yet taken). */
+static uint64_t
+endgame_at(const struct migexec *x)
+{
+    uint64_t ahead = 3u * SOCKET_BUF;
+
+    if (ahead > x->p.endgame_bytes / 2)
+        ahead = x->p.endgame_bytes / 2;
+    return x->p.endgame_bytes - ahead;
+}
+
+/* The stream nears its end: say so (the owner may hold other streams,
+ * or this one).  What waits in the pipe when libxc suspends the guest
+ * is its downtime's: from here on, libxl runs only a little ahead. */
+static void
+endgame_begin(struct migexec *x)
+{
+    x->t_endgame = now_ms(x);
+    xm_log_debug("migration %s: near its end at %llu bytes",
+                 x->m.ident.id, (unsigned long long)x->so.bytes_in);
+    if (x->send_busy && x->send_fd >= 0)
+        set_sndbuf(x->send_fd, HELD_SOCKET_BUF);
+    down_check(x);
+}
+
 /* Move what libxl wrote into frames while the channel has room. */
 static void
 so_pump(struct migexec *x)
@@ -966,6 +1010,9 @@ so_pump(struct migexec *x)
             so_close(x);
             return;
         }
+        if (x->t_endgame == T_NONE && x->p.endgame_bytes &&
+            x->so.bytes_in >= endgame_at(x))
+            endgame_begin(x);   /* may hold us */
     }
     so_events(x);
 }
@@ -1057,6 +1104,7 @@ recv_done(void *arg, int rc)
     x->t_recv_done = now_ms(x);
     if (x->t_end == T_NONE)
         x->t_end = x->t_recv_done;  /* libxl had all it needed */
+    down_check(x);
     ev.domid = rc ? 0 : x->recv_domid;
     if (rc)
         ev.text = x->stream_why[0] ? x->stream_why : xm_strerror(rc);
@@ -1235,7 +1283,7 @@ recv_gate(struct migexec *x)
     x->recv_name = NULL;
     x->recv_held = false;
     x->recv_busy = true;
-    xm_stream_in_hold(&x->si, false);
+    xm_stream_in_hold(&x->si, x->held);
     if (xm_stream_in_flush(&x->si))
         si_close(x);    /* libxl gave up: its restore reports it */
     return false;
@@ -1610,15 +1658,17 @@ quiet_check(struct migexec *x)
     x->p.chan.ops->quiet(x->p.chan.ctx);
 }
 
-/* Source: tell the owner when the guest went down or came back. */
+/* Tell the owner when the guest neared its end, went down or came back
+ * (the target: its stream ended, then it runs or the move failed). */
 static void
 down_check(struct migexec *x)
 {
-    bool down = migexec_down_since(x) >= 0;
+    int level = migexec_down_since(x) >= 0 ? 2
+                : migexec_endgame_since(x) >= 0 ? 1 : 0;
 
-    if (down == x->down_told)
+    if (level == x->down_told)
         return;
-    x->down_told = down;
+    x->down_told = level;
     if (x->p.down)
         x->p.down(x->p.arg, x);
 }
@@ -1674,7 +1724,7 @@ migexec_new(const struct migexec_params *p, struct migexec **x_r)
     x->chunk = p->tune.chunk ? p->tune.chunk : STREAM_CHUNK;
     x->max_pending = p->tune.max_pending ? p->tune.max_pending
                                          : MIGEXEC_MAX_PENDING;
-    x->t_susp = x->t_ready = x->t_sent = T_NONE;
+    x->t_susp = x->t_ready = x->t_sent = x->t_endgame = T_NONE;
     x->t_end = x->t_recv_done = x->t_ready_sent = x->t_unpaused = T_NONE;
     x->t_first = T_NONE;
     x->cpu_idle_pct = -1;
@@ -1843,23 +1893,53 @@ migexec_note_suspended(struct migexec *x, int64_t mono_ms)
 int64_t
 migexec_down_since(const struct migexec *x)
 {
+    if (x->m.side == XM_MIG_TARGET)
+        return x->finished || xm_mig_terminal(&x->m) ||
+               x->t_unpaused != T_NONE ? -1 : x->t_end;
     if (x->finished || !xm_mig_source_down(&x->m))
         return -1;
     return x->t_susp != T_NONE ? x->t_susp : x->t_sent != T_NONE ? x->t_sent
                                                                : -1;
 }
 
+int64_t
+migexec_endgame_since(const struct migexec *x)
+{
+    if (x->finished || x->t_endgame == T_NONE ||
+        !xm_mig_source_down(&x->m))
+        return -1;
+    return x->t_endgame;
+}
+
 void
 migexec_hold(struct migexec *x, bool hold)
 {
-    if (x->m.side != XM_MIG_SOURCE || x->held == hold)
+    if (x->held == hold)
         return;
     x->held = hold;
+    if (x->m.side == XM_MIG_TARGET) {
+        xm_log_debug("migration %s: restore %s at %llu bytes",
+                     x->m.ident.id, hold ? "held" : "released",
+                     (unsigned long long)x->si.raw_in);
+        if (!x->si_on || x->recv_held)
+            return;     /* recv_gate starts libxl held or not */
+        xm_stream_in_hold(&x->si, hold);
+        if (!hold && xm_stream_in_flush(&x->si)) {
+            si_close(x);    /* libxl gave up: its restore reports it */
+            return;
+        }
+        si_update(x);   /* full: the link waits too */
+        return;
+    }
+    xm_log_debug("migration %s: stream %s at %llu bytes", x->m.ident.id,
+                 hold ? "held" : "released",
+                 (unsigned long long)x->so.bytes_in);
     /* the link's drain rate measured across a hold is not the link's */
     if (hold && x->probing && !x->provisional)
         x->sat = false;
     if (x->send_busy && x->send_fd >= 0)
-        set_sndbuf(x->send_fd, hold ? HELD_SOCKET_BUF : SOCKET_BUF);
+        set_sndbuf(x->send_fd, hold || x->t_endgame != T_NONE
+                               ? HELD_SOCKET_BUF : SOCKET_BUF);
     so_events(x);
 }
 
@@ -2127,6 +2207,14 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
             return XM_OK;
         }
         x->bytes = x->si.raw_in;
+        /* Near the end (the offer's memory less three socket buffers),
+         * libxl's restore gets little ahead: what waits for it when the
+         * stream ends is the guest's downtime. */
+        if (!x->si_tight && x->si.fd >= 0 && x->offer_mem_kib &&
+            x->si.raw_in + 3u * SOCKET_BUF >= x->offer_mem_kib * 1024) {
+            x->si_tight = true;
+            set_sndbuf(x->si.fd, HELD_SOCKET_BUF);
+        }
         if (x->recv_held) {
             if (!recv_gate(x))
                 si_update(x);   /* held or not: the queue's bound */
@@ -2145,6 +2233,9 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
             x->wire_in += XM_PROTO_HEADER_LEN;
             if (x->t_end == T_NONE)
                 x->t_end = now_ms(x);
+            down_check(x);      /* its guest waits on us now */
+            if (!x->si_on)
+                return XM_OK;
             if (xm_stream_in_end(&x->si))
                 si_close(x);
             else if (!recv_gate(x))

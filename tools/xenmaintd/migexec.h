@@ -139,9 +139,11 @@ typedef void migexec_done_fn(void *arg, struct migexec *x,
                              const struct migexec_result *res, bool final);
 
 /*
- * Source: called when the guest goes down for this migration or comes
- * back up (migexec_down_since changed), from inside the loop, never
- * after the final report.  x stays valid through the call.
+ * Source: called when the guest nears its end (its stream's first pass
+ * over), goes down for this migration or comes back up
+ * (migexec_endgame_since or migexec_down_since changed), from inside
+ * the loop, never after the final report.  x stays valid through the
+ * call.
  */
 typedef void migexec_down_fn(void *arg, struct migexec *x);
 
@@ -176,6 +178,10 @@ struct migexec_params {
      * channel, each adding its own (auto weighs this process's CPU time
      * against them); borrowed, NULL: this stream's alone. */
     uint64_t *streams_out;
+    /* Source: libxl's bytes at which the guest nears its suspend (its
+     * memory: the first full pass is over, the rounds of dirty pages
+     * are short); 0: never said (migexec_endgame_since). */
+    uint64_t endgame_bytes;
     struct migexec_chan chan;   /* borrowed */
     bool cordoned;              /* target: this host takes no guests */
     migexec_done_fn *done;
@@ -234,21 +240,31 @@ void migexec_rounds_unknown(struct migexec *x);
 void migexec_note_suspended(struct migexec *x, int64_t mono_ms);
 
 /*
- * Source: since when (the executor's clock) the guest is down for this
- * migration: libxc suspended it and the machine is in a state where it
- * waits on us (xm_mig_source_down); -1 when it is not (or the suspend
- * was never relayed).
+ * Since when (the executor's clock) the guest is down for this
+ * migration; -1 when it is not.  Source: libxc suspended it and the
+ * machine is in a state where it waits on us (xm_mig_source_down; -1
+ * when the suspend was never relayed).  Target: from the stream's end
+ * until the guest is unpaused here or the migration ended.
  */
 int64_t migexec_down_since(const struct migexec *x);
 /*
- * Source: hold the stream (read no more of libxl's, send nothing) while
- * another migration's guest is down, so that this host's CPU and link
- * serve that one's tail and its target's restore; released, it goes on
- * where it stopped.  libxl's save just waits on its socket meanwhile
- * (whose buffer shrinks while held, so that it stops within a few pages
- * rather than run on far enough to suspend its own guest).
- * A link measurement of "auto" in progress starts again once released.
- * A no-op on the target side.
+ * Source: since when the stream's first pass is nearly over (what we
+ * read of libxl's is p.endgame_bytes less what libxl may have written
+ * ahead of us: libxc's rounds of dirty pages and the suspend come
+ * next), until the guest runs again here or there; -1 otherwise.
+ */
+int64_t migexec_endgame_since(const struct migexec *x);
+/*
+ * Hold the stream while another migration's guest is down (or nearer
+ * its end), so that this host's CPU and link serve that one's tail, its
+ * restore and handshake; released, it goes on where it stopped.
+ * Source: read no more of libxl's, send nothing; libxl's save just
+ * waits on its socket meanwhile (whose buffer shrinks while held, so
+ * that it stops within a few pages rather than run on far enough to
+ * suspend its own guest).  A link measurement of "auto" in progress
+ * starts again once released.  Target: give libxl's restore nothing
+ * more (its queue fills, then the link is read no more: the source
+ * waits on it).
  */
 void migexec_hold(struct migexec *x, bool hold);
 
