@@ -1003,6 +1003,39 @@ test_endgame_edges(void)
     CU_ASSERT_EQUAL(running_copies(), 1);
 }
 
+/* Near its end a stream keeps little in the channel: with the target
+ * held (so that nothing drains), the source stops at its small bound
+ * once near its end instead of MIGEXEC_MAX_PENDING; released, the
+ * move ends with the same stream. */
+static void
+test_endgame_small_channel(void)
+{
+    src_compress = spec_of("none");
+    src_tune.chunk = 4096;
+    src_endgame = 256u * 1024;     /* near its end at 128 KiB */
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 4u << 20), XM_OK);
+    start_both();
+    run_until_sending();
+    migexec_hold(dst.x, true);
+    for (int i = 0; i < 3000; i++)
+        CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 1, NULL), XM_OK);
+    CU_ASSERT_FATAL(!src.final && !dst.final);     /* it waits */
+    CU_ASSERT_EQUAL(src.downs, 1);
+    CU_ASSERT_TRUE(migexec_endgame_since(src.x) >= 0);
+    CU_ASSERT_TRUE(src.out.paused);     /* the target asked */
+    /* what waits in the channel: the kernel's buffer, then at most the
+     * bound and a frame (else up to a megabyte) */
+    CU_ASSERT_TRUE(src.out.bytes > kbuf);
+    CU_ASSERT_TRUE(src.out.bytes <= kbuf + 64u * 1024 + 4096);
+    CU_ASSERT_FALSE(src.final || dst.final);
+    migexec_hold(dst.x, false);
+    run_until_final();
+    CU_ASSERT_TRUE_FATAL(src.final && dst.final);
+    CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
 /* libxc's suspend not relayed (several sends at once, or no reports):
  * a send that returned means a suspended guest all the same, down from
  * then; the downtime figures stay unknown. */
@@ -1071,25 +1104,26 @@ test_target_hold(void)
     uint64_t bytes;
 
     src_compress = spec_of("none");
-    src_tune.chunk = 4096;
-    src_tune.max_pending = 8192;
-    /* more than every buffer on the way: the queue, two socketpairs */
-    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 40u << 20), XM_OK);
+    src_tune.chunk = 65536;
+    src_tune.max_pending = 65536;
+    /* more than the target's queue and libxl's socket on the source */
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 16u << 20), XM_OK);
     start_both();
     run_until_sending();
     for (int i = 0; i < 2000 && migexec_bytes(dst.x) < 65536; i++)
         CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
     migexec_hold(dst.x, true);
-    for (int i = 0; i < 4000; i++)
+    for (int i = 0; i < 500; i++)
         CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 1, NULL), XM_OK);
+    CU_ASSERT_FATAL(!src.final && !dst.final);     /* it waits */
     bytes = migexec_bytes(src.x);
-    CU_ASSERT_TRUE(bytes < (40u << 20));
+    CU_ASSERT_TRUE(bytes < (16u << 20));
     for (int i = 0; i < 300; i++)
         CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 1, NULL), XM_OK);
     CU_ASSERT_EQUAL(migexec_bytes(src.x), bytes);
     CU_ASSERT_TRUE(dst.out.paused || src.out.n > 0);
     CU_ASSERT_EQUAL(migexec_down_since(dst.x), -1);
-    CU_ASSERT_FALSE(src.final || dst.final);
+    CU_ASSERT_FATAL(!src.final && !dst.final);
     migexec_hold(dst.x, false);
     run_until_final();
     CU_ASSERT_TRUE_FATAL(src.final && dst.final);
@@ -1621,6 +1655,8 @@ static CU_TestInfo migexec_tests[] = {
     { "a held stream waits, then finishes", test_hold_and_release },
     { "near its end, down, up: three edges", test_endgame_edges },
     { "a held target stops the stream, then finishes", test_target_hold },
+    { "near its end, little waits in the channel",
+      test_endgame_small_channel },
     { "a peer without STREAM_COMPRESS gets plain frames",
       test_peer_without_compression },
     { "a corrupt compressed chunk fails before GO", test_corrupt_chunk },

@@ -780,6 +780,22 @@ test_receiver_backpressure(void)
         ;
     CU_ASSERT_EQUAL(xm_stream_in_flush(&si), XM_OK);
     CU_ASSERT_FALSE(xm_stream_in_full(&si));
+    /* A lower bound takes at once; a higher one or 0 is ignored. */
+    xm_stream_in_lower_bound(&si, 20000);
+    xm_stream_in_lower_bound(&si, 0);
+    CU_ASSERT_EQUAL(si.max_queued, 10000);
+    pushed = 0;
+    while (xm_stream_in_queued(&si) < 5000) {  /* the far end fills */
+        CU_ASSERT_EQUAL_FATAL(xm_stream_in_push(&si, 0, chunk, sizeof(chunk)),
+                              XM_OK);
+        CU_ASSERT_EQUAL_FATAL(xm_stream_in_flush(&si), XM_OK);
+        CU_ASSERT_FATAL(++pushed < 100000);
+    }
+    CU_ASSERT_FALSE(xm_stream_in_full(&si));
+    xm_stream_in_lower_bound(&si, 4000);
+    CU_ASSERT_TRUE(xm_stream_in_full(&si));
+    CU_ASSERT_EQUAL(xm_stream_in_push(&si, 0, chunk, sizeof(chunk)),
+                    XM_ERR_TOOBIG);
 }
 
 /* STREAM_END twice, data after STREAM_END, and over-long payloads. */

@@ -274,6 +274,13 @@ xm_stream_in_full(const struct xm_stream_in *s)
     return xm_stream_in_queued(s) >= s->max_queued;
 }
 
+void
+xm_stream_in_lower_bound(struct xm_stream_in *s, size_t max_queued)
+{
+    if (max_queued > 0 && max_queued < s->max_queued)
+        s->max_queued = max_queued;
+}
+
 /* Does a frame with flags go through the transform?  XM_ERR_PROTO for
  * flags that neither the identity nor the transform takes. */
 static int

@@ -166,6 +166,10 @@ int xm_stream_in_push(struct xm_stream_in *s, uint16_t flags,
                       const uint8_t *payload, size_t len);
 /* Stop reading frames from the peer until a flush makes room. */
 bool xm_stream_in_full(const struct xm_stream_in *s);
+/* Lower the backpressure bound to max_queued (> 0; a higher one is
+ * ignored): the owner then asks xm_stream_in_full before the next
+ * frame, as after any push. */
+void xm_stream_in_lower_bound(struct xm_stream_in *s, size_t max_queued);
 /*
  * Write queued bytes as the fd takes them; after STREAM_END, once the
  * queue is empty, shut the write side so libxl sees end of file.

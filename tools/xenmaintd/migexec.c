@@ -62,6 +62,11 @@
  * pages instead of running 4 MiB ahead (far enough to end its precopy
  * and suspend its guest while another's is down). */
 #define HELD_SOCKET_BUF (64u * 1024)
+/* Near the end of a stream, what may wait on the way besides: on the
+ * source, compressed bytes in the channel (a compressed megabyte is
+ * several of libxl's); on the target, decoded bytes for libxl. */
+#define ENDGAME_PENDING (64u * 1024)
+#define ENDGAME_QUEUED (256u * 1024)
 #define PROBE_MS 300u
 #define PROBE_MIN_BYTES (256u * 1024)
 #define PROBE_MAX_BYTES (8u * 1024 * 1024)
@@ -943,7 +948,8 @@ endgame_at(const struct migexec *x)
 
 /* The stream nears its end: say so (the owner may hold other streams,
  * or this one).  What waits in the pipe when libxc suspends the guest
- * is its downtime's: from here on, libxl runs only a little ahead. */
+ * is its downtime's: from here on, libxl runs only a little ahead, and
+ * the channel holds little. */
 static void
 endgame_begin(struct migexec *x)
 {
@@ -952,6 +958,8 @@ endgame_begin(struct migexec *x)
                  x->m.ident.id, (unsigned long long)x->so.bytes_in);
     if (x->send_busy && x->send_fd >= 0)
         set_sndbuf(x->send_fd, HELD_SOCKET_BUF);
+    if (x->max_pending > ENDGAME_PENDING)
+        x->max_pending = ENDGAME_PENDING;
     down_check(x);
 }
 
@@ -2208,12 +2216,13 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
         }
         x->bytes = x->si.raw_in;
         /* Near the end (the offer's memory less three socket buffers),
-         * libxl's restore gets little ahead: what waits for it when the
-         * stream ends is the guest's downtime. */
+         * little waits for libxl's restore: what does when the stream
+         * ends is the guest's downtime. */
         if (!x->si_tight && x->si.fd >= 0 && x->offer_mem_kib &&
             x->si.raw_in + 3u * SOCKET_BUF >= x->offer_mem_kib * 1024) {
             x->si_tight = true;
             set_sndbuf(x->si.fd, HELD_SOCKET_BUF);
+            xm_stream_in_lower_bound(&x->si, ENDGAME_QUEUED);
         }
         if (x->recv_held) {
             if (!recv_gate(x))
