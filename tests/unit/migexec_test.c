@@ -1064,17 +1064,17 @@ test_hold_and_release(void)
     uint64_t bytes;
 
     src_compress = spec_of("none");
-    src_tune.chunk = 4096;
-    src_tune.max_pending = 8192;
+    src_tune.chunk = 65536;
+    src_tune.max_pending = 131072;
     /* more than the socketpair holds: libxl's send cannot end early */
     CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 16u << 20), XM_OK);
     start_both();
     run_until_sending();
-    for (int i = 0; i < 2000 && migexec_bytes(src.x) < 8192; i++)
+    for (int i = 0; i < 2000 && migexec_bytes(src.x) < 131072; i++)
         CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 20, NULL), XM_OK);
     migexec_hold(src.x, true);
     bytes = migexec_bytes(src.x);
-    CU_ASSERT_TRUE(bytes >= 8192);
+    CU_ASSERT_TRUE(bytes >= 131072);
     CU_ASSERT_TRUE(src.out.n > 0);  /* what was queued still goes out */
     for (int i = 0; i < 300; i++)
         CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 1, NULL), XM_OK);

@@ -1903,7 +1903,8 @@ migexec_down_since(const struct migexec *x)
 {
     if (x->m.side == XM_MIG_TARGET)
         return x->finished || xm_mig_terminal(&x->m) ||
-               x->t_unpaused != T_NONE ? -1 : x->t_end;
+               x->t_end == T_NONE || x->t_unpaused != T_NONE ? -1
+                                                             : x->t_end;
     if (x->finished || !xm_mig_source_down(&x->m))
         return -1;
     return x->t_susp != T_NONE ? x->t_susp : x->t_sent != T_NONE ? x->t_sent
