@@ -992,6 +992,18 @@ test_source_streaming_states(void)
     CU_ASSERT_FALSE(xm_mig_source_streaming(&m));
 }
 
+/* The streams' holds as a string: "H" held, "." not (four of them). */
+static const char *
+holds(const struct xm_mig_prio in[4])
+{
+    static char buf[5];
+
+    for (int i = 0; i < 4; i++)
+        buf[i] = in[i].hold ? 'H' : '.';
+    buf[4] = '\0';
+    return buf;
+}
+
 /* Which streams wait (xm_mig_priority): a guest down holds every
  * stream whose guest runs; with none down, the first near its end holds
  * the others near theirs (not those still in their first pass, nor a
@@ -1001,71 +1013,65 @@ test_priority(void)
 {
     enum { WIN = 5000 };
     struct xm_mig_prio in[4];
-    bool hold[4], down;
+    bool down;
     int64_t next;
     int k;
 
     /* nothing down or near its end: nothing held, nothing to wait for */
     for (int i = 0; i < 4; i++)
         in[i] = (struct xm_mig_prio){ -1, -1 };
-    k = xm_mig_priority(in, 4, 1000, WIN, hold, &down, &next);
+    k = xm_mig_priority(in, 4, 1000, WIN, &down, &next);
     CU_ASSERT_EQUAL(k, -1);
     CU_ASSERT_FALSE(down);
     CU_ASSERT_EQUAL(next, -1);
-    for (int i = 0; i < 4; i++)
-        CU_ASSERT_FALSE(hold[i]);
+    CU_ASSERT_STRING_EQUAL(holds(in), "....");
 
     /* two near their end (the earlier first), one in its first pass */
     in[1] = (struct xm_mig_prio){ -1, 900 };
     in[2] = (struct xm_mig_prio){ -1, 800 };
-    k = xm_mig_priority(in, 4, 1000, WIN, hold, &down, &next);
+    k = xm_mig_priority(in, 4, 1000, WIN, &down, &next);
     CU_ASSERT_EQUAL(k, 2);
     CU_ASSERT_FALSE(down);
-    CU_ASSERT_TRUE(hold[1]);
-    CU_ASSERT_FALSE(hold[0] || hold[2] || hold[3]);
+    CU_ASSERT_STRING_EQUAL(holds(in), ".H..");
     CU_ASSERT_EQUAL(next, 800 + WIN);
 
     /* one goes down (near its end before): it holds all the others,
      * and comes before the one that neared its end first */
     in[1] = (struct xm_mig_prio){ 950, 900 };
-    k = xm_mig_priority(in, 4, 1000, WIN, hold, &down, &next);
+    k = xm_mig_priority(in, 4, 1000, WIN, &down, &next);
     CU_ASSERT_EQUAL(k, 1);
     CU_ASSERT_TRUE(down);
-    CU_ASSERT_TRUE(hold[0] && hold[2] && hold[3]);
-    CU_ASSERT_FALSE(hold[1]);
+    CU_ASSERT_STRING_EQUAL(holds(in), "H.HH");
     CU_ASSERT_EQUAL(next, 800 + WIN);
 
     /* two down: neither is held, the earlier comes first */
     in[3] = (struct xm_mig_prio){ 940, -1 };
-    k = xm_mig_priority(in, 4, 1000, WIN, hold, &down, &next);
+    k = xm_mig_priority(in, 4, 1000, WIN, &down, &next);
     CU_ASSERT_EQUAL(k, 3);
-    CU_ASSERT_FALSE(hold[1] || hold[3]);
-    CU_ASSERT_TRUE(hold[0] && hold[2]);
+    CU_ASSERT_STRING_EQUAL(holds(in), "H.H.");
 
     /* past the window the downs hold nothing; the one near its end
      * for as long is no longer first, and a guest down is never held */
-    k = xm_mig_priority(in, 4, 940 + WIN, WIN, hold, &down, &next);
+    k = xm_mig_priority(in, 4, 940 + WIN, WIN, &down, &next);
     CU_ASSERT_EQUAL(k, 1);
     CU_ASSERT_TRUE(down);
-    k = xm_mig_priority(in, 4, 950 + WIN, WIN, hold, &down, &next);
+    k = xm_mig_priority(in, 4, 950 + WIN, WIN, &down, &next);
     CU_ASSERT_EQUAL(k, -1);
     CU_ASSERT_FALSE(down);
     CU_ASSERT_EQUAL(next, -1);
-    for (int i = 0; i < 4; i++)
-        CU_ASSERT_FALSE(hold[i]);
+    CU_ASSERT_STRING_EQUAL(holds(in), "....");
 
     /* a later one near its end, in its window: held are the others
      * near theirs whose guest runs (in[2], long there), not the downs */
     in[0] = (struct xm_mig_prio){ -1, 6000 };
-    k = xm_mig_priority(in, 4, 6100, WIN, hold, &down, &next);
+    k = xm_mig_priority(in, 4, 6100, WIN, &down, &next);
     CU_ASSERT_EQUAL(k, 0);
     CU_ASSERT_FALSE(down);
-    CU_ASSERT_TRUE(hold[2]);
-    CU_ASSERT_FALSE(hold[0] || hold[1] || hold[3]);
+    CU_ASSERT_STRING_EQUAL(holds(in), "..H.");
     CU_ASSERT_EQUAL(next, 6000 + WIN);
 
     /* none at all */
-    k = xm_mig_priority(in, 0, 6100, WIN, hold, &down, &next);
+    k = xm_mig_priority(in, 0, 6100, WIN, &down, &next);
     CU_ASSERT_EQUAL(k, -1);
     CU_ASSERT_FALSE(down);
 }

@@ -482,9 +482,8 @@ xm_mig_source_streaming(const struct xm_mig *m)
 }
 
 int
-xm_mig_priority(const struct xm_mig_prio *in, size_t n, int64_t now,
-                int64_t window_ms, bool *hold_r, bool *down_r,
-                int64_t *next_r)
+xm_mig_priority(struct xm_mig_prio *in, size_t n, int64_t now,
+                int64_t window_ms, bool *down_r, int64_t *next_r)
 {
     int first = -1, end = -1;
     int64_t next = -1;
@@ -504,9 +503,9 @@ xm_mig_priority(const struct xm_mig_prio *in, size_t n, int64_t now,
     }
     *down_r = first >= 0;
     for (size_t i = 0; i < n; i++)
-        hold_r[i] = first >= 0 ? in[i].down_since < 0
-                    : end >= 0 && (int)i != end && in[i].down_since < 0 &&
-                      in[i].endgame_since >= 0;
+        in[i].hold = first >= 0 ? in[i].down_since < 0
+                     : end >= 0 && (int)i != end && in[i].down_since < 0 &&
+                       in[i].endgame_since >= 0;
     *next_r = next;
     return first >= 0 ? first : end;
 }

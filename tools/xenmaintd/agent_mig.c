@@ -489,8 +489,8 @@ static void
 mig_priority(struct agent *a)
 {
     int64_t now = xm_clock_mono_ms(a->d.clock), next;
-    struct xm_mig_prio *in = NULL;
-    bool *hold = NULL, was_down = a->guest_down, down;
+    struct xm_mig_prio *in;
+    bool was_down = a->guest_down, down;
     const struct mig *first = NULL;
     size_t n = 0, i = 0;
     unsigned held = 0;
@@ -501,11 +501,8 @@ mig_priority(struct agent *a)
     for (struct mig *m = a->migs; m; m = m->next)
         n += mig_live(m);
     in = calloc(n ? n : 1, sizeof(*in));
-    hold = calloc(n ? n : 1, sizeof(*hold));
-    if (!in || !hold) {
-        /* no memory to weigh them: hold none */
-        n = 0;
-    }
+    if (!in)
+        n = 0;                  /* no memory to weigh them: hold none */
     for (struct mig *m = a->migs; m && i < n; m = m->next) {
         if (!mig_live(m))
             continue;
@@ -513,19 +510,18 @@ mig_priority(struct agent *a)
         in[i].endgame_since = migexec_endgame_since(m->x);
         i++;
     }
-    k = xm_mig_priority(in, n, now, MIG_DOWN_FIRST_MS, hold, &down, &next);
+    k = xm_mig_priority(in, n, now, MIG_DOWN_FIRST_MS, &down, &next);
     i = 0;
     for (struct mig *m = a->migs; m; m = m->next) {
         if (!mig_live(m))
             continue;
         if (i < n && (int)i == k)
             first = m;
-        migexec_hold(m->x, i < n && hold[i]);
-        held += i < n && hold[i];
+        migexec_hold(m->x, i < n && in[i].hold);
+        held += i < n && in[i].hold;
         i++;
     }
     free(in);
-    free(hold);
     if (held && (held != a->n_held || down != was_down) && first)
         xm_log_info("migration %s: %s %s: %u other stream%s held",
                     first->ident.id, first->ident.name,
