@@ -936,6 +936,22 @@ test_compressed_zstd(void)
     CU_ASSERT_EQUAL(src.bad_frames + dst.bad_frames, 0);
 }
 
+/* The move ends well; the source's owner heard src_downs edges, the
+ * target's two (its stream's end, its unpause), each side the last one
+ * before its final report and none down any more. */
+static void
+finish_with_edges(unsigned src_downs)
+{
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    CU_ASSERT_EQUAL(src.downs, src_downs);
+    CU_ASSERT_EQUAL(src.down_since, -1);
+    CU_ASSERT_FALSE(src.down_after_final);
+    CU_ASSERT_EQUAL(dst.downs, 2);
+    CU_ASSERT_EQUAL(dst.down_since, -1);
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
 /* The guest is down from the suspend libxc reports to the target's
  * word that it runs: the owner hears both edges, the second before the
  * final report; the target's are its stream's end and the unpause. */
@@ -954,14 +970,7 @@ test_down_edges(void)
     CU_ASSERT_EQUAL(migexec_down_since(src.x), clk.mono_ms);
     migexec_note_suspended(src.x, clk.mono_ms + 5);   /* the first counts */
     CU_ASSERT_EQUAL(src.downs, 1);
-    run_until_final();
-    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
-    CU_ASSERT_EQUAL(src.downs, 2);
-    CU_ASSERT_EQUAL(src.down_since, -1);
-    CU_ASSERT_FALSE(src.down_after_final);
-    CU_ASSERT_EQUAL(dst.downs, 2);
-    CU_ASSERT_EQUAL(dst.down_since, -1);
-    CU_ASSERT_EQUAL(running_copies(), 1);
+    finish_with_edges(2);
 }
 
 /* Near its end (libxl's bytes reached p.endgame_bytes) the owner hears
@@ -993,14 +1002,7 @@ test_endgame_edges(void)
     CU_ASSERT_EQUAL(src.downs, 2);
     CU_ASSERT_EQUAL(src.down_since, clk.mono_ms);
     CU_ASSERT_EQUAL(migexec_endgame_since(src.x), clk.mono_ms - 5);
-    run_until_final();
-    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
-    CU_ASSERT_EQUAL(src.downs, 3);
-    CU_ASSERT_EQUAL(src.down_since, -1);
-    CU_ASSERT_FALSE(src.down_after_final);
-    CU_ASSERT_EQUAL(dst.downs, 2);
-    CU_ASSERT_EQUAL(dst.down_since, -1);
-    CU_ASSERT_EQUAL(running_copies(), 1);
+    finish_with_edges(3);
 }
 
 /* Near its end a stream keeps little in the channel: with the target
