@@ -682,6 +682,64 @@ test_down_first(void)
     }
 }
 
+/* B has run again a guest it received: it resumes there. */
+static bool
+b_resuming(const char *id)
+{
+    (void)id;
+    return host_b.agent->resume_until > 0;
+}
+
+/* B's resume is over and B holds nothing. */
+static bool
+b_released(const char *id)
+{
+    (void)id;
+    return xm_clock_mono_ms(&xm_clock_real) >= host_b.agent->resume_until &&
+           host_b.agent->n_held == 0;
+}
+
+/* Once d1's guest runs on B, B holds the stream it receives for d2 for
+ * MIG_RESUME_GRACE_MS, while that guest resumes (checked only within
+ * it, as under valgrind it may pass), then lets it go on: both move,
+ * one copy each. */
+static void
+test_resume_holds(void)
+{
+    const struct mig *t1;
+    int64_t now;
+
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(host_a.fake, 32u << 20),
+                          XM_OK);
+    add_guest(&host_a, "g1");
+    add_guest(&host_a, "g2");
+    start("g1", "d1");
+    start("g2", "d2");
+    CU_ASSERT_FATAL(run_until_ms(both_sending, NULL, LONG_WAIT_MS));
+    CU_ASSERT_EQUAL(host_b.agent->resume_until, 0);
+    migexec_note_suspended(src("d1")->x, xm_clock_mono_ms(&xm_clock_real));
+    CU_ASSERT_FATAL(run_until_ms(b_resuming, NULL, LONG_WAIT_MS));
+    now = xm_clock_mono_ms(&xm_clock_real);
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
+    CU_ASSERT_TRUE(host_b.agent->resume_until - now <= MIG_RESUME_GRACE_MS);
+    CU_ASSERT_PTR_NOT_NULL(mig_find(host_b.agent, "d2", XM_MIG_TARGET));
+    t1 = mig_find(host_b.agent, "d1", XM_MIG_TARGET);
+    if (t1 && t1->x && !t1->final)
+        CU_ASSERT_EQUAL(host_b.agent->resume_until,
+                        migexec_unpaused_at(t1->x) + MIG_RESUME_GRACE_MS);
+    if (now < host_b.agent->resume_until) {
+        CU_ASSERT_TRUE(host_b.agent->guest_down);
+        CU_ASSERT_EQUAL(host_b.agent->n_held, 1);
+    }
+    CU_ASSERT_TRUE(run_until(b_released, NULL));
+    CU_ASSERT_FALSE(host_b.agent->guest_down);
+    CU_ASSERT_TRUE(run_until_ms(is_gone, "d2", LONG_WAIT_MS));
+    CU_ASSERT_PTR_NULL(hv_fake_find(host_a.fake, "g1"));
+    CU_ASSERT_PTR_NULL(hv_fake_find(host_a.fake, "g2"));
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g2"));
+}
+
 /* A guest down for longer than MIG_DOWN_FIRST_MS holds nothing; nor is
  * a stream whose own guest is down ever held. */
 static void
@@ -714,6 +772,8 @@ static CU_TestInfo mchan_tests[] = {
       test_abort_then_next },
     { "an offer that cannot be made fails at once", test_offer_not_made },
     { "a guest that is down holds the other streams", test_down_first },
+    { "a guest that resumes on its target holds the streams there",
+      test_resume_holds },
     { "a restarted source cancels at its target",
       test_restarted_source_cancels },
     { "a cancel B cannot match is answered, harmless",

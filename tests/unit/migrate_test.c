@@ -1020,7 +1020,7 @@ test_priority(void)
     /* nothing down or near its end: nothing held, nothing to wait for */
     for (int i = 0; i < 4; i++)
         in[i] = (struct xm_mig_prio){ -1, -1 };
-    k = xm_mig_priority(in, 4, 1000, WIN, &down, &next);
+    k = xm_mig_priority(in, 4, 1000, WIN, -1, &down, &next);
     CU_ASSERT_EQUAL(k, -1);
     CU_ASSERT_FALSE(down);
     CU_ASSERT_EQUAL(next, -1);
@@ -1029,7 +1029,7 @@ test_priority(void)
     /* two near their end (the earlier first), one in its first pass */
     in[1] = (struct xm_mig_prio){ -1, 900 };
     in[2] = (struct xm_mig_prio){ -1, 800 };
-    k = xm_mig_priority(in, 4, 1000, WIN, &down, &next);
+    k = xm_mig_priority(in, 4, 1000, WIN, -1, &down, &next);
     CU_ASSERT_EQUAL(k, 2);
     CU_ASSERT_FALSE(down);
     CU_ASSERT_STRING_EQUAL(holds(in), ".H..");
@@ -1038,7 +1038,7 @@ test_priority(void)
     /* one goes down (near its end before): it holds all the others,
      * and comes before the one that neared its end first */
     in[1] = (struct xm_mig_prio){ 950, 900 };
-    k = xm_mig_priority(in, 4, 1000, WIN, &down, &next);
+    k = xm_mig_priority(in, 4, 1000, WIN, -1, &down, &next);
     CU_ASSERT_EQUAL(k, 1);
     CU_ASSERT_TRUE(down);
     CU_ASSERT_STRING_EQUAL(holds(in), "H.HH");
@@ -1046,16 +1046,16 @@ test_priority(void)
 
     /* two down: neither is held, the earlier comes first */
     in[3] = (struct xm_mig_prio){ 940, -1 };
-    k = xm_mig_priority(in, 4, 1000, WIN, &down, &next);
+    k = xm_mig_priority(in, 4, 1000, WIN, -1, &down, &next);
     CU_ASSERT_EQUAL(k, 3);
     CU_ASSERT_STRING_EQUAL(holds(in), "H.H.");
 
     /* past the window the downs hold nothing; the one near its end
      * for as long is no longer first, and a guest down is never held */
-    k = xm_mig_priority(in, 4, 940 + WIN, WIN, &down, &next);
+    k = xm_mig_priority(in, 4, 940 + WIN, WIN, -1, &down, &next);
     CU_ASSERT_EQUAL(k, 1);
     CU_ASSERT_TRUE(down);
-    k = xm_mig_priority(in, 4, 950 + WIN, WIN, &down, &next);
+    k = xm_mig_priority(in, 4, 950 + WIN, WIN, -1, &down, &next);
     CU_ASSERT_EQUAL(k, -1);
     CU_ASSERT_FALSE(down);
     CU_ASSERT_EQUAL(next, -1);
@@ -1064,16 +1064,66 @@ test_priority(void)
     /* a later one near its end, in its window: held are the others
      * near theirs whose guest runs (in[2], long there), not the downs */
     in[0] = (struct xm_mig_prio){ -1, 6000 };
-    k = xm_mig_priority(in, 4, 6100, WIN, &down, &next);
+    k = xm_mig_priority(in, 4, 6100, WIN, -1, &down, &next);
     CU_ASSERT_EQUAL(k, 0);
     CU_ASSERT_FALSE(down);
     CU_ASSERT_STRING_EQUAL(holds(in), "..H.");
     CU_ASSERT_EQUAL(next, 6000 + WIN);
 
     /* none at all */
-    k = xm_mig_priority(in, 0, 6100, WIN, &down, &next);
+    k = xm_mig_priority(in, 0, 6100, WIN, -1, &down, &next);
     CU_ASSERT_EQUAL(k, -1);
     CU_ASSERT_FALSE(down);
+}
+
+/* A guest that runs again here but still resumes (until resume_until)
+ * holds every stream whose guest runs, those near their end too, and
+ * none comes first; a guest down is never held and still comes first;
+ * the resume's end is when the answer changes, and after it the
+ * streams are weighed as before. */
+static void
+test_priority_resuming(void)
+{
+    enum { WIN = 5000 };
+    struct xm_mig_prio in[4];
+    bool down;
+    int64_t next;
+    int k;
+
+    in[0] = (struct xm_mig_prio){ -1, -1 };
+    in[1] = (struct xm_mig_prio){ -1, 900 };
+    in[2] = (struct xm_mig_prio){ -1, 800 };
+    in[3] = (struct xm_mig_prio){ -1, -1 };
+    k = xm_mig_priority(in, 4, 1000, WIN, 1400, &down, &next);
+    CU_ASSERT_EQUAL(k, -1);
+    CU_ASSERT_TRUE(down);
+    CU_ASSERT_STRING_EQUAL(holds(in), "HHHH");
+    CU_ASSERT_EQUAL(next, 1400);
+
+    /* one goes down meanwhile: it comes first, not held */
+    in[3] = (struct xm_mig_prio){ 1100, -1 };
+    k = xm_mig_priority(in, 4, 1200, WIN, 1400, &down, &next);
+    CU_ASSERT_EQUAL(k, 3);
+    CU_ASSERT_TRUE(down);
+    CU_ASSERT_STRING_EQUAL(holds(in), "HHH.");
+    CU_ASSERT_EQUAL(next, 1400);
+
+    /* the resume is over: as without it */
+    in[3] = (struct xm_mig_prio){ -1, -1 };
+    k = xm_mig_priority(in, 4, 1400, WIN, 1400, &down, &next);
+    CU_ASSERT_EQUAL(k, 2);
+    CU_ASSERT_FALSE(down);
+    CU_ASSERT_STRING_EQUAL(holds(in), ".H..");
+    CU_ASSERT_EQUAL(next, 800 + WIN);
+
+    /* no stream at all: still "down" while it resumes, then nothing */
+    k = xm_mig_priority(in, 0, 1000, WIN, 1400, &down, &next);
+    CU_ASSERT_EQUAL(k, -1);
+    CU_ASSERT_TRUE(down);
+    CU_ASSERT_EQUAL(next, 1400);
+    k = xm_mig_priority(in, 0, 1500, WIN, 1400, &down, &next);
+    CU_ASSERT_FALSE(down);
+    CU_ASSERT_EQUAL(next, -1);
 }
 
 /* A target that waits on its source (the stream, GO) and hears its
@@ -1255,6 +1305,8 @@ static CU_TestInfo mig_tests[] = {
       test_source_streaming_states },
     { "which streams wait while a guest is down or near its end",
       test_priority },
+    { "a guest that resumes here holds the other streams",
+      test_priority_resuming },
     { "a target keeps its source's reason to abort",
       test_target_keeps_source_reason },
     { "happy path on both sides", test_happy_path },

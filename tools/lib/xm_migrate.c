@@ -483,10 +483,12 @@ xm_mig_source_streaming(const struct xm_mig *m)
 
 int
 xm_mig_priority(struct xm_mig_prio *in, size_t n, int64_t now,
-                int64_t window_ms, bool *down_r, int64_t *next_r)
+                int64_t window_ms, int64_t resume_until, bool *down_r,
+                int64_t *next_r)
 {
+    bool resuming = resume_until >= 0 && now < resume_until;
     int first = -1, end = -1;
-    int64_t next = -1;
+    int64_t next = resuming ? resume_until : -1;
 
     for (size_t i = 0; i < n && i < INT_MAX; i++) {
         bool down = in[i].down_since >= 0;
@@ -501,13 +503,13 @@ xm_mig_priority(struct xm_mig_prio *in, size_t n, int64_t now,
         if (next < 0 || since + window_ms < next)
             next = since + window_ms;
     }
-    *down_r = first >= 0;
+    *down_r = first >= 0 || resuming;
     for (size_t i = 0; i < n; i++)
-        in[i].hold = first >= 0 ? in[i].down_since < 0
+        in[i].hold = first >= 0 || resuming ? in[i].down_since < 0
                      : end >= 0 && (int)i != end && in[i].down_since < 0 &&
                        in[i].endgame_since >= 0;
     *next_r = next;
-    return first >= 0 ? first : end;
+    return first >= 0 ? first : resuming ? -1 : end;
 }
 
 void

@@ -307,18 +307,23 @@ bool xm_mig_source_streaming(const struct xm_mig *m);
  * window_ms only (a stuck handshake must not stall a drain).  While a
  * guest is down, every stream whose guest is not is held; while none
  * is, every stream near its end but the first to get there, so that
- * two guests do not go down together.  Sets each one's hold; returns
- * the index of the one that comes first (the earliest down, or else
- * the earliest near its end), -1 for none; *down_r whether that one is
- * down; *next_r when the answer changes with time alone (the end of a
- * window), -1 for never.
+ * two guests do not go down together.  Until resume_until (-1 for
+ * none), a guest that runs again on this host still resumes (its
+ * kernel thaws, its devices reconnect: its downtime as its users see
+ * it goes on), and it is served as one down: every stream whose guest
+ * runs is held.  Sets each one's hold; returns the index of the one
+ * that comes first (the earliest down, or else, unless a guest
+ * resumes, the earliest near its end), -1 for none; *down_r whether a guest is down or resuming;
+ * *next_r when the answer changes with time alone (the end of a window
+ * or of the resume), -1 for never.
  */
 struct xm_mig_prio {
     int64_t down_since, endgame_since;
     bool hold;                  /* out */
 };
 int xm_mig_priority(struct xm_mig_prio *in, size_t n, int64_t now,
-                    int64_t window_ms, bool *down_r, int64_t *next_r);
+                    int64_t window_ms, int64_t resume_until, bool *down_r,
+                    int64_t *next_r);
 void xm_mig_result(const struct xm_mig *m, struct xm_mig_result *res_r);
 
 /* The record for XM_MIG_A_JOURNAL: m's identity, phase, now (wall

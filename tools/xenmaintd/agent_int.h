@@ -66,6 +66,15 @@ struct mig {
  * are held (agent_mig.c), for at most this long. */
 #define MIG_DOWN_FIRST_MS 5000
 
+/* A guest that runs again here after its move (the target unpaused it)
+ * is not back yet for its users: its kernel thaws, xenbus and its
+ * devices reconnect, on this host's CPU.  For this long the other
+ * streams here are held as while it was down (agent_mig.c); in the lab
+ * this cut what compressed streams (CPU-bound on the target) added to
+ * a guest's largest tick gap, at no cost to a drain's time
+ * (doc/migration.md). */
+#define MIG_RESUME_GRACE_MS 400
+
 /* A finished migration, as status reports it (agent_mig.c). */
 #define MIG_PAST_MAX 8
 struct mig_past {
@@ -93,6 +102,9 @@ struct agent {
     struct xm_loop_timer *down_timer;   /* agent_mig.c: a guest down too
                                          * long holds no more */
     unsigned n_held;                    /* source streams held for it */
+    int64_t resume_until;               /* a guest that runs here
+                                         * again resumes till then
+                                         * (mono ms; 0: none yet) */
     bool guest_down;                    /* one of ours is down: no new
                                          * offer meanwhile */
     struct flow *patch;         /* the patch apply running */

@@ -30,7 +30,9 @@
  * for the final round; it waits for the tail, the target's restore and
  * the handshake; on the target: from its stream's end) comes first: the
  * other streams, sent or received, are held until it runs again, here
- * or there, so that this host's CPU and link serve it alone.  While
+ * or there, so that this host's CPU and link serve it alone; where it
+ * runs again they stay held MIG_RESUME_GRACE_MS more, while it resumes
+ * (a compressed stream, CPU-bound here, would slow that down).  While
  * none is down, the first source stream near its end (its first pass
  * nearly over) holds the others near theirs, so that two guests do not
  * go down together.  Their guests still run; they lose a little time,
@@ -476,15 +478,17 @@ on_down_timer(void *arg)
     mig_priority(a);
 }
 
+/* A migration whose stream may still be held: not over, and (target)
+ * its guest not yet running here. */
 static bool
 mig_live(const struct mig *m)
 {
-    return !m->final && m->x;
+    return !m->final && m->x && migexec_unpaused_at(m->x) < 0;
 }
 
 /* Hold the streams that must wait (xm_mig_priority: every other while a
- * guest of ours is down, sent or received, those near their end but the
- * first while none is), release the others. */
+ * guest of ours is down or resumes here, sent or received, those near
+ * their end but the first while none is), release the others. */
 static void
 mig_priority(struct agent *a)
 {
@@ -510,7 +514,8 @@ mig_priority(struct agent *a)
         in[i].endgame_since = migexec_endgame_since(m->x);
         i++;
     }
-    k = xm_mig_priority(in, n, now, MIG_DOWN_FIRST_MS, &down, &next);
+    k = xm_mig_priority(in, n, now, MIG_DOWN_FIRST_MS, a->resume_until,
+                        &down, &next);
     i = 0;
     for (struct mig *m = a->migs; m; m = m->next) {
         if (!mig_live(m))
@@ -527,6 +532,10 @@ mig_priority(struct agent *a)
                     first->ident.id, first->ident.name,
                     down ? "is down" : "nears its end", held,
                     held == 1 ? "" : "s");
+    else if (held && (held != a->n_held || down != was_down))
+        xm_log_info("a guest resumes here: %u other stream%s held for "
+                    "%lld ms", held, held == 1 ? "" : "s",
+                    (long long)(a->resume_until - now));
     else if (!held && a->n_held)
         xm_log_debug("streams released");
     a->n_held = held;
@@ -543,8 +552,11 @@ static void
 on_exec_down(void *arg, struct migexec *x)
 {
     struct mig *m = arg;
+    int64_t up = migexec_unpaused_at(x);
 
-    (void)x;
+    /* its guest runs here again: it resumes, the others wait */
+    if (up >= 0 && up + MIG_RESUME_GRACE_MS > m->a->resume_until)
+        m->a->resume_until = up + MIG_RESUME_GRACE_MS;
     mig_priority(m->a);
 }
 

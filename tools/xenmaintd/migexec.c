@@ -1920,6 +1920,12 @@ migexec_endgame_since(const struct migexec *x)
     return x->t_endgame;
 }
 
+int64_t
+migexec_unpaused_at(const struct migexec *x)
+{
+    return x->m.side == XM_MIG_TARGET ? x->t_unpaused : T_NONE;
+}
+
 void
 migexec_hold(struct migexec *x, bool hold)
 {

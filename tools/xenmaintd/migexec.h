@@ -139,11 +139,12 @@ typedef void migexec_done_fn(void *arg, struct migexec *x,
                              const struct migexec_result *res, bool final);
 
 /*
- * Source: called when the guest nears its end (its stream's first pass
- * over), goes down for this migration or comes back up
- * (migexec_endgame_since or migexec_down_since changed), from inside
- * the loop, never after the final report.  x stays valid through the
- * call.
+ * Called when the guest nears its end (source: its stream's first pass
+ * over), goes down for this migration or comes back up (target: its
+ * stream ended, then it runs here, migexec_unpaused_at, or the move
+ * failed), as migexec_endgame_since or migexec_down_since changed,
+ * from inside the loop, never after the final report.  x stays valid
+ * through the call.
  */
 typedef void migexec_down_fn(void *arg, struct migexec *x);
 
@@ -254,6 +255,9 @@ int64_t migexec_down_since(const struct migexec *x);
  * next), until the guest runs again here or there; -1 otherwise.
  */
 int64_t migexec_endgame_since(const struct migexec *x);
+/* Target: when (the executor's clock) the guest was unpaused here, its
+ * migration done; -1 before, and on a source. */
+int64_t migexec_unpaused_at(const struct migexec *x);
 /*
  * Hold the stream while another migration's guest is down (or nearer
  * its end), so that this host's CPU and link serve that one's tail, its
