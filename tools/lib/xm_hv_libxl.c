@@ -293,8 +293,11 @@ fill_domain(struct hv_libxl *h, const libxl_dominfo *info,
     if (pool)
         copy_name(d->cpupool, sizeof(d->cpupool), pool);
 
-    if (d->flags & XM_DOM_DYING) {
-        /* Its config may already be gone; no target will need it. */
+    if (d->flags & (XM_DOM_DYING | XM_DOM_TRANSIENT)) {
+        /* A dying domain's config may already be gone, and a migration's
+         * NAME--incoming has none stored until its restore is done
+         * (asking libxl then logs an error at every listing, one per
+         * offer a target checks); no target will need either. */
         d->mem_kib = d->cur_mem_kib;
         rc = XM_OK;
         goto out;
