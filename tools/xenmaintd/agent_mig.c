@@ -532,10 +532,6 @@ mig_priority(struct agent *a)
                     first->ident.id, first->ident.name,
                     down ? "is down" : "nears its end", held,
                     held == 1 ? "" : "s");
-    else if (held && (held != a->n_held || down != was_down))
-        xm_log_info("a guest resumes here: %u other stream%s held for "
-                    "%lld ms", held, held == 1 ? "" : "s",
-                    (long long)(a->resume_until - now));
     else if (!held && a->n_held)
         xm_log_debug("streams released");
     a->n_held = held;
@@ -552,12 +548,21 @@ static void
 on_exec_down(void *arg, struct migexec *x)
 {
     struct mig *m = arg;
+    struct agent *a = m->a;
     int64_t up = migexec_unpaused_at(x);
+    bool resumed = false;
 
     /* its guest runs here again: it resumes, the others wait */
-    if (up >= 0 && up + MIG_RESUME_GRACE_MS > m->a->resume_until)
-        m->a->resume_until = up + MIG_RESUME_GRACE_MS;
-    mig_priority(m->a);
+    if (up >= 0 && up + MIG_RESUME_GRACE_MS > a->resume_until) {
+        a->resume_until = up + MIG_RESUME_GRACE_MS;
+        resumed = true;
+    }
+    mig_priority(a);
+    if (resumed && a->n_held)
+        xm_log_info("migration %s: %s runs here: %u other stream%s held "
+                    "while it resumes (%d ms)", m->ident.id, m->ident.name,
+                    a->n_held, a->n_held == 1 ? "" : "s",
+                    MIG_RESUME_GRACE_MS);
 }
 
 /* The executor reports. */

@@ -124,12 +124,24 @@ n=$(grep -c 'other stream' <<< "$held" || true)
 ((n >= 1)) || fail "no source held a stream while a guest was down, in two drains of three guests"
 echo "ok: $n hold(s) over the two moves"
 
+# and where a guest ran again, the target held its other streams while
+# it resumed (MIG_RESUME_GRACE_MS)
+n=$( { on A "tail -n +$((logA0 + 1)) /var/log/messages"; on B "tail -n +$((logB0 + 1)) /var/log/messages"; } |
+    grep -a 'xenmaintd' | grep -a -c ' runs here: [0-9]* other streams* held while it resumes' || true)
+((n >= 1)) || fail "no target held a stream while a guest resumed, in two drains of three guests"
+echo "ok: $n hold(s) while a guest resumed"
+
 step "a move's end is no warning in either agent's log"
 # each side closes its migration's connection once done: the peer's
 # close is then the normal end (it used to read "connection closed")
 warned=$( { on A "tail -n +$((logA0 + 1)) /var/log/messages"; on B "tail -n +$((logB0 + 1)) /var/log/messages"; } |
     grep -a 'xenmaintd' | grep -a 'warn' | grep -a 'connection closed' || true)
 expect_eq "'connection closed' warnings over the two moves" "$warned" ""
+# nor an error: a target checking an offer used to ask libxl for the
+# stored config of the NAME--incoming it was restoring (none yet)
+errs=$( { on A "tail -n +$((logA0 + 1)) /var/log/messages"; on B "tail -n +$((logB0 + 1)) /var/log/messages"; } |
+    grep -a 'xenmaintd' | grep -a 'daemon.err' || true)
+expect_eq "errors in the agents' logs over the two moves" "$errs" ""
 
 step "xl drain (auto, the default): the codecs timed again further on"
 rc=0
