@@ -1005,6 +1005,55 @@ test_endgame_edges(void)
     finish_with_edges(3);
 }
 
+/* Near its end, to a target that sends STREAM_ACKs, the source keeps
+ * at most MIGEXEC_ENDGAME_AHEAD of libxl's ahead of the target's
+ * restore, however much the link would take (here a kernel buffer of
+ * 16 MiB): with the restore held it stops there.  A target that sends
+ * none (the build before them) is not waited for: the source runs on
+ * into the buffer.  Released, either move ends with the same stream on
+ * both sides. */
+static void
+test_endgame_ahead(void)
+{
+    for (int acks = 1; acks >= 0; acks--) {
+        uint64_t ahead;
+
+        if (!acks) {
+            teardown();
+            setup();
+            CU_ASSERT_FATAL(fixture_ok);
+        }
+        link_features = acks ? XM_FEAT_STREAM_ACK : 0;
+        src_compress = spec_of("none");
+        src_tune.chunk = 64 * 1024;
+        kbuf = kbuf_max = 16u << 20;
+        src_endgame = 8u << 20;         /* near its end at 4 MiB */
+        CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 12u << 20),
+                              XM_OK);
+        start_both();
+        run_until_sending();
+        for (int i = 0; i < 20000 && migexec_endgame_since(src.x) < 0 &&
+                        !src.final; i++)
+            CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 1, NULL), XM_OK);
+        CU_ASSERT_FATAL(!src.final && migexec_endgame_since(src.x) >= 0);
+        migexec_hold(dst.x, true);
+        for (int i = 0; i < 3000; i++)
+            CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 1, NULL), XM_OK);
+        CU_ASSERT_FATAL(!src.final && !dst.final);     /* it waits */
+        ahead = migexec_bytes(src.x) - migexec_bytes(dst.x);
+        if (acks) {
+            CU_ASSERT_TRUE(ahead <= MIGEXEC_ENDGAME_AHEAD + 64 * 1024);
+        } else {
+            CU_ASSERT_TRUE(ahead > 2 * MIGEXEC_ENDGAME_AHEAD);
+        }
+        migexec_hold(dst.x, false);
+        run_until_final();
+        CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_OK);
+        CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_OK);
+        assert_same_stream();
+    }
+}
+
 /* Near its end a stream keeps little in the channel: with the target
  * held (so that nothing drains), the source stops at its small bound
  * once near its end instead of MIGEXEC_MAX_PENDING; released, the
@@ -1656,6 +1705,8 @@ static CU_TestInfo migexec_tests[] = {
       test_down_without_report },
     { "a held stream waits, then finishes", test_hold_and_release },
     { "near its end, down, up: three edges", test_endgame_edges },
+    { "near its end, little ahead of the target's restore",
+      test_endgame_ahead },
     { "a held target stops the stream, then finishes", test_target_hold },
     { "near its end, little waits in the channel",
       test_endgame_small_channel },

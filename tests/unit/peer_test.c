@@ -388,7 +388,18 @@ test_compression_negotiated(void)
     CU_ASSERT_EQUAL(channel_features(XM_PROTO_FEATURES, XM_PROTO_FEATURES,
                                      &rc), XM_FEAT_STREAM_COMPRESS |
                                            XM_FEAT_STREAM_ZERO_RUNS |
-                                           XM_FEAT_STREAM_LZ4_BLOCKS);
+                                           XM_FEAT_STREAM_LZ4_BLOCKS |
+                                           XM_FEAT_STREAM_ACK);
+    CU_ASSERT_EQUAL(rc, XM_OK);
+    /* an agent of the build before STREAM_ACK */
+    teardown();
+    setup();
+    CU_ASSERT_EQUAL(channel_features(XM_PROTO_FEATURES,
+                                     XM_FEAT_STREAM_COMPRESS |
+                                     XM_FEAT_STREAM_ZERO_RUNS |
+                                     XM_FEAT_STREAM_LZ4_BLOCKS, &rc),
+                    XM_FEAT_STREAM_COMPRESS | XM_FEAT_STREAM_ZERO_RUNS |
+                    XM_FEAT_STREAM_LZ4_BLOCKS);
     CU_ASSERT_EQUAL(rc, XM_OK);
     /* an agent of the build before bare lz4 blocks */
     teardown();

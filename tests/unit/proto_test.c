@@ -352,15 +352,17 @@ test_flags_gated_by_features(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(xm_dec_error(&dec), "flags"));
 }
 
-/* This build offers stream compression with zero runs (issue 6), and
- * nothing else. */
+/* This build offers stream compression with zero runs and bare LZ4
+ * blocks, and the target's STREAM_ACKs (issue 6), and nothing else. */
 static void
 test_features_offered(void)
 {
     CU_ASSERT_EQUAL(XM_PROTO_FEATURES, XM_FEAT_STREAM_COMPRESS |
                                        XM_FEAT_STREAM_ZERO_RUNS |
-                                       XM_FEAT_STREAM_LZ4_BLOCKS);
+                                       XM_FEAT_STREAM_LZ4_BLOCKS |
+                                       XM_FEAT_STREAM_ACK);
     CU_ASSERT_EQUAL(XM_FEAT_STREAM_LZ4_BLOCKS, 0x4);    /* on the wire */
+    CU_ASSERT_EQUAL(XM_FEAT_STREAM_ACK, 0x8);
 }
 
 /* ---- frames ---- */

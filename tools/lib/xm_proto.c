@@ -59,6 +59,7 @@ static const struct msg_type msg_types[] = {
     { XM_MSG_MIGRATE_PULL_RESP, "MIGRATE_PULL_RESP", 1, XM_PROTO_JSON_MAX,
       0 },
     { XM_MSG_MIGRATE_CANCEL, "MIGRATE_CANCEL", 1, XM_PROTO_JSON_MAX, 0 },
+    { XM_MSG_STREAM_ACK, "STREAM_ACK", 8, 8, 0 },
     { XM_MSG_MIGRATE_ABORT, "MIGRATE_ABORT", CODE_LEN,
       CODE_LEN + XM_PROTO_TEXT_MAX, 0 },
 };

@@ -56,6 +56,13 @@ xm_put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+static inline void
+xm_put_be64(uint8_t *p, uint64_t v)
+{
+    xm_put_be32(p, (uint32_t)(v >> 32));
+    xm_put_be32(p + 4, (uint32_t)v);
+}
+
 static inline uint16_t
 xm_get_be16(const uint8_t *p)
 {
@@ -67,6 +74,12 @@ xm_get_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
            (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t
+xm_get_be64(const uint8_t *p)
+{
+    return (uint64_t)xm_get_be32(p) << 32 | xm_get_be32(p + 4);
 }
 
 /* ---- wire constants ---- */
@@ -102,11 +115,16 @@ enum {
      * behind an XXH64 of the raw data (block flag
      * XM_COMP_FLAG_LZ4_BLOCK) rather than an LZ4 frame. */
     XM_FEAT_STREAM_LZ4_BLOCKS = 1u << 2,
+    /* The target of a stream says how much of it went to libxl's
+     * restore (STREAM_ACK); the source keeps little ahead of that near
+     * the stream's end. */
+    XM_FEAT_STREAM_ACK = 1u << 3,
 };
 /* What this build offers. */
 #define XM_PROTO_FEATURES ((uint32_t)(XM_FEAT_STREAM_COMPRESS | \
                                       XM_FEAT_STREAM_ZERO_RUNS | \
-                                      XM_FEAT_STREAM_LZ4_BLOCKS))
+                                      XM_FEAT_STREAM_LZ4_BLOCKS | \
+                                      XM_FEAT_STREAM_ACK))
 
 /* Frame flags.  A flag is allowed only on the types listed for it and
  * only once its feature is negotiated; any other bit is a protocol
@@ -136,6 +154,9 @@ enum xm_msg_type {
     XM_MSG_MIGRATE_PULL_RESP = 28, /* JSON: what the peer started */
     XM_MSG_MIGRATE_CANCEL = 29,/* JSON {"id","name","uuid","why"}: a
                                 * restarted source that never sent GO */
+    XM_MSG_STREAM_ACK = 30,    /* 8 bytes, big-endian: the stream's bytes
+                                * the target gave libxl so far (only
+                                * with XM_FEAT_STREAM_ACK) */
 };
 
 /* "STREAM_DATA", or NULL for a type that is not known. */

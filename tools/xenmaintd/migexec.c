@@ -67,6 +67,9 @@
  * several of libxl's); on the target, decoded bytes for libxl. */
 #define ENDGAME_PENDING (64u * 1024)
 #define ENDGAME_QUEUED (256u * 1024)
+/* The target acknowledges (STREAM_ACK) each time this much more of the
+ * stream went to libxl's restore. */
+#define STREAM_ACK_EVERY (256u * 1024)
 #define PROBE_MS 300u
 #define PROBE_MIN_BYTES (256u * 1024)
 #define PROBE_MAX_BYTES (8u * 1024 * 1024)
@@ -150,6 +153,10 @@ struct migexec {
     unsigned offer_vcpus;
 
     uint64_t bytes;
+    /* STREAM_ACK: source, the bytes the target gave libxl (as it last
+     * said); target, as it last said them */
+    uint64_t acked;
+    bool acks_seen;             /* source: the target sends them */
 
     /* compression */
     size_t chunk, max_pending;
@@ -918,6 +925,16 @@ so_ready(void *arg, int fd, short revents)
 }
 
 /* Wake for libxl's bytes when the pump would take them. */
+/* Source: near its end, the stream is MIGEXEC_ENDGAME_AHEAD or more
+ * ahead of the target's restore (by its STREAM_ACKs: a target that sends
+ * none is not waited for). */
+static bool
+so_ahead(const struct migexec *x)
+{
+    return x->acks_seen && x->t_endgame != T_NONE &&
+           x->so.bytes_in >= x->acked + MIGEXEC_ENDGAME_AHEAD;
+}
+
 static void
 so_events(struct migexec *x)
 {
@@ -926,7 +943,7 @@ so_events(struct migexec *x)
     if (!x->so_h)
         return;
     if (x->held || x->p.chan.ops->pending(x->p.chan.ctx) >= x->max_pending
-        || (!x->send_busy && !x->so_finish))
+        || (!x->send_busy && !x->so_finish) || so_ahead(x))
         ev = 0;
     xm_loop_fd_events(x->so_h, ev);
 }
@@ -994,7 +1011,7 @@ so_pump(struct migexec *x)
             break;
         probe_check(x);
         pending = x->p.chan.ops->pending(x->p.chan.ctx);
-        if (pending >= x->max_pending)
+        if (pending >= x->max_pending || so_ahead(x))
             break;
         before = x->so.bytes_in;
         rc = xm_stream_out_fill(&x->so, &x->scratch, x->features, 0, 1);
@@ -1043,9 +1060,17 @@ static void
 si_update(struct migexec *x)
 {
     bool full;
+    uint8_t ack[8];
 
     if (!x->si_on)
         return;
+    /* STREAM_ACK: what went to libxl, every STREAM_ACK_EVERY */
+    if ((chan_features(x) & XM_FEAT_STREAM_ACK) &&
+        x->si.bytes_out >= x->acked + STREAM_ACK_EVERY) {
+        x->acked = x->si.bytes_out;
+        xm_put_be64(ack, x->acked);
+        chan_send(x, XM_MSG_STREAM_ACK, ack, sizeof(ack));
+    }
     full = xm_stream_in_full(&x->si);
     if (full != x->rx_paused) {
         x->rx_paused = full;
@@ -2241,6 +2266,15 @@ migexec_on_frame(struct migexec *x, const struct xm_frame *f)
             return XM_OK;
         }
         si_update(x);
+        return XM_OK;
+    case XM_MSG_STREAM_ACK:
+        /* never more than was sent, never backwards */
+        if (!source || f->len != 8 || xm_get_be64(f->payload) < x->acked
+            || xm_get_be64(f->payload) > x->bytes)
+            return XM_ERR_PROTO;
+        x->acked = xm_get_be64(f->payload);
+        x->acks_seen = true;
+        so_events(x);
         return XM_OK;
     case XM_MSG_STREAM_END:
         if (source)

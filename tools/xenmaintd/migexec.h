@@ -47,6 +47,13 @@
 #define MIGEXEC_MAX_PENDING (1024u * 1024)
 /* The receiver's queue bound before it asks the link to stop reading. */
 #define MIGEXEC_MAX_QUEUED (1024u * 1024)
+/* Near its end (migexec_endgame_since), a source stream reads no more
+ * of libxl's once it is this far ahead of what the target gave libxl's
+ * restore (its STREAM_ACKs, XM_FEAT_STREAM_ACK): what is on the way when
+ * libxc suspends the guest is restored during its downtime, and the
+ * kernels' buffers alone hold megabytes, several times as many of
+ * libxl's when compressed. */
+#define MIGEXEC_ENDGAME_AHEAD (2u * 1024 * 1024)
 
 /*
  * The link to the other agent, implemented by the peer link (and by the
