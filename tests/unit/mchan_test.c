@@ -636,6 +636,20 @@ both_sending(const char *id)
     return is_sending("d1") && is_sending("d2");
 }
 
+/* Guests g1 and g2 on A, 32 MiB streams each, both sending to B (as
+ * d1 and d2). */
+static void
+two_sending(void)
+{
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(host_a.fake, 32u << 20),
+                          XM_OK);
+    add_guest(&host_a, "g1");
+    add_guest(&host_a, "g2");
+    start("g1", "d1");
+    start("g2", "d2");
+    CU_ASSERT_FATAL(run_until_ms(both_sending, NULL, LONG_WAIT_MS));
+}
+
 /* Two guests stream at once; once libxc says d1's guest is down, d2's
  * stream stops (not a byte more read of libxl's) until d1's guest runs
  * on B (or MIG_DOWN_FIRST_MS passed: checked only before that, as under
@@ -709,13 +723,7 @@ test_resume_holds(void)
     const struct mig *t1;
     int64_t now;
 
-    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(host_a.fake, 32u << 20),
-                          XM_OK);
-    add_guest(&host_a, "g1");
-    add_guest(&host_a, "g2");
-    start("g1", "d1");
-    start("g2", "d2");
-    CU_ASSERT_FATAL(run_until_ms(both_sending, NULL, LONG_WAIT_MS));
+    two_sending();
     CU_ASSERT_EQUAL(host_b.agent->resume_until, 0);
     migexec_note_suspended(src("d1")->x, xm_clock_mono_ms(&xm_clock_real));
     CU_ASSERT_FATAL(run_until_ms(b_resuming, NULL, LONG_WAIT_MS));
@@ -747,13 +755,7 @@ test_down_too_long(void)
 {
     int64_t now;
 
-    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(host_a.fake, 32u << 20),
-                          XM_OK);
-    add_guest(&host_a, "g1");
-    add_guest(&host_a, "g2");
-    start("g1", "d1");
-    start("g2", "d2");
-    CU_ASSERT_FATAL(run_until_ms(both_sending, NULL, LONG_WAIT_MS));
+    two_sending();
     now = xm_clock_mono_ms(&xm_clock_real);
     migexec_note_suspended(src("d1")->x, now - MIG_DOWN_FIRST_MS - 1);
     CU_ASSERT_EQUAL(host_a.agent->n_held, 0);
