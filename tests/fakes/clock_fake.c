@@ -36,22 +36,10 @@ fake_cpu_ms(void *ctx, int64_t *busy_r, int64_t *idle_r)
     return XM_OK;
 }
 
-static int
-fake_self_cpu_ms(void *ctx, int64_t *ms_r)
-{
-    struct clock_fake *c = ctx;
-
-    if (c->self_unknown)
-        return XM_ERR_UNSUPPORTED;
-    *ms_r = c->self_cpu_ms;
-    return XM_OK;
-}
-
 static const struct xm_clock_ops fake_clock_ops = {
     .mono_ms = fake_mono_ms,
     .wall_s = fake_wall_s,
     .cpu_ms = fake_cpu_ms,
-    .self_cpu_ms = fake_self_cpu_ms,
 };
 
 void
@@ -63,9 +51,6 @@ clock_fake_init(struct clock_fake *c, int64_t start_ms, int64_t wall_s)
     c->cpu_busy_ms = c->cpu_idle_ms = 0;
     c->busy_permille = 0;
     c->cpu_unknown = false;
-    c->self_cpu_ms = 0;
-    c->self_permille = 0;
-    c->self_unknown = false;
 }
 
 void
@@ -76,7 +61,6 @@ clock_fake_advance(struct clock_fake *c, int64_t ms)
     c->wall_ms += ms;
     c->cpu_busy_ms += ms * c->busy_permille / 1000;
     c->cpu_idle_ms += ms - ms * c->busy_permille / 1000;
-    c->self_cpu_ms += ms * c->self_permille / 1000;
 }
 
 void

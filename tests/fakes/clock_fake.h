@@ -25,12 +25,6 @@ struct clock_fake {
     int64_t cpu_busy_ms, cpu_idle_ms;
     unsigned busy_permille;
     bool cpu_unknown;
-    /* This process's CPU time (self_cpu_ms): advancing adds
-     * self_permille of it (0 after init); self_unknown makes
-     * self_cpu_ms fail. */
-    int64_t self_cpu_ms;
-    unsigned self_permille;
-    bool self_unknown;
 };
 
 void clock_fake_init(struct clock_fake *c, int64_t start_ms, int64_t wall_s);

@@ -863,6 +863,18 @@ auto_on_slow_link(void)
     link_bytes_per_ms = 1000;       /* 1 MB/s */
 }
 
+/* The link auto measured ("auto: link 1.0 MB/s, ..."), 0 if none said.
+ * It counts the frames' bodies: with zero runs auto measures on lz4
+ * frames, whose headers are a larger share of the fake link's 1 MB/s
+ * with 1 KiB chunks (0.9 there). */
+static double
+why_link_mbps(const char *why)
+{
+    const char *p = strstr(why, "auto: link ");
+
+    return p ? atof(p + strlen("auto: link ")) : 0;
+}
+
 /* Run until the source's live send runs (the reports of libxc would
  * come now), a bound on the iterations. */
 static void
@@ -1503,13 +1515,16 @@ test_zr_auto_slow_link(void)
     CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
     assert_same_stream();
     CU_ASSERT(strncmp(a->compress, "zero+", 5) == 0);
-    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto: link 1.0 MB/s, "
-                                  "CPU 100% idle, 0% zero pages "
-                                  "(elided); lz4 "));
+    CU_ASSERT(why_link_mbps(a->compress_why) > 0.8 &&
+              why_link_mbps(a->compress_why) < 1.1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, " MB/s, CPU 100% idle, "
+                                  "0% zero pages (elided); lz4 "));
     CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, ": zero+"));
-    /* plain while measured (the config has no zero runs), then blocks */
+    /* lz4 while measured, then the pick: every chunk a block but the
+     * stream's first few (its header's short records: 4 of 40 here;
+     * plain while measured, more were) */
     CU_ASSERT_TRUE(a->frames_compressed > 0);
-    CU_ASSERT_TRUE(a->frames_compressed < a->frames);
+    CU_ASSERT_TRUE(a->frames_compressed + 4 >= a->frames);
     CU_ASSERT_TRUE(a->wire_bytes < a->libxl_bytes);
     CU_ASSERT_EQUAL(running_copies(), 1);
 }
@@ -1559,8 +1574,8 @@ test_zr_auto_growing_kernel_buffer(void)
 }
 
 /* The same on a host whose CPU had no idle time while the link was
- * measured: the choice names the CPU as the bottleneck (the model's
- * arithmetic is compress_test's). */
+ * measured: the choice names the CPU as the bottleneck and takes the
+ * cheapest codec (the model's arithmetic is compress_test's). */
 static void
 test_zr_auto_cpu_bound(void)
 {
@@ -1574,6 +1589,9 @@ test_zr_auto_cpu_bound(void)
     assert_same_stream();
     CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why,
                                   "CPU 0% idle (the bottleneck)"));
+    /* the cheapest codec (on this link the model ranks zstd:1 first:
+     * test_zr_auto_slow_link) */
+    CU_ASSERT_STRING_EQUAL(a->compress, "zero+lz4");
     /* a host that cannot tell: nothing said, the pipelined model */
     teardown();
     setup();
@@ -1583,34 +1601,14 @@ test_zr_auto_cpu_bound(void)
     start_both();
     run_until_final();
     CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
-    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto: link 1.0 MB/s, "
-                                  "0% zero pages"));
+    CU_ASSERT(why_link_mbps(a->compress_why) > 0.8);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, " MB/s, 0% zero pages"));
     CU_ASSERT_PTR_NULL(strstr(a->compress_why, "idle"));
-    /* this process's CPU known (all of the time: it sent 1 MB per
-     * second of it): that is the model's figure, and the choice says
-     * so */
-    teardown();
-    setup();
-    CU_ASSERT_FATAL(fixture_ok);
-    clk.busy_permille = 1000;
-    clk.self_permille = 1000;
-    auto_on_slow_link();
-    src_tune.probe_ms = 12;         /* 12 ms of our CPU: enough to weigh */
-    start_both();
-    run_until_final();
-    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
-    assert_same_stream();
-    {
-        const char *p = strstr(a->compress_why, "(the bottleneck, ");
-        double mb = p ? atof(p + strlen("(the bottleneck, ")) : 0;
-
-        CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, " MB per CPU s)"));
-        CU_ASSERT(mb > 0.7 && mb < 1.5);
-    }
 }
 
-/* auto with zero runs on a link that keeps up: the zero runs still go
- * elided (they cost nothing), the rest plain: "zero". */
+/* auto with zero runs on a link that keeps up: lz4 first, then (the
+ * link kept up with that) the zero runs still go elided (they cost
+ * nothing), the rest plain: "zero". */
 static void
 test_zr_auto_fast_link(void)
 {
@@ -1621,13 +1619,17 @@ test_zr_auto_fast_link(void)
     src_compress = spec_of("auto");
     src_tune.chunk = 16384;
     src_tune.max_pending = 4 * 1024 * 1024;
-    src_tune.probe_max_bytes = 32 * 1024;
+    /* the header's chunk and the config's hold 64 KiB that is not zero:
+     * 16 KiB of it in lz4, 16 KiB plain, then the pick */
+    src_tune.probe_max_bytes = 16 * 1024;
     start_both();
     run_until_final();
     CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
     assert_same_stream();
     CU_ASSERT_STRING_EQUAL(a->compress, "zero");
     CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "kept up"));
+    CU_ASSERT(n_lz4_sent > 0);                      /* measuring */
+    CU_ASSERT(a->frames_compressed < a->frames);    /* then plain */
     CU_ASSERT_TRUE(a->frames_compressed >= 60);
     CU_ASSERT_TRUE(a->wire_bytes < 120000);
     CU_ASSERT_EQUAL(running_copies(), 1);

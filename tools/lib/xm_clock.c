@@ -3,9 +3,9 @@
  *
  * Monotonic milliseconds come from CLOCK_MONOTONIC (deadlines, watchdogs:
  * immune to the wall clock being stepped); seconds since the epoch from
- * CLOCK_REALTIME (journal timestamps only); the process's CPU time from
- * CLOCK_PROCESS_CPUTIME_ID, the host's from /proc/stat.  Tests use the
- * fake clock in tests/fakes/clock_fake.c instead.
+ * CLOCK_REALTIME (journal timestamps only); the host's CPU time from
+ * /proc/stat.  Tests use the fake clock in tests/fakes/clock_fake.c
+ * instead.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -65,23 +65,10 @@ real_cpu_ms(void *ctx, int64_t *busy_r, int64_t *idle_r)
     return XM_OK;
 }
 
-static int
-real_self_cpu_ms(void *ctx, int64_t *ms_r)
-{
-    struct timespec ts;
-
-    (void)ctx;
-    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
-        return XM_ERR_UNSUPPORTED;
-    *ms_r = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return XM_OK;
-}
-
 static const struct xm_clock_ops real_clock_ops = {
     .mono_ms = real_mono_ms,
     .wall_s = real_wall_s,
     .cpu_ms = real_cpu_ms,
-    .self_cpu_ms = real_self_cpu_ms,
 };
 
 const struct xm_clock xm_clock_real = {
@@ -95,12 +82,4 @@ xm_clock_cpu_ms(const struct xm_clock *c, int64_t *busy_r, int64_t *idle_r)
     if (!c->ops->cpu_ms)
         return XM_ERR_UNSUPPORTED;
     return c->ops->cpu_ms(c->ctx, busy_r, idle_r);
-}
-
-int
-xm_clock_self_cpu_ms(const struct xm_clock *c, int64_t *ms_r)
-{
-    if (!c->ops->self_cpu_ms)
-        return XM_ERR_UNSUPPORTED;
-    return c->ops->self_cpu_ms(c->ctx, ms_r);
 }

@@ -5,8 +5,7 @@
  * so that unit tests can drive the state machines with a fake clock
  * (tests/fakes/clock_fake.c) and never sleep.  So do the readings of
  * CPU time: the migration stream's "auto" compression asks whether the
- * host's CPU had idle time while it measured the link, and how much of
- * it this process took.
+ * host's CPU had idle time while it measured the link.
  */
 #ifndef XM_CLOCK_H
 #define XM_CLOCK_H
@@ -20,9 +19,6 @@ struct xm_clock_ops {
      * (steal included: time this host could not have) and idle (idle
      * and iowait).  XM_OK, or an error when unknown; may be NULL. */
     int (*cpu_ms)(void *ctx, int64_t *busy_r, int64_t *idle_r);
-    /* The CPU time this process used (all its threads), in ms: XM_OK,
-     * or an error when unknown; may be NULL. */
-    int (*self_cpu_ms)(void *ctx, int64_t *ms_r);
 };
 
 struct xm_clock {
@@ -48,6 +44,5 @@ xm_clock_wall_s(const struct xm_clock *c)
 /* XM_ERR_UNSUPPORTED when the clock cannot tell. */
 int xm_clock_cpu_ms(const struct xm_clock *c, int64_t *busy_r,
                     int64_t *idle_r);
-int xm_clock_self_cpu_ms(const struct xm_clock *c, int64_t *ms_r);
 
 #endif /* XM_CLOCK_H */

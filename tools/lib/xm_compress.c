@@ -315,13 +315,29 @@ xm_comp_auto_choose(const struct xm_comp_sample *samples, size_t n,
                     double link_mbps, bool cpu_bound)
 {
     struct xm_comp_spec best = { .algo = XM_COMP_NONE };
-    double none_t = xm_comp_estimate(NULL, link_mbps, cpu_bound);
+    double none_t = xm_comp_estimate(NULL, link_mbps, false);
     double best_t = none_t;
     struct xm_comp_sample slower;
     double t;
 
     if (!positive(link_mbps))
         return best;
+    if (cpu_bound) {
+        const struct xm_comp_sample *fast = NULL;
+
+        for (size_t i = 0; i < n; i++)
+            if (spec_valid(&samples[i].spec) && positive(samples[i].mbps) &&
+                (!fast || samples[i].mbps > fast->mbps))
+                fast = &samples[i];
+        if (!fast)
+            return best;
+        slower = *fast;
+        slower.mbps *= 1 - XM_COMP_AUTO_MARGIN;
+        slower.dec_mbps *= 1 - XM_COMP_AUTO_MARGIN;
+        if (xm_comp_estimate(&slower, link_mbps, true) < none_t)
+            best = fast->spec;
+        return best;
+    }
     for (size_t i = 0; i < n; i++) {
         if (!spec_valid(&samples[i].spec))
             continue;
@@ -330,10 +346,9 @@ xm_comp_auto_choose(const struct xm_comp_sample *samples, size_t n,
         slower = samples[i];
         slower.mbps *= 1 - XM_COMP_AUTO_MARGIN;
         slower.dec_mbps *= 1 - XM_COMP_AUTO_MARGIN;
-        t = xm_comp_estimate(&slower, link_mbps, cpu_bound);
-        if (t < best_t &&
-            t < none_t * (cpu_bound ? 1 : 1 - XM_COMP_AUTO_MARGIN)) {
-            best_t = xm_comp_estimate(&samples[i], link_mbps, cpu_bound);
+        t = xm_comp_estimate(&slower, link_mbps, false);
+        if (t < best_t && t < none_t * (1 - XM_COMP_AUTO_MARGIN)) {
+            best_t = xm_comp_estimate(&samples[i], link_mbps, false);
             best = samples[i].spec;
         }
     }

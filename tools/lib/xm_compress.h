@@ -147,13 +147,10 @@ struct xm_comp_sample {
  *
  *     algorithm:  1 / mbps + 1 / dec_mbps + 1 / (ratio * link)
  *
- * so that a slow codec whose better ratio only "pays" on paper is not
- * taken (in the lab, where the pipelined model picked zstd:3, the
- * drain took 25% longer than with lz4).  There the caller's link is
- * best what a byte on the wire costs the CPU (migexec.c: the bytes its
- * streams sent per second of its own CPU), and the receiver's decoding
- * counts (its CPU is as busy: a pool's hosts are alike), measured here
- * as a stand-in (dec_mbps; 0 leaves it out).  xm_comp_estimate gives
+ * so that a codec slower than the CPU can spare is not taken; the
+ * receiver's decoding counts (its CPU is as busy: a pool's hosts are
+ * alike), measured here as a stand-in (dec_mbps; 0 leaves it out).
+ * xm_comp_estimate gives
  * the algorithm's figure (none's with s NULL); it is infinite for a
  * sample with a speed or ratio that is not a positive number.  Left
  * out: the bandwidth other migrations take.
@@ -167,14 +164,24 @@ double xm_comp_estimate(const struct xm_comp_sample *s, double link_mbps,
  * estimate at a speed XM_COMP_AUTO_MARGIN lower than measured beats
  * the leader's as measured: a codec that is CPU-bound wins only by
  * more than the noise, while between codecs that the link bounds the
- * better ratio wins.  Against none, a sample
- * must also beat 1 / link by more than the margin (compression costs
- * CPU that TLS and libxl's helper want too), unless the CPU is the
- * bottleneck: there sending raw costs CPU at both ends too, and the
- * slower speed is margin enough.  A tie goes to the earlier
- * sample, so list the cheaper ones first.  A link speed that is not a
- * positive number (unknown) gives none: without it nothing says
- * compression pays.
+ * better ratio wins.  Against none, a sample must also beat 1 / link
+ * by more than the margin (compression costs CPU that TLS and libxl's
+ * helper want too).  A tie goes to the earlier sample, so list the
+ * cheaper ones first.
+ *
+ * On a CPU that is the bottleneck only the cheapest codec (the fastest
+ * measured) may be taken, and only if it beats none at its slower
+ * speed in the CPU-bound model (sending raw costs CPU at both ends
+ * too: that is margin enough).  There every speed is a share of a CPU
+ * that libxl's helper, TLS and the guests want as well, and the
+ * figures vary several times over between the streams of one drain
+ * (in the lab lz4 25 to 120 MB/s): ranking codecs of 2 to 5 times each
+ * other's cost on them picked zstd or none by chance, while the
+ * cheapest codec that pays drained the lab's three guests fastest
+ * (lz4 10.6-12.1 s; zstd:1 12.6-14.2 s, zero runs alone 14.0-14.1 s).
+ *
+ * A link speed that is not a positive number (unknown) gives none:
+ * without it nothing says compression pays.
  */
 #define XM_COMP_AUTO_MARGIN 0.10
 struct xm_comp_spec xm_comp_auto_choose(const struct xm_comp_sample *samples,

@@ -94,8 +94,6 @@ struct agent {
     struct agent_deps d;
     struct xm_journal *journal; /* state_dir/migrations */
     struct mig *migs;
-    uint64_t streams_out;       /* bytes our source streams sent (auto
-                                 * weighs its CPU time against them) */
     struct drain *drain;        /* the drain or undrain running */
     struct drain *pulls;        /* peers' undrains we serve */
     struct mig_progress *mig_progress;  /* agent_mig.c: libxc's reports */

@@ -693,7 +693,6 @@ mig_params(struct mig *m, enum xm_mig_side side, unsigned timeout_s,
     p->journal = a->journal;
     p->loop = a->d.loop;
     p->clock = a->d.clock;
-    p->streams_out = &a->streams_out;
     if (side == XM_MIG_SOURCE)
         p->endgame_bytes = m->guest_kib * 1024;
     p->chan = m->ch;

@@ -14,19 +14,22 @@
  * compressing transform once one is chosen) and hands it to the
  * channel while the channel holds less than max_pending.  In "auto" it
  * first sends plain frames (only chunks of zero pages compressed, at
- * next to no CPU cost: probe_encode) and watches the channel: once it
- * stays full (the link is the bottleneck) for the probe window, the
- * rate at which it drains is the link's share; the codecs are then
- * timed on the pages read so far that are not zero (xm_comp_measure:
- * zero pages cost every codec next to nothing) and the model of
+ * next to no CPU cost: probe_encode; to a peer that takes zero runs,
+ * those elided and the rest in lz4, the cheapest codec) and watches
+ * the channel: once it stays full (the link is the bottleneck) for
+ * the probe window, the rate at which it drains is the link's share
+ * (bytes on the wire per second); the codecs are then timed on the
+ * pages read so far that are not zero (xm_comp_measure: zero pages
+ * cost every codec next to nothing) and the model of
  * xm_comp_auto_choose picks, provisionally while too few such pages
  * were seen.  A channel that never fills means the link keeps up with
- * libxl: plain frames stay.  With zero runs the codecs are timed again
- * a few times further on (repick_check: a guest kernel's pages, the
- * first that are not zero, compress worse than the rest).
- * doc/migration.md has the numbers.  What
- * went out is what left both the channel and the kernel's send queue
- * (the channel's unacked).  A held stream (migexec_hold: another
+ * libxl: plain frames stay (with zero runs, lz4 first gives way to
+ * plain frames, and the link is watched again).  With zero runs the
+ * codecs are timed again a few times further on (repick_check: a
+ * guest kernel's pages, the first that are not zero, compress worse
+ * than the rest).  doc/migration.md has the numbers.  What went out
+ * is what left both the channel and the kernel's send queue (the
+ * channel's unacked).  A held stream (migexec_hold: another
  * migration's guest is down) reads nothing and shrinks libxl's socket
  * buffer until released.
  *
@@ -93,8 +96,6 @@
 #define REPICK_WINDOW (4u << 20)    /* on its pages that are not zero in
                                      * this much before, */
 #define REPICK_SAMPLE (128u * 1024) /* at most this much of them */
-#define SELF_CPU_MIN_MS 10          /* auto: our CPU time while measured,
-                                     * at least, to weigh it */
 #define MS_MAX (86400u * 1000)      /* a duration from a peer, at most */
 #define ROUNDS_MAX 1000u
 #define T_NONE (-1)                 /* a time not (yet) taken */
@@ -173,13 +174,7 @@ struct migexec {
     uint64_t sat_sent0;
     bool sat_cpu;               /* the host's CPU time at sat_t0: */
     int64_t sat_busy0, sat_idle0;
-    bool sat_self;              /* ours at sat_t0, and the streams' */
-    int64_t sat_self0;
-    uint64_t sat_out0;
     int cpu_idle_pct;           /* while measured; -1: unknown */
-    double cpu_mbps;            /* bytes the streams sent per second of
-                                 * our CPU while measured; 0: unknown */
-    uint64_t out_own;           /* p.streams_out when none was given */
     uint64_t repick_at;         /* auto: time the codecs again once
                                  * so.bytes_in is there; 0: never */
     unsigned repicks;           /* done */
@@ -187,8 +182,11 @@ struct migexec {
     uint8_t *sample;            /* probing: the last non-zero pages */
     size_t sample_len, sample_pos;
     uint64_t probe_bytes, probe_zero_bytes;
-    uint64_t probe_plain_bytes; /* measuring: raw bytes sent as is */
-    struct xm_comp_spec probe_spec; /* measuring: the zero chunks' codec */
+    uint64_t probe_plain_bytes; /* measuring: raw bytes sent of pages
+                                 * not zero (as is; with zero runs, in
+                                 * probe_spec) */
+    struct xm_comp_spec probe_spec; /* measuring: the zero chunks' codec
+                                     * (with zero runs: every chunk's) */
     char stream_why[XM_MIG_WHY_MAX];    /* target: why the stream broke */
     char offer_why[XM_MIG_WHY_MAX];     /* source: why no OFFER left */
 
@@ -491,14 +489,6 @@ compress_with(struct migexec *x, const struct xm_comp_spec *spec)
         xm_stream_out_set_xform(&x->so, &xf);
 }
 
-/* Bytes the source streams of this process handed to their channels
- * (this one's alone without the shared counter: migexec_new). */
-static uint64_t
-streams_out(const struct migexec *x)
-{
-    return *x->p.streams_out;
-}
-
 /* Keep n raw bytes in the ring of the last SAMPLE_MAX non-zero ones. */
 static void
 sample_keep(struct migexec *x, const uint8_t *p, size_t n)
@@ -552,7 +542,7 @@ probe_encode(void *arg, const uint8_t *in, size_t len, struct xm_buf *out)
     size_t zero = sample_add(x, in, len), zero_pages = zero / SAMPLE_PAGE;
 
     /* With zero runs, every chunk goes with its zero runs elided and
-     * the rest as is (the codec's algorithm is none meanwhile). */
+     * the rest in probe_spec (lz4, or as is: probe_check). */
     if (x->zr) {
         x->probe_plain_bytes += len - zero;
         return xm_comp_xform_encode(x->enc, in, len, out);
@@ -640,19 +630,9 @@ auto_pick(struct migexec *x, bool final)
 
     bool cpu_bound = x->cpu_idle_pct >= 0 &&
                      x->cpu_idle_pct < CPU_BOUND_IDLE_PCT;
-    /* The model's link: on a CPU-bound host, what a byte on the wire
-     * costs our CPU (TLS, the network stack, the pump), the streams'
-     * bytes per second of it; the link's share there is the busy CPU's
-     * (all of the host's work per byte, most of which compressing does
-     * not shrink), which made the ratio weigh several times too much. */
-    double model_mbps = cpu_bound && x->cpu_mbps > 0 ? x->cpu_mbps
-                                                     : x->link_mbps;
-    char cpu[96] = "";
+    char cpu[64] = "";
 
-    if (x->cpu_idle_pct >= 0 && cpu_bound && x->cpu_mbps > 0)
-        snprintf(cpu, sizeof(cpu), ", CPU %d%% idle (the bottleneck, "
-                 "%.1f MB per CPU s)", x->cpu_idle_pct, x->cpu_mbps);
-    else if (x->cpu_idle_pct >= 0)
+    if (x->cpu_idle_pct >= 0)
         snprintf(cpu, sizeof(cpu), ", CPU %d%% idle%s", x->cpu_idle_pct,
                  cpu_bound ? " (the bottleneck)" : "");
     char again[40] = "";
@@ -686,12 +666,13 @@ auto_pick(struct migexec *x, bool final)
                                     samples[n].mbps, samples[n].ratio);
         n++;
     }
-    best = xm_comp_auto_choose(samples, n, model_mbps, cpu_bound);
+    best = xm_comp_auto_choose(samples, n, x->link_mbps, cpu_bound);
     set_compress(x, "none", "");
     compress_with(x, &best);
     if (len < sizeof(why))
         snprintf(why + len, sizeof(why) - len, ": %s", x->st.compress);
     snprintf(x->st.compress_why, sizeof(x->st.compress_why), "%s", why);
+    xm_log_debug("migration %s: %s", x->m.ident.id, why);
     x->provisional = !final;
     if (final) {
         x->probing = false;
@@ -754,20 +735,31 @@ probe_check(struct migexec *x)
         x->sat_sent0 = sent;
         x->sat_cpu = xm_clock_cpu_ms(x->p.clock, &x->sat_busy0,
                                      &x->sat_idle0) == XM_OK;
-        x->sat_self = xm_clock_self_cpu_ms(x->p.clock,
-                                           &x->sat_self0) == XM_OK;
-        x->sat_out0 = streams_out(x);
         return;
     }
     if (!x->sat) {
-        if (x->probe_plain_bytes >= probe_max(x)) {
-            snprintf(why, sizeof(why), "the link kept up with libxl for "
-                     "%.1f MiB%s: %s",
-                     (double)x->probe_plain_bytes / 1048576,
-                     x->zr ? " of pages that are not zero" : "",
-                     x->zr ? "zero" : "none");
-            auto_decide(x, 0, why);
+        if (x->probe_plain_bytes < probe_max(x))
+            return;
+        if (x->zr && x->probe_spec.algo != XM_COMP_NONE) {
+            /* kept up with compressed pages: measure again, as is */
+            char name[16];
+
+            xm_comp_spec_format(&x->probe_spec, name, sizeof(name));
+            x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_NONE, 0 };
+            if (xm_comp_codec_set(x->enc, &x->probe_spec) == XM_OK) {
+                snprintf(x->st.compress_why, sizeof(x->st.compress_why),
+                         "auto: measuring (the link kept up with %s for "
+                         "%.1f MiB: now as is)", name,
+                         (double)x->probe_plain_bytes / 1048576);
+                x->probe_plain_bytes = 0;
+                return;
+            }
         }
+        snprintf(why, sizeof(why), "the link kept up with libxl for "
+                 "%.1f MiB%s: %s", (double)x->probe_plain_bytes / 1048576,
+                 x->zr ? " of pages that are not zero" : "",
+                 x->zr ? "zero" : "none");
+        auto_decide(x, 0, why);
         return;
     }
     /* (with zero runs, only once the codecs have a page to be timed
@@ -778,7 +770,7 @@ probe_check(struct migexec *x)
                                 ? x->p.tune.probe_min_bytes
                                 : PROBE_MIN_BYTES) &&
         (!x->zr || x->sample_len >= SAMPLE_PAGE)) {
-        int64_t busy, idle, self;
+        int64_t busy, idle;
 
         x->cpu_idle_pct = -1;
         if (x->sat_cpu && !xm_clock_cpu_ms(x->p.clock, &busy, &idle) &&
@@ -787,14 +779,6 @@ probe_check(struct migexec *x)
             x->cpu_idle_pct = (int)((idle - x->sat_idle0) * 100 /
                                     (busy - x->sat_busy0 +
                                      idle - x->sat_idle0));
-        /* what the streams cost us: bytes out per second of our CPU
-         * (a CPU-bound host's figure for the link, below) */
-        x->cpu_mbps = 0;
-        if (x->sat_self && !xm_clock_self_cpu_ms(x->p.clock, &self) &&
-            self - x->sat_self0 >= SELF_CPU_MIN_MS &&
-            streams_out(x) > x->sat_out0)
-            x->cpu_mbps = (double)(streams_out(x) - x->sat_out0) /
-                          (double)(self - x->sat_self0) / 1000.0;
         auto_decide(x, (double)(sent - x->sat_sent0) /
                        (double)(now - x->sat_t0) / 1000.0, NULL);
     }
@@ -842,8 +826,14 @@ compress_setup(struct migexec *x)
         x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_LZ4, 0 };
         if (theirs & XM_COMP_MASK(XM_COMP_ZSTD))
             x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_ZSTD, 1 };
-        if (x->zr)      /* the rest as is until the link is measured */
-            x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_NONE, 0 };
+        /* With zero runs elided, the rest in lz4 until the link is
+         * measured (on the wire's bytes: what it carries), the cheapest
+         * codec: plain, these pages took the link's first seconds at
+         * full size.  Then as is, if the link kept up with that. */
+        if (x->zr)
+            x->probe_spec = (struct xm_comp_spec){
+                false, theirs & XM_COMP_MASK(XM_COMP_LZ4) ? XM_COMP_LZ4
+                                                          : XM_COMP_NONE, 0 };
         rc = xm_comp_codec_set(x->enc, &x->probe_spec);
         if (rc)
             return rc;
@@ -886,12 +876,16 @@ so_close(struct migexec *x)
     x->so_finish = false;
     x->so_discard = false;
     if (x->probing && !x->provisional) {
-        char name[MIGEXEC_COMPRESS_MAX + 1] = "none";
+        char name[MIGEXEC_COMPRESS_MAX + 1] = "none", spec[16];
 
-        if (x->so.frames_xformed && x->zr)  /* zero runs elided */
+        xm_comp_spec_format(&x->probe_spec, spec, sizeof(spec));
+        if (x->so.frames_xformed && x->zr &&    /* zero runs elided */
+            x->probe_spec.algo == XM_COMP_NONE)
             snprintf(name, sizeof(name), "zero");
+        else if (x->so.frames_xformed && x->zr) /* and the rest */
+            snprintf(name, sizeof(name), "zero+%s", spec);
         else if (x->so.frames_xformed)      /* its zero chunks were */
-            xm_comp_spec_format(&x->probe_spec, name, sizeof(name));
+            snprintf(name, sizeof(name), "%s", spec);
         set_compress(x, name, "auto: the stream ended before the link "
                      "was measured");
     }
@@ -1029,7 +1023,6 @@ so_pump(struct migexec *x)
         else if (x->repick_at && x->so.bytes_in > before)
             repick_check(x, x->so.buf, (size_t)(x->so.bytes_in - before));
         x->bytes = x->so.bytes_in;
-        *x->p.streams_out += x->scratch.len;
         chan_forward(x);
         if (xm_stream_out_done(&x->so)) {
             so_close(x);
@@ -1748,8 +1741,6 @@ migexec_new(const struct migexec_params *p, struct migexec **x_r)
     if (!x)
         return XM_ERR_NOMEM;
     x->p = *p;
-    if (!x->p.streams_out)
-        x->p.streams_out = &x->out_own;
     x->send_fd = -1;
     x->recv_fd = -1;
     x->so.fd = -1;

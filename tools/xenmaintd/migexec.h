@@ -182,10 +182,6 @@ struct migexec_params {
     struct xm_journal *journal; /* borrowed */
     struct xm_loop *loop;       /* borrowed */
     const struct xm_clock *clock; /* borrowed; wall time for records */
-    /* Source: bytes every source stream of this process handed to its
-     * channel, each adding its own (auto weighs this process's CPU time
-     * against them); borrowed, NULL: this stream's alone. */
-    uint64_t *streams_out;
     /* Source: libxl's bytes at which the guest nears its suspend (its
      * memory: the first full pass is over, the rounds of dirty pages
      * are short); 0: never said (migexec_endgame_since). */
