@@ -1023,7 +1023,7 @@ test_endgame_edges(void)
  * 16 MiB): with the restore held it stops there.  A target that sends
  * none (the build before them) is not waited for: the source runs on
  * into the buffer.  Released, either move ends with the same stream on
- * both sides. */
+ * both sides, which report what the target last acknowledged. */
 static void
 test_endgame_ahead(void)
 {
@@ -1063,6 +1063,19 @@ test_endgame_ahead(void)
         CU_ASSERT_EQUAL(src.res.mig.outcome, XM_MIG_OK);
         CU_ASSERT_EQUAL(dst.res.mig.outcome, XM_MIG_OK);
         assert_same_stream();
+        /* both report what the target last acknowledged: within
+         * 256 KiB of the whole stream; none without the feature */
+        if (acks) {
+            const struct migexec_stats *a = &src.res.stats;
+
+            CU_ASSERT(a->acked_bytes > 0);
+            CU_ASSERT(a->acked_bytes <= a->libxl_bytes);
+            CU_ASSERT(a->libxl_bytes - a->acked_bytes < 256 * 1024);
+            CU_ASSERT_EQUAL(dst.res.stats.acked_bytes, a->acked_bytes);
+        } else {
+            CU_ASSERT_EQUAL(src.res.stats.acked_bytes, 0);
+            CU_ASSERT_EQUAL(dst.res.stats.acked_bytes, 0);
+        }
     }
 }
 

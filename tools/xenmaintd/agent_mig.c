@@ -320,6 +320,7 @@ mig_stats_json(struct xm_jgen *g, const struct migexec_stats *st)
     xm_jgen_kv_uint(g, "libxl_bytes", st->libxl_bytes);
     xm_jgen_kv_uint(g, "wire_bytes", st->wire_bytes);
     xm_jgen_kv_uint(g, "frames", st->frames);
+    xm_jgen_kv_uint(g, "acked_bytes", st->acked_bytes);
     xm_jgen_key(g, "ratio");
     if (st->wire_bytes) {
         len = snprintf(num, sizeof(num), "%.2f",

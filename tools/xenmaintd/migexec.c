@@ -1852,6 +1852,7 @@ stats_compute(const struct migexec *x, struct migexec_stats *st)
         st->wire_bytes = x->so.bytes_out;
         st->frames = x->so.frames;
         st->frames_compressed = x->so.frames_xformed;
+        st->acked_bytes = x->acked;
         st->rounds = x->iter_seen && !x->rounds_unknown
                      ? (int)x->max_iter + 1 : MIGEXEC_UNKNOWN;
         st->stream_tail_ms = minus(span(x->t_ready, x->t_susp),
@@ -1863,6 +1864,7 @@ stats_compute(const struct migexec *x, struct migexec_stats *st)
         st->wire_bytes = x->wire_in;
         st->frames = x->si.frames;
         st->frames_compressed = x->si.frames_xformed;
+        st->acked_bytes = x->acked;
         st->rounds = x->peer_rounds;
         st->stream_tail_ms = minus(x->peer_susp_to_ready,
                                    span(x->t_ready_sent, x->t_end), 0);

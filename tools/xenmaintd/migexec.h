@@ -117,6 +117,10 @@ struct migexec_stats {
     uint64_t wire_bytes;
     uint64_t frames;            /* STREAM_DATA frames */
     uint64_t frames_compressed; /* of which flagged COMPRESSED */
+    uint64_t acked_bytes;       /* of libxl_bytes, what the target last
+                                 * said (STREAM_ACK) it gave libxl's
+                                 * restore; 0: none said (a peer
+                                 * without them) */
     char compress[MIGEXEC_COMPRESS_MAX + 1];   /* "none", "lz4",
                                                 * "zstd:3"; "" before
                                                 * the stream */

@@ -40,6 +40,7 @@ check_figures() {
     local res=$1
     expect_eq "moves done" "$(json 'sum(m["state"] == "done" for m in d["moves"])' <<< "$res")" 3
     expect_eq "moves with libxl bytes" "$(json 'sum(m["libxl_bytes"] > 100 * 2**20 for m in d["moves"])' <<< "$res")" 3
+    expect_eq "streams acknowledged by their targets (STREAM_ACK, every 256 KiB)" "$(json 'sum(0 < m["acked_bytes"] <= m["libxl_bytes"] < m["acked_bytes"] + 256 * 1024 for m in d["moves"])' <<< "$res")" 3
     expect_eq "rounds: a number or unknown" "$(json 'all(m["precopy_rounds"] == "unknown" or (isinstance(m["precopy_rounds"], int) and m["precopy_rounds"] >= 1) for m in d["moves"])' <<< "$res")" True
     expect_eq "downtime parts: numbers or unknown" "$(json 'all(v == "unknown" or (isinstance(v, int) and v >= 0) for m in d["moves"] for v in m["downtime"].values())' <<< "$res")" True
     expect_eq "restore and handshake known" "$(json 'all(isinstance(m["downtime"]["restore_ms"], int) and isinstance(m["downtime"]["handshake_ms"], int) for m in d["moves"])' <<< "$res")" True
