@@ -31,6 +31,9 @@ fake_cpu_ms(void *ctx, int64_t *busy_r, int64_t *idle_r)
 
     if (c->cpu_unknown)
         return XM_ERR_UNSUPPORTED;
+    c->cpu_busy_ms += c->cpu_step_ms * c->busy_permille / 1000;
+    c->cpu_idle_ms += c->cpu_step_ms - c->cpu_step_ms * c->busy_permille /
+                                       1000;
     *busy_r = c->cpu_busy_ms;
     *idle_r = c->cpu_idle_ms;
     return XM_OK;
@@ -51,6 +54,7 @@ clock_fake_init(struct clock_fake *c, int64_t start_ms, int64_t wall_s)
     c->cpu_busy_ms = c->cpu_idle_ms = 0;
     c->busy_permille = 0;
     c->cpu_unknown = false;
+    c->cpu_step_ms = 0;
 }
 
 void

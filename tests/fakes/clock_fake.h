@@ -25,6 +25,10 @@ struct clock_fake {
     int64_t cpu_busy_ms, cpu_idle_ms;
     unsigned busy_permille;
     bool cpu_unknown;
+    /* Each cpu_ms read first adds this much to the CPU time (as
+     * advancing does): time that passes within one run of the code
+     * under test (0 after init). */
+    int64_t cpu_step_ms;
 };
 
 void clock_fake_init(struct clock_fake *c, int64_t start_ms, int64_t wall_s);

@@ -1648,6 +1648,35 @@ test_zr_auto_fast_link(void)
     CU_ASSERT_EQUAL(running_copies(), 1);
 }
 
+/* The same on a host whose CPU had no idle time: the link kept up with
+ * lz4 because the CPU held libxl up, and plain pages would cost it
+ * more: lz4 stays, for the rest of the stream. */
+static void
+test_zr_auto_fast_link_cpu_bound(void)
+{
+    const struct migexec_stats *a = &src.res.stats;
+
+    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 1024 * 1024),
+                          XM_OK);
+    clk.busy_permille = 1000;
+    clk.cpu_step_ms = 10;           /* its pump reads all at once */
+    src_compress = spec_of("auto");
+    src_tune.chunk = 16384;
+    src_tune.max_pending = 4 * 1024 * 1024;
+    src_tune.probe_max_bytes = 16 * 1024;
+    start_both();
+    run_until_final();
+    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
+    assert_same_stream();
+    CU_ASSERT_STRING_EQUAL(a->compress, "zero+lz4");
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto: the link kept "
+                                  "up with lz4 for "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "CPU 0% idle (the "
+                                  "bottleneck): zero+lz4"));
+    CU_ASSERT(a->frames_compressed + 4 >= a->frames);  /* lz4 to the end */
+    CU_ASSERT_EQUAL(running_copies(), 1);
+}
+
 /* A damaged zero-run block fails the migration before GO: a map that
  * no longer adds up ("zero": every block has runs), a frame cut short
  * (zstd:1).  (The literal bytes of a stored block, as a plain frame's,
@@ -1748,6 +1777,8 @@ static CU_TestInfo migexec_tests[] = {
     { "zero runs: auto measures the link, not the kernel's buffer",
       test_zr_auto_growing_kernel_buffer },
     { "zero runs: auto on a link that keeps up", test_zr_auto_fast_link },
+    { "zero runs: auto on a link that keeps up, CPU-bound",
+      test_zr_auto_fast_link_cpu_bound },
     { "zero runs: a damaged block fails before GO", test_zr_corrupt },
     { "hostile figures in GO are dropped", test_hostile_timing_fields },
     CU_TEST_INFO_NULL,

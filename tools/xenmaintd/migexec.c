@@ -174,6 +174,8 @@ struct migexec {
     uint64_t sat_sent0;
     bool sat_cpu;               /* the host's CPU time at sat_t0: */
     int64_t sat_busy0, sat_idle0;
+    bool probe_cpu;             /* the host's CPU time as probing began */
+    int64_t probe_busy0, probe_idle0;
     int cpu_idle_pct;           /* while measured; -1: unknown */
     uint64_t repick_at;         /* auto: time the codecs again once
                                  * so.bytes_in is there; 0: never */
@@ -701,6 +703,21 @@ auto_decide(struct migexec *x, double link_mbps, const char *why_none)
                  x->so.bytes_in >= PROBE_FINAL_FACTOR * probe_max(x));
 }
 
+/* auto: the host's CPU idle time since probing began, in percent; -1:
+ * unknown. */
+static int
+probe_idle_pct(const struct migexec *x)
+{
+    int64_t busy, idle;
+
+    if (!x->probe_cpu || xm_clock_cpu_ms(x->p.clock, &busy, &idle) ||
+        busy < x->probe_busy0 || idle < x->probe_idle0 ||
+        busy - x->probe_busy0 + idle - x->probe_idle0 <= 0)
+        return -1;
+    return (int)((idle - x->probe_idle0) * 100 /
+                 (busy - x->probe_busy0 + idle - x->probe_idle0));
+}
+
 /* auto: is the link measured yet (then: are there pages enough to
  * compare the codecs on)?  Called as the channel fills and drains. */
 static void
@@ -741,10 +758,28 @@ probe_check(struct migexec *x)
         if (x->probe_plain_bytes < probe_max(x))
             return;
         if (x->zr && x->probe_spec.algo != XM_COMP_NONE) {
-            /* kept up with compressed pages: measure again, as is */
+            /* kept up with compressed pages: on a CPU that was the
+             * bottleneck they stay so (the codec did not hold libxl
+             * up: the CPU did, and plain pages would cost it more in
+             * TLS and the network stack); else measure again, as is */
             char name[16];
+            int idle = probe_idle_pct(x);
 
             xm_comp_spec_format(&x->probe_spec, name, sizeof(name));
+            if (idle >= 0 && idle < CPU_BOUND_IDLE_PCT) {
+                x->probing = false;
+                compress_with(x, &x->probe_spec);
+                snprintf(x->st.compress_why, sizeof(x->st.compress_why),
+                         "auto: the link kept up with %s for %.1f MiB of "
+                         "pages that are not zero, CPU %d%% idle (the "
+                         "bottleneck): %s", name,
+                         (double)x->probe_plain_bytes / 1048576, idle,
+                         x->st.compress);
+                xm_log_debug("migration %s: %s", x->m.ident.id,
+                             x->st.compress_why);
+                sample_free(x);
+                return;
+            }
             x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_NONE, 0 };
             if (xm_comp_codec_set(x->enc, &x->probe_spec) == XM_OK) {
                 snprintf(x->st.compress_why, sizeof(x->st.compress_why),
@@ -822,6 +857,8 @@ compress_setup(struct migexec *x)
             return XM_ERR_NOMEM;
         x->probing = true;
         x->sat = false;
+        x->probe_cpu = xm_clock_cpu_ms(x->p.clock, &x->probe_busy0,
+                                       &x->probe_idle0) == XM_OK;
         /* zstd:1 makes least of zero pages, fastest; else lz4 */
         x->probe_spec = (struct xm_comp_spec){ false, XM_COMP_LZ4, 0 };
         if (theirs & XM_COMP_MASK(XM_COMP_ZSTD))
