@@ -174,14 +174,19 @@ lab_cmd_ticks() {
 }
 
 # lab_reset_host HOST: destroy its guests, revert and unload its livepatches,
-# forget the guest console logs
+# forget the guest console logs.  A domain destroyed just before (a
+# migrated guest's old copy) lingers as "(null)" while Xen frees its
+# memory, seconds under emulation: it is waited for (30 s at most), not
+# destroyed again.
 lab_reset_host() {
     lab_exec -n "$1" '
-        for d in $(xl list | awk "NR > 2 { print \$1 }"); do xl destroy "$d" || echo "xl destroy $d failed" >&2; done
+        for d in $(xl list | awk "NR > 2 && \$1 != \"(null)\" { print \$1 }"); do xl destroy "$d" || echo "xl destroy $d failed" >&2; done
         for p in $(xen-livepatch list 2>/dev/null | awk "\$2 == \"|\" && \$1 != \"ID\" { print \$1 }"); do
             xen-livepatch revert "$p" > /dev/null 2>&1; xen-livepatch unload "$p" > /dev/null 2>&1 || echo "cannot unload livepatch $p" >&2
         done
         rm -f /var/log/xen/console/guest-*.log
+        for i in $(seq 60); do [ -z "$(xl list | awk "NR > 2")" ] && break; sleep 0.5; done
+        xl list | awk "NR > 2 { print \"left: \" \$0 }" >&2
         [ -z "$(xl list | awk "NR > 2")" ]' ||
         lab_die "reset: host $1 still has guests or livepatches"
 }
