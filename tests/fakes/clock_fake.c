@@ -24,6 +24,14 @@ fake_wall_s(void *ctx)
     return c->wall_ms / 1000;
 }
 
+/* ms of CPU time: busy_permille of it busy, the rest idle */
+static void
+cpu_add(struct clock_fake *c, int64_t ms)
+{
+    c->cpu_busy_ms += ms * c->busy_permille / 1000;
+    c->cpu_idle_ms += ms - ms * c->busy_permille / 1000;
+}
+
 static int
 fake_cpu_ms(void *ctx, int64_t *busy_r, int64_t *idle_r)
 {
@@ -31,9 +39,7 @@ fake_cpu_ms(void *ctx, int64_t *busy_r, int64_t *idle_r)
 
     if (c->cpu_unknown)
         return XM_ERR_UNSUPPORTED;
-    c->cpu_busy_ms += c->cpu_step_ms * c->busy_permille / 1000;
-    c->cpu_idle_ms += c->cpu_step_ms - c->cpu_step_ms * c->busy_permille /
-                                       1000;
+    cpu_add(c, c->cpu_step_ms);
     *busy_r = c->cpu_busy_ms;
     *idle_r = c->cpu_idle_ms;
     return XM_OK;
@@ -63,8 +69,7 @@ clock_fake_advance(struct clock_fake *c, int64_t ms)
     assert(ms >= 0);        /* a monotonic clock never goes back */
     c->mono_ms += ms;
     c->wall_ms += ms;
-    c->cpu_busy_ms += ms * c->busy_permille / 1000;
-    c->cpu_idle_ms += ms - ms * c->busy_permille / 1000;
+    cpu_add(c, ms);
 }
 
 void

@@ -1619,6 +1619,17 @@ test_zr_auto_cpu_bound(void)
     CU_ASSERT_PTR_NULL(strstr(a->compress_why, "idle"));
 }
 
+/* auto over a link that keeps up (a channel of 4 MiB never fills):
+ * the header's chunk and the config's hold 64 KiB that is not zero,
+ * 16 KiB of it measured in lz4, then 16 KiB plain unless lz4 stays. */
+static void
+move_auto_on_fast_link(void)
+{
+    src_tune.max_pending = 4 * 1024 * 1024;
+    src_tune.probe_max_bytes = 16 * 1024;
+    move_with("auto", 1024 * 1024);
+}
+
 /* auto with zero runs on a link that keeps up: lz4 first, then (the
  * link kept up with that) the zero runs still go elided (they cost
  * nothing), the rest plain: "zero". */
@@ -1627,18 +1638,7 @@ test_zr_auto_fast_link(void)
 {
     const struct migexec_stats *a = &src.res.stats;
 
-    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 1024 * 1024),
-                          XM_OK);
-    src_compress = spec_of("auto");
-    src_tune.chunk = 16384;
-    src_tune.max_pending = 4 * 1024 * 1024;
-    /* the header's chunk and the config's hold 64 KiB that is not zero:
-     * 16 KiB of it in lz4, 16 KiB plain, then the pick */
-    src_tune.probe_max_bytes = 16 * 1024;
-    start_both();
-    run_until_final();
-    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
-    assert_same_stream();
+    move_auto_on_fast_link();
     CU_ASSERT_STRING_EQUAL(a->compress, "zero");
     CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "kept up"));
     CU_ASSERT(n_lz4_sent > 0);                      /* measuring */
@@ -1656,18 +1656,9 @@ test_zr_auto_fast_link_cpu_bound(void)
 {
     const struct migexec_stats *a = &src.res.stats;
 
-    CU_ASSERT_EQUAL_FATAL(hv_fake_stream_zeros(src.fake, 1024 * 1024),
-                          XM_OK);
     clk.busy_permille = 1000;
     clk.cpu_step_ms = 10;           /* its pump reads all at once */
-    src_compress = spec_of("auto");
-    src_tune.chunk = 16384;
-    src_tune.max_pending = 4 * 1024 * 1024;
-    src_tune.probe_max_bytes = 16 * 1024;
-    start_both();
-    run_until_final();
-    CU_ASSERT_EQUAL_FATAL(src.res.mig.outcome, XM_MIG_OK);
-    assert_same_stream();
+    move_auto_on_fast_link();
     CU_ASSERT_STRING_EQUAL(a->compress, "zero+lz4");
     CU_ASSERT_PTR_NOT_NULL(strstr(a->compress_why, "auto: the link kept "
                                   "up with lz4 for "));

@@ -703,19 +703,18 @@ auto_decide(struct migexec *x, double link_mbps, const char *why_none)
                  x->so.bytes_in >= PROBE_FINAL_FACTOR * probe_max(x));
 }
 
-/* auto: the host's CPU idle time since probing began, in percent; -1:
- * unknown. */
+/* auto: the host's CPU idle time, in percent, since it read busy0 and
+ * idle0 (known: whether it could); -1: unknown. */
 static int
-probe_idle_pct(const struct migexec *x)
+idle_pct_since(const struct migexec *x, bool known, int64_t busy0,
+               int64_t idle0)
 {
     int64_t busy, idle;
 
-    if (!x->probe_cpu || xm_clock_cpu_ms(x->p.clock, &busy, &idle) ||
-        busy < x->probe_busy0 || idle < x->probe_idle0 ||
-        busy - x->probe_busy0 + idle - x->probe_idle0 <= 0)
+    if (!known || xm_clock_cpu_ms(x->p.clock, &busy, &idle) ||
+        busy < busy0 || idle < idle0 || busy - busy0 + idle - idle0 <= 0)
         return -1;
-    return (int)((idle - x->probe_idle0) * 100 /
-                 (busy - x->probe_busy0 + idle - x->probe_idle0));
+    return (int)((idle - idle0) * 100 / (busy - busy0 + idle - idle0));
 }
 
 /* auto: is the link measured yet (then: are there pages enough to
@@ -763,7 +762,8 @@ probe_check(struct migexec *x)
              * up: the CPU did, and plain pages would cost it more in
              * TLS and the network stack); else measure again, as is */
             char name[16];
-            int idle = probe_idle_pct(x);
+            int idle = idle_pct_since(x, x->probe_cpu, x->probe_busy0,
+                                      x->probe_idle0);
 
             xm_comp_spec_format(&x->probe_spec, name, sizeof(name));
             if (idle >= 0 && idle < CPU_BOUND_IDLE_PCT) {
@@ -805,15 +805,8 @@ probe_check(struct migexec *x)
                                 ? x->p.tune.probe_min_bytes
                                 : PROBE_MIN_BYTES) &&
         (!x->zr || x->sample_len >= SAMPLE_PAGE)) {
-        int64_t busy, idle;
-
-        x->cpu_idle_pct = -1;
-        if (x->sat_cpu && !xm_clock_cpu_ms(x->p.clock, &busy, &idle) &&
-            busy >= x->sat_busy0 && idle >= x->sat_idle0 &&
-            busy - x->sat_busy0 + idle - x->sat_idle0 > 0)
-            x->cpu_idle_pct = (int)((idle - x->sat_idle0) * 100 /
-                                    (busy - x->sat_busy0 +
-                                     idle - x->sat_idle0));
+        x->cpu_idle_pct = idle_pct_since(x, x->sat_cpu, x->sat_busy0,
+                                         x->sat_idle0);
         auto_decide(x, (double)(sent - x->sat_sent0) /
                        (double)(now - x->sat_t0) / 1000.0, NULL);
     }
@@ -913,18 +906,11 @@ so_close(struct migexec *x)
     x->so_finish = false;
     x->so_discard = false;
     if (x->probing && !x->provisional) {
-        char name[MIGEXEC_COMPRESS_MAX + 1] = "none", spec[16];
-
-        xm_comp_spec_format(&x->probe_spec, spec, sizeof(spec));
-        if (x->so.frames_xformed && x->zr &&    /* zero runs elided */
-            x->probe_spec.algo == XM_COMP_NONE)
-            snprintf(name, sizeof(name), "zero");
-        else if (x->so.frames_xformed && x->zr) /* and the rest */
-            snprintf(name, sizeof(name), "zero+%s", spec);
-        else if (x->so.frames_xformed)      /* its zero chunks were */
-            snprintf(name, sizeof(name), "%s", spec);
-        set_compress(x, name, "auto: the stream ended before the link "
+        set_compress(x, "none", "auto: the stream ended before the link "
                      "was measured");
+        /* what its blocks went with (so is off: only the name is set) */
+        if (x->so.frames_xformed)
+            compress_with(x, &x->probe_spec);
     }
     x->probing = x->provisional = false;
     x->repick_at = 0;
