@@ -215,10 +215,12 @@ hv_fake_add_domain_config(struct hv_fake *f, const struct xm_domain *d,
     int rc;
 
     copy.name[XM_DOMNAME_MAX] = '\0';
-    rc = check_name(copy.name);
-    if (rc)
+    if (copy.flags & XM_DOM_NAMELESS)
+        copy.name[0] = '\0';
+    else if ((rc = check_name(copy.name)))
         goto out;
-    if (find_name(f, copy.name) || (copy.domid && find_domid(f, copy.domid))) {
+    if ((copy.name[0] && find_name(f, copy.name)) ||
+        (copy.domid && find_domid(f, copy.domid))) {
         rc = XM_ERR_EXISTS;
         goto out;
     }

@@ -81,7 +81,8 @@ void hv_fake_set_hostinfo(struct hv_fake *f, const struct xm_hostinfo *hi);
  * {"c_info":{"name":..,"uuid":..},"b_info":{"max_memkb":mem_kib,
  * "max_vcpus":vcpus}} unless config_json is given.  XM_ERR_EXISTS for a
  * taken domid or name, XM_ERR_NOMEM when mem_kib exceeds free_kib,
- * XM_ERR_INVAL for an empty name.  domid_r (may be NULL) gets the domid;
+ * XM_ERR_INVAL for an empty name unless XM_DOM_NAMELESS is among its
+ * flags (a domain whose xenstore entries are gone: name "").  domid_r (may be NULL) gets the domid;
  * with hv_fake_add_domain, find it with hv_fake_find.
  */
 int hv_fake_add_domain(struct hv_fake *f, const struct xm_domain *d);

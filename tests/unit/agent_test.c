@@ -460,6 +460,39 @@ test_drain_plan(void)
     xm_json_free(doc);
 }
 
+/* Domains whose xenstore entries are gone (xl shows "(null)": a
+ * destroy cut short): the listing keeps them.  One paused or shut down
+ * is dying and left out of the plan; one still running is blocked
+ * under "(domid N)" -- the planner takes no empty name, and the drain
+ * said "invalid" before. */
+static void
+test_drain_plan_nameless(void)
+{
+    xm_json *doc;
+    const xm_json *moves, *blocked;
+    const char *s;
+
+    add_guest("", 64 * MIB, XM_DOM_NAMELESS | XM_DOM_NOMIGRATE);
+    add_guest("", 64 * MIB, XM_DOM_NAMELESS | XM_DOM_NOMIGRATE |
+                            XM_DOM_PAUSED | XM_DOM_DYING);
+    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
+    peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
+                     "\"free_kib\":1048576,\"nr_cpus\":2,\"guests\":[]}";
+    submit("d9", "{\"version\":1,\"op\":\"drain\",\"dry_run\":true}");
+    answer_peers();
+    assert_job("d9", "done");
+    doc = job_result("d9");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    moves = xm_json_get(doc, "moves");
+    blocked = xm_json_get(doc, "blocked");
+    CU_ASSERT_EQUAL(xm_json_len(moves), 1);
+    CU_ASSERT_EQUAL_FATAL(xm_json_len(blocked), 2);
+    CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(blocked, 1), "guest", &s),
+                    XM_OK);
+    CU_ASSERT_STRING_EQUAL(s, "(domid 3)");
+    xm_json_free(doc);
+}
+
 static void
 test_drain_plan_no_room(void)
 {
@@ -725,6 +758,7 @@ static CU_TestInfo agent_tests[] = {
       test_guest_cannot_read_the_tree },
     { "status: this host and the peers", test_status },
     { "drain plan: moves and blockers", test_drain_plan },
+    { "drain plan: domains without a name", test_drain_plan_nameless },
     { "drain plan: no room anywhere", test_drain_plan_no_room },
     { "drain plan: a drained peer takes nothing",
       test_drain_cordoned_target },

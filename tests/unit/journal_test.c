@@ -380,7 +380,15 @@ test_atomic_replace_under_faults(void)
 
 enum cst { NONE, RUN, PAU, SUS };
 
-struct host { enum cst home, alt; };  /* NAME, and NAME--(away|incoming) */
+/* NAME, NAME--(away|incoming), and a copy whose name is gone (a destroy
+ * cut short) with the domid the journal recorded for this side */
+struct host { enum cst home, alt, husk; };
+
+static uint32_t
+own_domid(const struct xm_journal_rec *rec)
+{
+    return rec->side == XM_MIG_SOURCE ? rec->src_domid : rec->dst_domid;
+}
 
 static int
 running_after(const struct xm_journal_rec *rec, struct host *h,
@@ -391,9 +399,13 @@ running_after(const struct xm_journal_rec *rec, struct host *h,
         if (a[i].type == XM_MIG_A_ADOPT) {
             (*adopted_r)++;
             CU_ASSERT(a[i].domid == 5 || a[i].domid == 6);
+            CU_ASSERT(h->husk == NONE);
         } else if (a[i].type == XM_MIG_A_HV) {
             CU_ASSERT_EQUAL(a[i].op, XM_MIG_OP_DESTROY);
-            if (a[i].domid == 5) {
+            if (a[i].domid == own_domid(rec)) {
+                CU_ASSERT(h->husk != NONE && h->husk != RUN);
+                h->husk = NONE;
+            } else if (a[i].domid == 5) {
                 CU_ASSERT(h->home != RUN);
                 h->home = NONE;
             } else {
@@ -404,12 +416,12 @@ running_after(const struct xm_journal_rec *rec, struct host *h,
             CU_ASSERT_EQUAL(a[i].type, XM_MIG_A_JOURNAL);
         }
     }
-    return (h->home == RUN) + (h->alt == RUN);
+    return (h->home == RUN) + (h->alt == RUN) + (h->husk == RUN);
 }
 
 static void
 view(const struct xm_journal_rec *rec, const struct host *h,
-     struct xm_mig_dom d[2], char alt[XM_MIG_NAME_BUF],
+     struct xm_mig_dom d[3], char alt[XM_MIG_NAME_BUF],
      struct xm_mig_hostview *hv)
 {
     static const enum xm_mig_domstate map[] = {
@@ -417,7 +429,7 @@ view(const struct xm_journal_rec *rec, const struct host *h,
     };
 
     memset(hv, 0, sizeof(*hv));
-    memset(d, 0, 2 * sizeof(d[0]));
+    memset(d, 0, 3 * sizeof(d[0]));
     snprintf(alt, XM_MIG_NAME_BUF, "%s%s", rec->name,
              rec->side == XM_MIG_SOURCE ? XM_MIG_SUFFIX_AWAY
                                         : XM_MIG_SUFFIX_IN);
@@ -433,6 +445,12 @@ view(const struct xm_journal_rec *rec, const struct host *h,
         memcpy(d[hv->n].uuid, rec->uuid, 16);
         d[hv->n].domid = 6;
         d[hv->n++].state = map[h->alt];
+    }
+    if (h->husk) {
+        d[hv->n].name = "";
+        memcpy(d[hv->n].uuid, rec->uuid, 16);
+        d[hv->n].domid = own_domid(rec);
+        d[hv->n++].state = map[h->husk];
     }
 }
 
@@ -465,6 +483,13 @@ static const struct rcase rcases[] = {
     { XM_MIG_SOURCE, XM_JP_DONE, { NONE, SUS }, 'F', 0 },
     { XM_MIG_SOURCE, XM_JP_DONE, { NONE, NONE }, '-', 0 },
     { XM_MIG_SOURCE, XM_JP_ABORTED, { RUN, NONE }, '-', 0 },
+    /* source, our copy's destroy cut short (its name gone): finish it
+     * once the guest is the target's; before GO we never destroy it */
+    { XM_MIG_SOURCE, XM_JP_SENDING, { NONE, NONE, SUS }, 'X', 0 },
+    { XM_MIG_SOURCE, XM_JP_GO, { NONE, NONE, SUS }, 'F', 0 },
+    { XM_MIG_SOURCE, XM_JP_GO, { NONE, NONE, RUN }, 'X', 0 },
+    { XM_MIG_SOURCE, XM_JP_DONE, { NONE, NONE, SUS }, 'F', 0 },
+    { XM_MIG_SOURCE, XM_JP_DONE, { RUN, NONE, PAU }, 'F', 0 },
     /* target */
     { XM_MIG_TARGET, XM_JP_RECEIVING, { NONE, PAU }, 'A',
       XM_MIG_T_DESTROYING },
@@ -479,6 +504,13 @@ static const struct rcase rcases[] = {
     { XM_MIG_TARGET, XM_JP_DONE, { RUN, NONE }, '-', 0 },
     { XM_MIG_TARGET, XM_JP_ABORTED, { NONE, PAU }, 'F', 0 },
     { XM_MIG_TARGET, XM_JP_ABORTED, { NONE, NONE }, '-', 0 },
+    /* target, the copy being thrown away lost its name */
+    { XM_MIG_TARGET, XM_JP_RECEIVING, { NONE, NONE, PAU }, 'F', 0 },
+    { XM_MIG_TARGET, XM_JP_READY, { NONE, NONE, PAU }, 'F', 0 },
+    { XM_MIG_TARGET, XM_JP_GO, { NONE, NONE, SUS }, 'F', 0 },
+    { XM_MIG_TARGET, XM_JP_ABORTED, { NONE, NONE, PAU }, 'F', 0 },
+    { XM_MIG_TARGET, XM_JP_RECEIVING, { NONE, NONE, RUN }, 'X', 0 },
+    { XM_MIG_TARGET, XM_JP_DONE, { RUN, NONE, SUS }, '-', 0 },
 };
 
 static void
@@ -487,7 +519,7 @@ test_recovery_table(void)
     for (size_t i = 0; i < sizeof(rcases) / sizeof(rcases[0]); i++) {
         const struct rcase *c = &rcases[i];
         struct xm_journal_rec rec = sample(c->side, c->phase);
-        struct xm_mig_dom d[2];
+        struct xm_mig_dom d[3];
         struct xm_mig_hostview hv;
         struct xm_mig_action a[4], more[XM_MIG_ACTIONS_MAX];
         struct xm_mig m;
@@ -515,6 +547,7 @@ test_recovery_table(void)
             /* nothing of ours runs on this host in a final case unless
              * it already did; no transient copy is left */
             CU_ASSERT(h.alt == NONE);
+            CU_ASSERT(h.husk == NONE);
             continue;
         }
         CU_ASSERT_EQUAL_FATAL(n, 1);
@@ -556,7 +589,7 @@ static void
 test_status_lookup(void)
 {
     struct xm_journal_rec rec = sample(XM_MIG_TARGET, XM_JP_DONE);
-    struct xm_mig_dom d[2];
+    struct xm_mig_dom d[3];
     struct xm_mig_hostview hv;
     struct host h = { RUN, NONE };
     char alt[XM_MIG_NAME_BUF];

@@ -463,6 +463,62 @@ test_restarted_source_cancels(void)
         CU_ASSERT_EQUAL_FATAL(xm_loop_run_once(loop, 10, NULL), XM_OK);
 }
 
+/* A's agent dies while destroying its copy of a guest that moved:
+ * libxl had removed the copy's xenstore entries, not yet the domain (a
+ * domain "(null)" in xl list, holding its memory).  The restarted agent
+ * lists the host all the same and finishes the destroy, whether the
+ * journal still said "go" (the destroy comes before DONE is written) or
+ * already "done". */
+static void
+husk_after_move(enum xm_jphase phase, const char *id)
+{
+    struct xm_journal_rec rec;
+    struct xm_domain husk;
+    const struct xm_domain *d;
+    char err[128];
+
+    add_guest(&host_a, "g1");
+    husk = *hv_fake_find(host_a.fake, "g1");
+    start("g1", id);
+    CU_ASSERT_FATAL(run_until(ended_here, id));
+    CU_ASSERT_STRING_EQUAL(host_a.agent->past[0].state, "done");
+    CU_ASSERT_PTR_NULL(hv_fake_find_domid(host_a.fake, husk.domid));
+    /* the copy as the cut-short destroy left it */
+    husk.name[0] = '\0';
+    husk.flags = XM_DOM_NAMELESS | XM_DOM_NOMIGRATE | XM_DOM_DYING |
+                 XM_DOM_PAUSED;
+    CU_ASSERT_EQUAL_FATAL(hv_fake_add_domain(host_a.fake, &husk), XM_OK);
+    CU_ASSERT_EQUAL_FATAL(xm_journal_load(host_a.agent->journal, id,
+                                          XM_MIG_SOURCE, &rec, err,
+                                          sizeof(err)), XM_OK);
+    CU_ASSERT_EQUAL(rec.phase, XM_JP_DONE);
+    CU_ASSERT_EQUAL(rec.src_domid, husk.domid);
+    rec.phase = phase;
+    CU_ASSERT_EQUAL_FATAL(xm_journal_put(host_a.agent->journal, &rec, err,
+                                         sizeof(err)), XM_OK);
+    host_agent_restart(&host_a);
+    CU_ASSERT_PTR_NULL(hv_fake_find_domid(host_a.fake, husk.domid));
+    CU_ASSERT_EQUAL_FATAL(xm_journal_load(host_a.agent->journal, id,
+                                          XM_MIG_SOURCE, &rec, err,
+                                          sizeof(err)), XM_OK);
+    CU_ASSERT_EQUAL(rec.phase, XM_JP_DONE);
+    d = hv_fake_find(host_b.fake, "g1");
+    CU_ASSERT_PTR_NOT_NULL(d);
+    CU_ASSERT_PTR_NULL(hv_fake_find(host_a.fake, "g1"));
+}
+
+static void
+test_husk_in_go(void)
+{
+    husk_after_move(XM_JP_GO, "h1");
+}
+
+static void
+test_husk_in_done(void)
+{
+    husk_after_move(XM_JP_DONE, "h2");
+}
+
 static int told_rc = -1;
 static char told_status[16];
 
@@ -781,6 +837,10 @@ static CU_TestInfo mchan_tests[] = {
     { "a cancel B cannot match is answered, harmless",
       test_cancel_unknown },
     { "a guest down too long holds nothing", test_down_too_long },
+    { "a copy whose destroy was cut short (go): destroyed at restart",
+      test_husk_in_go },
+    { "a copy whose destroy was cut short (done): destroyed at restart",
+      test_husk_in_done },
     CU_TEST_INFO_NULL,
 };
 

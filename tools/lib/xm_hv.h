@@ -37,6 +37,10 @@ enum {
     XM_DOM_TRANSIENT = 1u << 6,  /* name ends --incoming/--migratedaway */
     XM_DOM_SUSPENDED = 1u << 7,  /* shut down for suspend (a live send
                                   * completed or left it so): not dying */
+    XM_DOM_NAMELESS = 1u << 8,   /* its xenstore entries are gone (a
+                                  * destroy cut short): name "", never
+                                  * moved; paused or shut down, it is
+                                  * also dying */
 };
 
 struct xm_domain {

@@ -279,7 +279,21 @@ fill_domain(struct hv_libxl *h, const libxl_dominfo *info,
 
     name = libxl_domid_to_name(h->ctx, info->domid);
     if (!name) {
-        rc = domain_gone(h, info->domid) ? XM_ERR_NOTFOUND : XM_ERR_HV;
+        if (domain_gone(h, info->domid)) {
+            rc = XM_ERR_NOTFOUND;
+            goto out;
+        }
+        /* Still there without its xenstore entries (xl shows "(null)"):
+         * a destroy cut short between removing them and the hypervisor
+         * call, e.g. by a killed toolstack (libxl pauses the domain
+         * first).  Listed, so recovery can finish the destroy and the
+         * host is not empty while it runs, but never moved; paused or
+         * shut down, nobody can bring it back: dying. */
+        d->flags |= XM_DOM_NAMELESS | XM_DOM_NOMIGRATE;
+        if (info->shutdown || info->paused)
+            d->flags = (d->flags & ~XM_DOM_SUSPENDED) | XM_DOM_DYING;
+        d->mem_kib = d->cur_mem_kib;
+        rc = XM_OK;
         goto out;
     }
     /* A name we cannot carry whole must not be acted on by name: keep

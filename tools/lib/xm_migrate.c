@@ -928,16 +928,42 @@ running(const struct xm_mig_dom *d)
     return d && d->state == XM_MIG_DOM_RUNNING;
 }
 
+/*
+ * Our copy without a name: a domain of the journal's uuid and of the
+ * domid it recorded for this side, whose xenstore entries are gone --
+ * libxl's destroy removes them before it asks the hypervisor, and an
+ * agent killed in between leaves the domain there ("(null)" in xl
+ * list), holding its memory.  Nothing can resume it; only a destroy
+ * frees it.  A domid of 0 was never recorded.
+ */
+static const struct xm_mig_dom *
+find_husk(const struct xm_mig_hostview *host, const uint8_t *uuid,
+          uint32_t domid)
+{
+    for (size_t i = 0; domid && i < host->n; i++) {
+        const struct xm_mig_dom *d = &host->doms[i];
+        if ((!d->name || !d->name[0]) && d->domid == domid &&
+            memcmp(d->uuid, uuid, 16) == 0)
+            return d;
+    }
+    return NULL;
+}
+
 /* The source's row of the recovery table (doc/migration.md). */
 static int
 recover_source(const struct xm_journal_rec *rec,
                const struct xm_mig_dom *home, const struct xm_mig_dom *away,
+               const struct xm_mig_dom *husk,
                struct xm_mig_action *a, unsigned max, unsigned *n)
 {
+    int rc;
+
     if (home && away)
         return XM_ERR_STATE;        /* two copies of one uuid */
     if (running(away) && rec->phase != XM_JP_ABORTED)
         return XM_ERR_STATE;        /* nobody resumes under that name */
+    if (husk && (running(husk) || rec->phase == XM_JP_SENDING))
+        return XM_ERR_STATE;        /* we destroy ours only after GO */
     switch (rec->phase) {
     case XM_JP_SENDING:
         /* GO never left: the target never runs it.  Bring ours back. */
@@ -955,11 +981,16 @@ recover_source(const struct xm_journal_rec *rec,
             return adopt_into(S(RESUMING), home->domid, a, max, n);
         if (home)
             return final_journal(XM_JP_ABORTED, a, max, n);
-        /* Ours destroyed: only after DONE or "running there". */
+        /* Ours destroyed (or its destroy cut short): only after DONE or
+         * "running there". */
+        if (husk && (rc = final_destroy(husk->domid, a, max, n)))
+            return rc;
         return final_journal(XM_JP_DONE, a, max, n);
     case XM_JP_DONE:
-        if (away)
-            return final_destroy(away->domid, a, max, n);
+        if (away && (rc = final_destroy(away->domid, a, max, n)))
+            return rc;
+        if (husk)
+            return final_destroy(husk->domid, a, max, n);
         return XM_OK;
     case XM_JP_ABORTED:
         return XM_OK;               /* finished; whatever runs, runs */
@@ -971,10 +1002,22 @@ recover_source(const struct xm_journal_rec *rec,
 static int
 recover_target(const struct xm_journal_rec *rec,
                const struct xm_mig_dom *home, const struct xm_mig_dom *in,
+               const struct xm_mig_dom *husk,
                struct xm_mig_action *a, unsigned max, unsigned *n)
 {
-    if (running(in))
+    int rc;
+
+    if (running(in) || running(husk))
         return XM_ERR_STATE;        /* --incoming is never unpaused */
+    /* A copy whose destroy was cut short: before GO, or after a failure
+     * that GO could not mend (nothing renamed it), it was being thrown
+     * away; finish that.  Once done, whatever runs, runs. */
+    if (husk && !in && !home && rec->phase != XM_JP_DONE) {
+        rc = final_destroy(husk->domid, a, max, n);
+        if (!rc && rec->phase != XM_JP_ABORTED)
+            rc = final_journal(XM_JP_ABORTED, a, max, n);
+        return rc;
+    }
     switch (rec->phase) {
     case XM_JP_RECEIVING:
         /* READY never left, so GO never came: throw it away. */
@@ -1027,8 +1070,12 @@ xm_mig_recover(const struct xm_journal_rec *rec,
         return XM_ERR_INVAL;
     other = find_dom(host, alt, rec->uuid);
     if (rec->side == XM_MIG_SOURCE)
-        return recover_source(rec, home, other, actions_r, max, n_r);
-    return recover_target(rec, home, other, actions_r, max, n_r);
+        return recover_source(rec, home, other,
+                              find_husk(host, rec->uuid, rec->src_domid),
+                              actions_r, max, n_r);
+    return recover_target(rec, home, other,
+                          find_husk(host, rec->uuid, rec->dst_domid),
+                          actions_r, max, n_r);
 }
 
 /* What an adopted state waits on. */

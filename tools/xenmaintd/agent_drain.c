@@ -126,11 +126,15 @@ build_plan_input(struct job *job, const struct agent_peer_status *st,
 
     /* guests: every domain but those already mid-migration */
     for (size_t i = 0; i < b->n_doms; i++) {
-        const struct xm_domain *d = &b->doms[i];
+        struct xm_domain *d = &b->doms[i];
         struct xm_plan_guest *gu = &b->guests[b->n_guests];
 
         if (d->flags & (XM_DOM_TRANSIENT | XM_DOM_DYING))
             continue;
+        /* one still running without its xenstore entries: blocked
+         * (XM_DOM_NOMIGRATE), under a name that says which it is */
+        if (d->flags & XM_DOM_NAMELESS)
+            snprintf(d->name, sizeof(d->name), "(domid %u)", d->domid);
         gu->name = d->name;
         gu->domid = d->domid;
         gu->mem_kib = d->mem_kib ? d->mem_kib : 1;

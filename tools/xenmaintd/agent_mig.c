@@ -70,7 +70,9 @@ struct hostview {
 static enum xm_mig_domstate
 domstate(unsigned flags)
 {
-    if (flags & XM_DOM_SUSPENDED)
+    /* a shut-down domain whose destroy was cut short cannot run again */
+    if ((flags & XM_DOM_SUSPENDED) ||
+        ((flags & XM_DOM_NAMELESS) && (flags & XM_DOM_DYING)))
         return XM_MIG_DOM_SUSPENDED;
     if (flags & XM_DOM_PAUSED)
         return XM_MIG_DOM_PAUSED;

@@ -146,6 +146,7 @@ gen_dom_flags(struct xm_jgen *g, unsigned flags)
         { XM_DOM_LOCAL_DISK, "local-storage" },
         { XM_DOM_TRANSIENT, "migrating" },
         { XM_DOM_SUSPENDED, "suspended" },
+        { XM_DOM_NAMELESS, "nameless" },
     };
 
     xm_jgen_key(g, "flags");

@@ -177,7 +177,9 @@ lab_cmd_ticks() {
 # forget the guest console logs.  A domain destroyed just before (a
 # migrated guest's old copy) lingers as "(null)" while Xen frees its
 # memory, seconds under emulation: it is waited for (30 s at most), not
-# destroyed again.
+# destroyed again; one still there after that lost its xenstore entries
+# to a destroy cut short (a toolstack killed in between: the scenarios'
+# `settled` fails on it) and is destroyed by its domid.
 lab_reset_host() {
     lab_exec -n "$1" '
         for d in $(xl list | awk "NR > 2 && \$1 != \"(null)\" { print \$1 }"); do xl destroy "$d" || echo "xl destroy $d failed" >&2; done
@@ -186,6 +188,11 @@ lab_reset_host() {
         done
         rm -f /var/log/xen/console/guest-*.log
         for i in $(seq 60); do [ -z "$(xl list | awk "NR > 2")" ] && break; sleep 0.5; done
+        for d in $(xl list | awk "NR > 2 && \$1 == \"(null)\" { print \$2 }"); do
+            echo "reset: domain $d has no name (a destroy cut short): xl destroy $d" >&2
+            xl destroy "$d" 2>&1 | sed "s/^/    /" >&2
+        done
+        for i in $(seq 20); do [ -z "$(xl list | awk "NR > 2")" ] && break; sleep 0.5; done
         xl list | awk "NR > 2 { print \"left: \" \$0 }" >&2
         [ -z "$(xl list | awk "NR > 2")" ]' ||
         lab_die "reset: host $1 still has guests or livepatches"

@@ -101,6 +101,11 @@ wait_killed A /run/drain3.out
 t0=$SECONDS
 settled 60
 echo "no transient domain $((SECONDS - t0)) s after the restart"
+# a kill inside the destroy of A's copy leaves it nameless ("(null)"):
+# the restarted agent must still list the host and finish that destroy
+a_pid=$(on A 'cat /run/xenmaintd.pid')
+expect_eq "recoveries the restarted agent gave up" \
+    "$(on A "grep -a 'xenmaintd\[$a_pid\]' /var/log/messages | grep -ac 'cannot recover'" || true)" 0
 # which side of GO the kill fell on (timing decides; both must settle):
 # before, A resumes the guest and B hears MIGRATE_CANCEL; after, A asks
 mig=$(on A 'cat /run/killed' | sed 's|.*/guest/\([^ ]*\).*|\1|')
@@ -109,3 +114,26 @@ on B "grep -a xenmaintd /var/log/messages | grep -a -- '$mig' | grep -a 'cancell
 for g in $GUESTS; do
     expect_eq "copies of $g" "$(copies "$g")" 1
 done
+
+step "a copy left without a name by a destroy cut short: the restarted agent finishes it"
+# A kill inside libxl's destroy of a moved guest's old copy (after GO)
+# leaves the domain with its xenstore entries gone ("(null)" in xl list,
+# its memory held); the kills above land there only by chance.  Make
+# that state on purpose: a paused domain, a journal record of a move of
+# it past GO, its xenstore entries removed; then restart the agent.
+"$LAB" guest --paused A husk1 96
+husk=$(on A 'xl list -v husk1' | awk '$1 == "husk1" {print $2 " " $7}')
+read -r hdom huuid <<< "$husk"
+[[ $hdom =~ ^[0-9]+$ && $huuid =~ ^[0-9a-f-]{36}$ ]] || fail "no domid/uuid for husk1: '$husk'"
+on A "printf '%s\n' '{\"version\":1,\"id\":\"husk-test-0\",\"side\":\"source\",\"name\":\"husk1\",\"uuid\":\"$huuid\",\"source\":\"A\",\"target\":\"B\",\"src_domid\":$hdom,\"dst_domid\":0,\"phase\":\"go\",\"created\":$(date +%s),\"updated\":$(date +%s)}' > /var/lib/xenmaint/migrations/husk-test-0.source.json"
+on A "xenstore-rm /local/domain/$hdom"
+expect_eq "nameless domains on A" "$(nameless A)" "(null):$hdom"
+"$LAB" agent-restart A
+settled 30
+a_pid=$(on A 'cat /run/xenmaintd.pid')
+on A "grep -a 'xenmaintd\\[$a_pid\\]' /var/log/messages | grep -a 'husk-test-0'" || true
+expect_eq "A's log: the nameless copy destroyed" \
+    "$(on A "grep -a 'xenmaintd\\[$a_pid\\]' /var/log/messages | grep -ac 'destroyed leftover domain $hdom of husk1\$'" || true)" 1
+expect_eq "journal phase of husk-test-0" \
+    "$(on A "grep -o '\"phase\": *\"[a-z]*\"' /var/lib/xenmaint/migrations/husk-test-0.source.json | sed 's/.*\"\\([a-z]*\\)\"\$/\\1/'")" done
+on A 'rm -f /var/lib/xenmaint/migrations/husk-test-0.source.json'

@@ -53,16 +53,24 @@ domains() { on "$1" "xl list" | awk 'NR > 1 {print $1}' | sort | xargs; }
 # HOST (a migration under way, or one left behind)
 transient() { on "$1" "xl list" | awk '/--incoming|--migratedaway/ {print $1}' | xargs; }
 
+# nameless HOST -> the domains on HOST without a name ("(null)" in xl
+# list: their xenstore entries gone, the domain not), as (null):DOMID; a
+# destroy under way, or one cut short that nobody finished
+nameless() { on "$1" "xl list" | awk '$1 == "(null)" {print $1 ":" $2}' | xargs; }
+
 # settled SECONDS: wait that long at most until neither A nor B holds a
-# transient domain, then expect none on either
+# transient or nameless domain, then expect none on either
 settled() {
     local i
     for i in $(seq $(($1 * 2))); do
-        [[ -z $(transient A) && -z $(transient B) ]] && break
+        [[ -z $(transient A) && -z $(transient B) &&
+           -z $(nameless A) && -z $(nameless B) ]] && break
         sleep 0.5
     done
     expect_eq "transient domains on A" "$(transient A)" ""
     expect_eq "transient domains on B" "$(transient B)" ""
+    expect_eq "nameless domains on A" "$(nameless A)" ""
+    expect_eq "nameless domains on B" "$(nameless B)" ""
 }
 
 # copies NAME -> on how many of A and B a domain NAME runs
