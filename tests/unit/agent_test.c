@@ -463,7 +463,7 @@ test_drain_plan(void)
 /* Domains whose xenstore entries are gone (xl shows "(null)": a
  * destroy cut short): the listing keeps them.  One paused or shut down
  * is dying and left out of the plan; one still running is blocked
- * under "(domid N)" -- the planner takes no empty name, and the drain
+ * under "(null):N" -- the planner takes no empty name, and the drain
  * said "invalid" before. */
 static void
 test_drain_plan_nameless(void)
@@ -489,7 +489,7 @@ test_drain_plan_nameless(void)
     CU_ASSERT_EQUAL_FATAL(xm_json_len(blocked), 2);
     CU_ASSERT_EQUAL(xm_json_get_str(xm_json_at(blocked, 1), "guest", &s),
                     XM_OK);
-    CU_ASSERT_STRING_EQUAL(s, "(domid 3)");
+    CU_ASSERT_STRING_EQUAL(s, "(null):3");
     xm_json_free(doc);
 }
 

@@ -132,9 +132,9 @@ build_plan_input(struct job *job, const struct agent_peer_status *st,
         if (d->flags & (XM_DOM_TRANSIENT | XM_DOM_DYING))
             continue;
         /* one still running without its xenstore entries: blocked
-         * (XM_DOM_NOMIGRATE), under a name that says which it is */
+         * (XM_DOM_NOMIGRATE), as "(null):DOMID" (xl says "(null)") */
         if (d->flags & XM_DOM_NAMELESS)
-            snprintf(d->name, sizeof(d->name), "(domid %u)", d->domid);
+            snprintf(d->name, sizeof(d->name), "(null):%u", d->domid);
         gu->name = d->name;
         gu->domid = d->domid;
         gu->mem_kib = d->mem_kib ? d->mem_kib : 1;
