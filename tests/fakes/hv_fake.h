@@ -82,8 +82,9 @@ void hv_fake_set_hostinfo(struct hv_fake *f, const struct xm_hostinfo *hi);
  * "max_vcpus":vcpus}} unless config_json is given.  XM_ERR_EXISTS for a
  * taken domid or name, XM_ERR_NOMEM when mem_kib exceeds free_kib,
  * XM_ERR_INVAL for an empty name unless XM_DOM_NAMELESS is among its
- * flags (a domain whose xenstore entries are gone: name "").  domid_r (may be NULL) gets the domid;
- * with hv_fake_add_domain, find it with hv_fake_find.
+ * flags (a domain whose xenstore entries are gone: name "").  domid_r
+ * (may be NULL) gets the domid; with hv_fake_add_domain, find it with
+ * hv_fake_find (a nameless one with hv_fake_find_domid).
  */
 int hv_fake_add_domain(struct hv_fake *f, const struct xm_domain *d);
 int hv_fake_add_domain_config(struct hv_fake *f, const struct xm_domain *d,

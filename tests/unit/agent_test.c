@@ -425,21 +425,31 @@ test_status(void)
     xm_json_free(doc);
 }
 
-static void
-test_drain_plan(void)
+/* The agent started, a dry-run drain as job id with B active, empty
+ * and 1 GiB free: its result (the caller frees it). */
+static xm_json *
+dry_run_to_empty_b(const char *id)
 {
     xm_json *doc;
-    const xm_json *moves, *blocked, *targets;
-    const char *s;
 
     CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
     peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
                      "\"free_kib\":1048576,\"nr_cpus\":2,\"guests\":[]}";
-    submit("d1", "{\"version\":1,\"op\":\"drain\",\"dry_run\":true}");
+    submit(id, "{\"version\":1,\"op\":\"drain\",\"dry_run\":true}");
     answer_peers();
-    assert_job("d1", "done");
-    doc = job_result("d1");
+    assert_job(id, "done");
+    doc = job_result(id);
     CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    return doc;
+}
+
+static void
+test_drain_plan(void)
+{
+    xm_json *doc = dry_run_to_empty_b("d1");
+    const xm_json *moves, *blocked, *targets;
+    const char *s;
+
     moves = xm_json_get(doc, "moves");
     blocked = xm_json_get(doc, "blocked");
     targets = xm_json_get(doc, "targets");
@@ -475,14 +485,7 @@ test_drain_plan_nameless(void)
     add_guest("", 64 * MIB, XM_DOM_NAMELESS | XM_DOM_NOMIGRATE);
     add_guest("", 64 * MIB, XM_DOM_NAMELESS | XM_DOM_NOMIGRATE |
                             XM_DOM_PAUSED | XM_DOM_DYING);
-    CU_ASSERT_EQUAL_FATAL(agent_start(agent), XM_OK);
-    peers.b_status = "{\"name\":\"B\",\"state\":\"active\","
-                     "\"free_kib\":1048576,\"nr_cpus\":2,\"guests\":[]}";
-    submit("d9", "{\"version\":1,\"op\":\"drain\",\"dry_run\":true}");
-    answer_peers();
-    assert_job("d9", "done");
-    doc = job_result("d9");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    doc = dry_run_to_empty_b("d9");
     moves = xm_json_get(doc, "moves");
     blocked = xm_json_get(doc, "blocked");
     CU_ASSERT_EQUAL(xm_json_len(moves), 1);

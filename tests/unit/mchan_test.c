@@ -474,7 +474,6 @@ husk_after_move(enum xm_jphase phase, const char *id)
 {
     struct xm_journal_rec rec;
     struct xm_domain husk;
-    const struct xm_domain *d;
     char err[128];
 
     add_guest(&host_a, "g1");
@@ -502,8 +501,7 @@ husk_after_move(enum xm_jphase phase, const char *id)
                                           XM_MIG_SOURCE, &rec, err,
                                           sizeof(err)), XM_OK);
     CU_ASSERT_EQUAL(rec.phase, XM_JP_DONE);
-    d = hv_fake_find(host_b.fake, "g1");
-    CU_ASSERT_PTR_NOT_NULL(d);
+    CU_ASSERT_PTR_NOT_NULL(hv_fake_find(host_b.fake, "g1"));
     CU_ASSERT_PTR_NULL(hv_fake_find(host_a.fake, "g1"));
 }
 

@@ -70,7 +70,8 @@ struct hostview {
 static enum xm_mig_domstate
 domstate(unsigned flags)
 {
-    /* a shut-down domain whose destroy was cut short cannot run again */
+    /* a domain whose destroy was cut short (nameless, paused or shut
+     * down: dying) cannot run again */
     if ((flags & XM_DOM_SUSPENDED) ||
         ((flags & XM_DOM_NAMELESS) && (flags & XM_DOM_DYING)))
         return XM_MIG_DOM_SUSPENDED;
