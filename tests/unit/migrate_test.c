@@ -1006,8 +1006,9 @@ holds(const struct xm_mig_prio in[4])
 
 /* Which streams wait (xm_mig_priority): a guest down holds every
  * stream whose guest runs; with none down, the first near its end holds
- * the others near theirs (not those still in their first pass, nor a
- * guest down longer than the window); each counts for the window. */
+ * every other whose guest runs, those still in their first pass too
+ * (not a guest down longer than the window); each counts for the
+ * window. */
 static void
 test_priority(void)
 {
@@ -1032,7 +1033,7 @@ test_priority(void)
     k = xm_mig_priority(in, 4, 1000, WIN, -1, &down, &next);
     CU_ASSERT_EQUAL(k, 2);
     CU_ASSERT_FALSE(down);
-    CU_ASSERT_STRING_EQUAL(holds(in), ".H..");
+    CU_ASSERT_STRING_EQUAL(holds(in), "HH.H");
     CU_ASSERT_EQUAL(next, 800 + WIN);
 
     /* one goes down (near its end before): it holds all the others,
@@ -1062,11 +1063,17 @@ test_priority(void)
     CU_ASSERT_STRING_EQUAL(holds(in), "....");
 
     /* a later one near its end, in its window: held are the others
-     * near theirs whose guest runs (in[2], long there), not the downs */
+     * whose guest runs (in[2], long near its end), not the downs */
     in[0] = (struct xm_mig_prio){ -1, 6000 };
     k = xm_mig_priority(in, 4, 6100, WIN, -1, &down, &next);
     CU_ASSERT_EQUAL(k, 0);
     CU_ASSERT_FALSE(down);
+    CU_ASSERT_STRING_EQUAL(holds(in), "..H.");
+
+    /* one in its first pass beside it: held too */
+    in[2] = (struct xm_mig_prio){ -1, -1 };
+    k = xm_mig_priority(in, 4, 6100, WIN, -1, &down, &next);
+    CU_ASSERT_EQUAL(k, 0);
     CU_ASSERT_STRING_EQUAL(holds(in), "..H.");
     CU_ASSERT_EQUAL(next, 6000 + WIN);
 
@@ -1113,7 +1120,7 @@ test_priority_resuming(void)
     k = xm_mig_priority(in, 4, 1400, WIN, 1400, &down, &next);
     CU_ASSERT_EQUAL(k, 2);
     CU_ASSERT_FALSE(down);
-    CU_ASSERT_STRING_EQUAL(holds(in), ".H..");
+    CU_ASSERT_STRING_EQUAL(holds(in), "HH.H");
     CU_ASSERT_EQUAL(next, 800 + WIN);
 
     /* no stream at all: still "down" while it resumes, then nothing */

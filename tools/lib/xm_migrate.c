@@ -506,8 +506,7 @@ xm_mig_priority(struct xm_mig_prio *in, size_t n, int64_t now,
     *down_r = first >= 0 || resuming;
     for (size_t i = 0; i < n; i++)
         in[i].hold = first >= 0 || resuming ? in[i].down_since < 0
-                     : end >= 0 && (int)i != end && in[i].down_since < 0 &&
-                       in[i].endgame_since >= 0;
+                     : end >= 0 && (int)i != end && in[i].down_since < 0;
     *next_r = next;
     return first >= 0 ? first : resuming ? -1 : end;
 }

@@ -34,9 +34,10 @@
  * runs again they stay held MIG_RESUME_GRACE_MS more, while it resumes
  * (a compressed stream, CPU-bound here, would slow that down).  While
  * none is down, the first source stream near its end (its first pass
- * nearly over) holds the others near theirs, so that two guests do not
- * go down together.  Their guests still run; they lose a little time,
- * the one that waits loses less of its downtime.  A guest down (or near
+ * nearly over) holds all the others, so that two guests do not go down
+ * together and its guest's suspend has the CPU.  Their guests still
+ * run; they lose a little time, the one that waits loses less of its
+ * downtime.  A guest down (or near
  * its end) longer than MIG_DOWN_FIRST_MS holds nothing any more (a
  * stuck handshake must not stall the drain).
  */
@@ -491,8 +492,8 @@ mig_live(const struct mig *m)
 }
 
 /* Hold the streams that must wait (xm_mig_priority: every other while a
- * guest of ours is down or resumes here, sent or received, those near
- * their end but the first while none is), release the others. */
+ * guest of ours is down or resumes here, sent or received, or while the
+ * first near its end gets there), release the others. */
 static void
 mig_priority(struct agent *a)
 {
