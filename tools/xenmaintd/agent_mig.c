@@ -37,9 +37,9 @@
  * nearly over) holds all the others, so that two guests do not go down
  * together and its guest's suspend has the CPU.  Their guests still
  * run; they lose a little time, the one that waits loses less of its
- * downtime.  A guest down (or near
- * its end) longer than MIG_DOWN_FIRST_MS holds nothing any more (a
- * stuck handshake must not stall the drain).
+ * downtime.  A guest down (or near its end) longer than
+ * MIG_DOWN_FIRST_MS holds nothing any more (a stuck handshake must not
+ * stall the drain).
  */
 #include <errno.h>
 #include <stdio.h>
